@@ -1,0 +1,133 @@
+import git from 'isomorphic-git';
+import { isSha256 } from '../../lib/ids.js';
+import { gitArgs, listRepoNames, repoExists, type RepoStore } from '../store.js';
+import { parseProvenance } from '../provenance.js';
+
+/** One problem found by fsck, naming its culprit. */
+export interface FsckProblem {
+  /** `repo@commit:path`, `object <sha256>`, … */
+  where: string;
+  problem: string;
+}
+
+/** Summary of a full check. */
+export interface FsckReport {
+  repos: number;
+  commits: number;
+  blobs: number;
+  objects: number;
+  provenanceLinks: number;
+  problems: FsckProblem[];
+}
+
+/** Finds every `{ sha256, size }` object reference inside a JSON document. */
+export function findObjectRefs(doc: unknown, out: string[] = []): string[] {
+  if (Array.isArray(doc)) for (const d of doc) findObjectRefs(d, out);
+  else if (doc && typeof doc === 'object') {
+    const o = doc as Record<string, unknown>;
+    if (isSha256(o.sha256) && typeof o.size === 'number' && typeof o.mediaType === 'string') out.push(o.sha256);
+    for (const v of Object.values(o)) findObjectRefs(v, out);
+  }
+  return out;
+}
+
+/**
+ * Checks everything: re-reads every commit, tree and blob of every branch of every repo (git ids
+ * are re-hashed on read), follows every provenance link to the commit it names, checks that every
+ * object a document points to exists, and re-hashes every object in the object store.
+ */
+export async function fsck(store: RepoStore): Promise<FsckReport> {
+  const report: FsckReport = { repos: 0, commits: 0, blobs: 0, objects: 0, provenanceLinks: 0, problems: [] };
+  const referenced = new Set<string>();
+  const linkCache = new Map<string, boolean>();
+  const problem = (where: string, p: unknown) =>
+    report.problems.push({ where, problem: p instanceof Error ? p.message : String(p) });
+
+  for (const repo of await listRepoNames(store)) {
+    report.repos++;
+    const args = gitArgs(store, repo);
+    const seenTrees = new Set<string>();
+    const seenBlobs = new Set<string>();
+    const walkTree = async (oid: string, where: string): Promise<void> => {
+      if (seenTrees.has(oid)) return;
+      seenTrees.add(oid);
+      const { tree } = await git.readTree({ ...args, oid });
+      for (const e of tree) {
+        const at = `${where}${e.path}`;
+        if (e.type === 'tree') await walkTree(e.oid, `${at}/`);
+        else if (!seenBlobs.has(e.oid)) {
+          seenBlobs.add(e.oid);
+          report.blobs++;
+          try {
+            const { blob } = await git.readBlob({ ...args, oid: e.oid });
+            if (at.endsWith('.json')) for (const r of findObjectRefs(JSON.parse(Buffer.from(blob).toString('utf8')))) referenced.add(r);
+          } catch (err) {
+            problem(at, err);
+          }
+        }
+      }
+    };
+    let branches: string[] = [];
+    try {
+      branches = await git.listBranches({ ...args });
+    } catch (err) {
+      problem(repo, err);
+    }
+    const queue: string[] = [];
+    for (const b of branches) {
+      try {
+        queue.push(await git.resolveRef({ ...args, ref: `refs/heads/${b}` }));
+      } catch (err) {
+        problem(`${repo}@${b}`, err);
+      }
+    }
+    const seenCommits = new Set<string>();
+    while (queue.length) {
+      const oid = queue.pop()!;
+      if (seenCommits.has(oid)) continue;
+      seenCommits.add(oid);
+      report.commits++;
+      const where = `${repo}@${oid}`;
+      try {
+        const { commit } = await git.readCommit({ ...args, oid });
+        queue.push(...commit.parent);
+        const prov = parseProvenance(commit.message);
+        if (!prov) problem(where, 'commit has no valid provenance');
+        for (const input of prov?.inputs ?? []) {
+          report.provenanceLinks++;
+          const key = `${input.repo}@${input.commit}`;
+          if (!linkCache.has(key)) linkCache.set(key, await commitExists(store, input.repo, input.commit));
+          if (!linkCache.get(key)) problem(where, `provenance names ${key}, which does not exist`);
+        }
+        await walkTree(commit.tree, `${where}:`);
+      } catch (err) {
+        problem(where, err);
+      }
+    }
+  }
+
+  const verified = new Set<string>();
+  for await (const sha of store.objects.list()) {
+    report.objects++;
+    verified.add(sha);
+    try {
+      await store.objects.get(sha);
+    } catch (err) {
+      problem(`object ${sha}`, err);
+    }
+  }
+  for (const sha of referenced) {
+    if (!verified.has(sha) && !(await store.objects.has(sha))) problem(`object ${sha}`, 'referenced by a document but missing from the object store');
+  }
+  return report;
+}
+
+async function commitExists(store: RepoStore, repo: string, oid: string): Promise<boolean> {
+  if (!repoExists(store, repo)) return false;
+  try {
+    await git.readCommit({ ...gitArgs(store, repo), oid });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,58 @@
+import git from 'isomorphic-git';
+import { VigilError } from '../../lib/errors.js';
+import { assertRepoPath, gitArgs, type RepoStore } from '../store.js';
+import { resolveRef } from './resolve.js';
+
+/**
+ * Reads one file of a repo at a ref (branch or commit).
+ * @returns the bytes, or null when the file (or any commit) does not exist.
+ */
+export async function readFile(store: RepoStore, repo: string, filepath: string, ref = 'main'): Promise<Buffer | null> {
+  assertRepoPath(filepath);
+  const oid = await resolveRef(store, repo, ref);
+  if (!oid) return null;
+  try {
+    const { blob } = await git.readBlob({ ...gitArgs(store, repo), oid, filepath });
+    return Buffer.from(blob);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NotFoundError') return null;
+    throw err;
+  }
+}
+
+/** Reads and JSON-parses one file; null when absent. @throws VigilError E_CORRUPT on bad JSON. */
+export async function readJson<T = unknown>(store: RepoStore, repo: string, filepath: string, ref = 'main'): Promise<T | null> {
+  const bytes = await readFile(store, repo, filepath, ref);
+  if (!bytes) return null;
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch {
+    throw new VigilError('E_CORRUPT', `${repo}@${ref}:${filepath} is not valid JSON`);
+  }
+}
+
+/** A file in a repo tree. */
+export interface TreeFile {
+  path: string;
+  /** git blob id. */
+  oid: string;
+}
+
+/** Lists every file of a tree, depth first, sorted by path. */
+export async function listTree(store: RepoStore, repo: string, treeOid: string, prefix = ''): Promise<TreeFile[]> {
+  const args = gitArgs(store, repo);
+  const out: TreeFile[] = [];
+  for (const e of (await git.readTree({ ...args, oid: treeOid })).tree) {
+    if (e.type === 'tree') out.push(...(await listTree(store, repo, e.oid, `${prefix}${e.path}/`)));
+    else out.push({ path: prefix + e.path, oid: e.oid });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Lists every file of a repo at a ref (empty for a repo with no commits). */
+export async function listFiles(store: RepoStore, repo: string, ref = 'main'): Promise<TreeFile[]> {
+  const oid = await resolveRef(store, repo, ref);
+  if (!oid) return [];
+  const { commit } = await git.readCommit({ ...gitArgs(store, repo), oid });
+  return listTree(store, repo, commit.tree);
+}

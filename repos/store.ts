@@ -1,0 +1,81 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import git from 'isomorphic-git';
+import { VigilError } from '../lib/errors.js';
+import { LocalObjectStore, type ObjectStore } from './objectStore.js';
+
+/** The repos every Vigil installation has, in pipeline order. */
+export const STAGE_REPOS = ['frames', 'standardized', 'invalid', 'detections'] as const;
+
+const REPO_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+const PATH_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/;
+
+/**
+ * The storage context every repo operation takes: the data folder, its object store and a
+ * shared isomorphic-git cache. Holds no Temporal state; safe to share in one process.
+ */
+export interface RepoStore {
+  dataDir: string;
+  objects: ObjectStore;
+  /** isomorphic-git object cache (speeds up reads from packfiles). */
+  cache: object;
+}
+
+/** Opens (without creating anything) the store rooted at `dataDir`. */
+export function openStore(dataDir: string, objects?: ObjectStore): RepoStore {
+  const abs = path.resolve(dataDir);
+  return { dataDir: abs, objects: objects ?? new LocalObjectStore(path.join(abs, 'objects')), cache: {} };
+}
+
+/** Checks a repo name. @throws VigilError E_BAD_ID */
+export function assertRepoName(name: string): string {
+  if (!REPO_NAME.test(name)) throw new VigilError('E_BAD_ID', `invalid repo name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Checks a file path inside a repo: safe segments only, no `..`, no absolute paths. @throws VigilError E_BAD_ID */
+export function assertRepoPath(p: string): string {
+  const segs = p.split('/');
+  if (segs.length > 6 || !segs.every((s) => PATH_SEGMENT.test(s) && s !== '..' && s !== '.')) {
+    throw new VigilError('E_BAD_ID', `invalid path in repo: ${JSON.stringify(p)}`);
+  }
+  return p;
+}
+
+/** The git directory of a repo (bare). */
+export function gitdirOf(store: RepoStore, repo: string): string {
+  return path.join(store.dataDir, 'repos', `${assertRepoName(repo)}.git`);
+}
+
+/** The isomorphic-git arguments for a repo. */
+export function gitArgs(store: RepoStore, repo: string) {
+  return { fs, gitdir: gitdirOf(store, repo), cache: store.cache };
+}
+
+/** True when the repo exists. */
+export function repoExists(store: RepoStore, repo: string): boolean {
+  return fs.existsSync(path.join(gitdirOf(store, repo), 'HEAD'));
+}
+
+/** Creates the repo (bare, default branch `main`) if it does not exist. Idempotent. */
+export async function ensureRepo(store: RepoStore, repo: string): Promise<void> {
+  if (repoExists(store, repo)) return;
+  const gitdir = gitdirOf(store, repo);
+  await fs.promises.mkdir(gitdir, { recursive: true });
+  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+}
+
+/** Lists the repos under the data folder. */
+export async function listRepoNames(store: RepoStore): Promise<string[]> {
+  try {
+    const names = await fs.promises.readdir(path.join(store.dataDir, 'repos'));
+    return names.filter((n) => n.endsWith('.git')).map((n) => n.slice(0, -4)).filter((n) => REPO_NAME.test(n)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Path of the repo's writer lock file. */
+export function lockPathOf(store: RepoStore, repo: string): string {
+  return path.join(gitdirOf(store, repo), 'vigil.lock');
+}

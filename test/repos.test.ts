@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { isVigilError } from '../lib/errors.js';
+import type { Provenance } from '../lib/schemas.js';
+import {
+  batchCommits, commitChanges, diff, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, sha256Hex,
+} from '../repos/index.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const prov = (batchId: string, inputs: Provenance['inputs'] = []): Provenance => ({ batchId, stage: 'test', stageVersion: '1', inputs });
+
+test('object store: stored once, verified on read, corruption detected', async () => {
+  const store = openStore(tmpDir());
+  const bytes = Buffer.from('hello frame');
+  const a = await store.objects.put(bytes);
+  assert.equal(a.sha256, sha256Hex(bytes));
+  assert.equal(a.created, true);
+  const b = await store.objects.put(Buffer.from('hello frame'));
+  assert.equal(b.created, false);
+  assert.deepEqual(await store.objects.get(a.sha256), bytes);
+  const file = path.join(store.dataDir, 'objects', a.sha256.slice(0, 2), a.sha256.slice(2));
+  await fsp.chmod(file, 0o644);
+  await fsp.writeFile(file, 'tampered');
+  await assert.rejects(store.objects.get(a.sha256), (e) => isVigilError(e, 'E_HASH_MISMATCH'));
+  await assert.rejects(store.objects.get('0'.repeat(64)), (e) => isVigilError(e, 'E_NOT_FOUND'));
+  await assert.rejects(store.objects.get('../../etc/passwd'), (e) => isVigilError(e, 'E_BAD_ID'));
+});
+
+test('commits: provenance, no-op commits, log, diff, inspect, batch index', async () => {
+  const store = openStore(tmpDir());
+  const c1 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u1-d1/a.json', content: '{"x":1}' }], provenance: prov('b1'), summary: 'one' });
+  assert.equal(c1.created, true);
+  const again = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u1-d1/a.json', content: '{"x":1}' }], provenance: prov('b1'), summary: 'same' });
+  assert.equal(again.created, false, 'identical content makes no commit');
+  assert.equal(again.commit, c1.commit);
+  const c2 = await commitChanges(store, {
+    repo: 'detections',
+    changes: [{ path: 'u1-d1/a.json', content: '{"y":2}' }, { path: 'u1-d1/b.json', content: '{"y":3}' }],
+    provenance: prov('b1', [{ repo: 'frames', commit: c1.commit! }]),
+    summary: 'two',
+  });
+  const c3 = await commitChanges(store, {
+    repo: 'detections',
+    changes: [{ path: 'u1-d1/a.json', content: '{"y":9}' }, { path: 'u1-d1/b.json', delete: true }, { path: 'u2-d1/c.json', content: '{}' }],
+    provenance: prov('b2'),
+    summary: 'three',
+  });
+  assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), ['u1-d1/a.json', 'u2-d1/c.json']);
+  assert.deepEqual(await readJson(store, 'detections', 'u1-d1/a.json', c2.commit!), { y: 2 });
+  assert.deepEqual(await readJson(store, 'detections', 'u1-d1/a.json'), { y: 9 });
+  const d = await diff(store, { repo: 'detections', ref: c2.commit! }, { repo: 'detections', ref: c3.commit! });
+  assert.deepEqual(d, { added: ['u2-d1/c.json'], removed: ['u1-d1/b.json'], modified: ['u1-d1/a.json'] });
+  const history = await log(store, 'detections');
+  assert.deepEqual(history.map((h) => h.summary), ['three', 'two']);
+  const info = await inspect(store, 'detections', c2.commit!.slice(0, 10));
+  assert.deepEqual(info.provenance?.inputs, [{ repo: 'frames', commit: c1.commit }]);
+  const b1 = await batchCommits(store, 'b1');
+  assert.deepEqual(b1.map((c) => `${c.repo}@${c.commit}`).sort(), [`frames@${c1.commit}`, `detections@${c2.commit}`].sort());
+  await assert.rejects(commitChanges(store, { repo: 'frames', changes: [{ path: '../x.json', content: '' }], provenance: prov('b'), summary: 'x' }), (e) => isVigilError(e, 'E_BAD_ID'));
+  await assert.rejects(commitChanges(store, { repo: '../etc', changes: [], provenance: prov('b'), summary: 'x' }), (e) => isVigilError(e, 'E_BAD_ID'));
+});
+
+test('fsck: clean store passes; a broken provenance link and a corrupt object are named', async () => {
+  const store = openStore(tmpDir());
+  const obj = await store.objects.put(Buffer.from('pixels'));
+  const c1 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-d/t.json', content: JSON.stringify({ object: { sha256: obj.sha256, size: 6, mediaType: 'image/jpeg' } }) }], provenance: prov('b'), summary: 'f' });
+  await commitChanges(store, { repo: 'standardized', changes: [{ path: 'u-d/t.json', content: '{}' }], provenance: prov('b', [{ repo: 'frames', commit: c1.commit! }]), summary: 's' });
+  const clean = await fsck(store);
+  assert.deepEqual(clean.problems, []);
+  assert.equal(clean.provenanceLinks, 1);
+  await commitChanges(store, { repo: 'standardized', changes: [{ path: 'u-d/u.json', content: '{}' }], provenance: prov('b', [{ repo: 'frames', commit: 'f'.repeat(40) }]), summary: 'bad link' });
+  const file = path.join(store.dataDir, 'objects', obj.sha256.slice(0, 2), obj.sha256.slice(2));
+  await fsp.chmod(file, 0o644);
+  await fsp.writeFile(file, 'PIXELS');
+  const bad = await fsck(store);
+  const text = bad.problems.map((p) => `${p.where} ${p.problem}`).join('\n');
+  assert.match(text, new RegExp(`frames@${'f'.repeat(40)}, which does not exist`));
+  assert.match(text, new RegExp(`object ${obj.sha256}.*corrupt`));
+});
+
+test('concurrent writers in separate processes lose nothing', async () => {
+  const dir = tmpDir();
+  const script = `
+    import { commitChanges, openStore } from ${JSON.stringify(path.resolve(import.meta.dirname, '../repos/index.ts'))};
+    const store = openStore(process.argv[1]);
+    const who = process.argv[2];
+    await Promise.all(Array.from({ length: 15 }, (_, i) => commitChanges(store, {
+      repo: 'shared', changes: [{ path: who + '/' + i + '.json', content: JSON.stringify({ who, i }) }],
+      provenance: { batchId: who, stage: 't', stageVersion: '1', inputs: [] }, summary: who + i })));
+  `;
+  const runOne = (who: string) =>
+    new Promise<void>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir, who], { stdio: 'inherit' });
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${who} exited ${code}`))));
+    });
+  await Promise.all([runOne('alpha'), runOne('beta'), runOne('gamma')]);
+  const store = openStore(dir);
+  const files = await listFiles(store, 'shared');
+  assert.equal(files.length, 45);
+  assert.equal((await log(store, 'shared')).length, 45, 'one commit per write, none lost');
+});
+
+test('gc packs loose objects and keeps every document readable', async () => {
+  const store = openStore(tmpDir());
+  for (let i = 0; i < 40; i++) {
+    await commitChanges(store, { repo: 'frames', changes: [{ path: `u-d/${String(i).padStart(4, '0')}.json`, content: JSON.stringify({ i, pad: 'x'.repeat(100) }) }], provenance: prov(`b${i}`), summary: `f${i}` });
+  }
+  const r = await gcRepo(store, 'frames');
+  assert.ok(r.bytesAfter < r.bytesBefore / 3, `packed ${r.bytesBefore} -> ${r.bytesAfter}`);
+  const objectsDir = path.join(gitdirOf(store, 'frames'), 'objects');
+  assert.deepEqual((await fsp.readdir(objectsDir)).filter((d) => /^[0-9a-f]{2}$/.test(d)), [], 'no loose objects left');
+  assert.deepEqual(await readJson(store, 'frames', 'u-d/0007.json'), { i: 7, pad: 'x'.repeat(100) });
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-d/new.json', content: '{}' }], provenance: prov('after'), summary: 'after gc' });
+  assert.equal((await listFiles(store, 'frames')).length, 41);
+  assert.deepEqual((await fsck(store)).problems, []);
+});
