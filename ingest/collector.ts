@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { FrameDocSchema, FrameRefSchema, type FrameDoc, type FrameRef } from '../lib/schemas.js';
+import { diff, listFiles, readJson, resolveRef, repoExists, type RepoStore } from '../repos/index.js';
+
+/** A batch the collector cut: what one batch workflow processes. */
+export const BatchSpecSchema = z.object({
+  batchId: z.string(),
+  site: z.string(),
+  framesCommit: z.string(),
+  frames: z.array(FrameRefSchema),
+});
+export type BatchSpec = z.infer<typeof BatchSpecSchema>;
+
+const StateSchema = z.object({
+  framesCommit: z.string().nullable(),
+  pending: z.array(FrameRefSchema.extend({ at: z.number() })),
+  unstarted: z.array(BatchSpecSchema),
+});
+type State = z.infer<typeof StateSchema>;
+
+/** Collector settings. */
+export interface CollectorOptions {
+  /** Cut a batch when a site has this many pending frames. */
+  maxFrames: number;
+  /** …or when its oldest pending frame has waited this long. */
+  maxWaitMs: number;
+  /** Starts the batch workflow; must be idempotent per batchId. Throwing leaves the batch queued for retry. */
+  start: (batch: BatchSpec) => Promise<void>;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Groups accepted frames into batches per site (by count or age) and starts one batch workflow
+ * each. Its state (pending frames and batches not yet started) is a small JSON file rewritten
+ * atomically, so frames accepted while Temporal is down are batched once it is back, and nothing
+ * is lost on a restart: frames committed after the last recorded state are found again by diffing
+ * the `frames` repo.
+ */
+export class Collector {
+  private state: State = { framesCommit: null, pending: [], unstarted: [] };
+  private timer: NodeJS.Timeout | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  readonly file: string;
+
+  constructor(private readonly store: RepoStore, private readonly opts: CollectorOptions) {
+    this.file = path.join(store.dataDir, 'collector.json');
+  }
+
+  /** Serialises state changes. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Loads saved state and recovers frames committed after it. */
+  async load(): Promise<void> {
+    await this.serial(async () => {
+      try {
+        this.state = StateSchema.parse(JSON.parse(await fsp.readFile(this.file, 'utf8')));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      if (!repoExists(this.store, 'frames')) return;
+      const head = await resolveRef(this.store, 'frames', 'main');
+      if (!head || head === this.state.framesCommit) return;
+      const added = this.state.framesCommit
+        ? (await diff(this.store, { repo: 'frames', ref: this.state.framesCommit }, { repo: 'frames', ref: head })).added
+        : (await listFiles(this.store, 'frames', head)).map((f) => f.path);
+      const known = new Set([...this.state.pending.map((p) => p.path), ...this.state.unstarted.flatMap((b) => b.frames.map((f) => f.path))]);
+      for (const p of added) {
+        if (known.has(p)) continue;
+        const doc = FrameDocSchema.safeParse(await readJson(this.store, 'frames', p, head));
+        if (doc.success) this.state.pending.push({ path: p, frameId: doc.data.frameId, site: doc.data.site, at: Date.now() });
+      }
+      this.state.framesCommit = head;
+      await this.save();
+    });
+  }
+
+  private async save(): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(this.state));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, this.file);
+  }
+
+  /** Records newly committed frames (durably) and cuts full batches. */
+  async add(frames: FrameDoc[], framesCommit: string): Promise<void> {
+    await this.serial(async () => {
+      const now = Date.now();
+      for (const f of frames) this.state.pending.push({ path: `${f.user}-${f.device}/${f.timestamp}.json`, frameId: f.frameId, site: f.site, at: now });
+      this.state.framesCommit = framesCommit;
+      this.cut(false);
+      await this.save();
+    });
+    void this.startQueued();
+  }
+
+  /** Moves pending frames into batches: full ones always, all of a site's when `flushAll` or when its oldest is too old. */
+  private cut(flushAll: boolean): void {
+    const commit = this.state.framesCommit;
+    if (!commit) return;
+    const bySite = new Map<string, State['pending']>();
+    for (const p of this.state.pending) bySite.set(p.site, [...(bySite.get(p.site) ?? []), p]);
+    const keep: State['pending'] = [];
+    for (const [site, list] of bySite) {
+      let rest = list;
+      while (rest.length >= this.opts.maxFrames) {
+        this.state.unstarted.push(this.makeBatch(site, commit, rest.slice(0, this.opts.maxFrames)));
+        rest = rest.slice(this.opts.maxFrames);
+      }
+      const oldest = Math.min(...rest.map((p) => p.at));
+      if (rest.length && (flushAll || Date.now() - oldest >= this.opts.maxWaitMs)) {
+        this.state.unstarted.push(this.makeBatch(site, commit, rest));
+        rest = [];
+      }
+      keep.push(...rest);
+    }
+    this.state.pending = keep;
+  }
+
+  private makeBatch(site: string, framesCommit: string, frames: State['pending']): BatchSpec {
+    const stamp = new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15);
+    return { batchId: `${site}-${stamp}-${randomBytes(3).toString('hex')}`, site, framesCommit, frames: frames.map(({ path: p, frameId, site: s }): FrameRef => ({ path: p, frameId, site: s })) };
+  }
+
+  /** Tries to start every batch not yet started; failures stay queued for the next tick. */
+  async startQueued(): Promise<number> {
+    return this.serial(async () => {
+      let started = 0;
+      while (this.state.unstarted.length) {
+        const batch = this.state.unstarted[0]!;
+        try {
+          await this.opts.start(batch);
+        } catch (err) {
+          this.opts.onError?.(err);
+          break;
+        }
+        this.state.unstarted.shift();
+        started++;
+        await this.save();
+      }
+      return started;
+    });
+  }
+
+  /** Cuts batches that waited long enough (all pending when `flushAll`) and starts them. */
+  async tick(flushAll = false): Promise<void> {
+    await this.serial(async () => {
+      const before = this.state.unstarted.length;
+      this.cut(flushAll);
+      if (this.state.unstarted.length !== before) await this.save();
+    });
+    await this.startQueued();
+  }
+
+  /** Ticks every `intervalMs` until stop(). */
+  run(intervalMs = 500): void {
+    this.timer ??= setInterval(() => void this.tick().catch((e) => this.opts.onError?.(e)), intervalMs);
+  }
+
+  /** Stops ticking (state stays on disk). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Counts for health pages. */
+  stats(): { pending: number; unstarted: number } {
+    return { pending: this.state.pending.length, unstarted: this.state.unstarted.length };
+  }
+}

@@ -1,0 +1,65 @@
+import { VigilError } from '../lib/errors.js';
+
+/**
+ * Checks an IANA time zone name (e.g. `Europe/Paris`, `UTC`).
+ * @throws VigilError E_BAD_INPUT
+ */
+export function assertTimeZone(tz: unknown): string {
+  if (typeof tz !== 'string' || !/^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$/.test(tz) || tz.includes('..')) {
+    throw new VigilError('E_BAD_INPUT', `time zone ${JSON.stringify(tz)} is not an IANA zone name`);
+  }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    throw new VigilError('E_BAD_INPUT', `unknown time zone ${JSON.stringify(tz)}`);
+  }
+  return tz;
+}
+
+/**
+ * Parses a capture time: an ISO-8601 instant with a zone designator (`Z` or `±hh:mm`) or epoch
+ * milliseconds. A local time without offset is refused: it would be ambiguous around DST changes.
+ * @throws VigilError E_BAD_INPUT
+ */
+export function parseCaptureTime(value: unknown): Date {
+  let d: Date | null = null;
+  if (typeof value === 'number' || (typeof value === 'string' && /^\d{10,13}$/.test(value))) {
+    d = new Date(Number(value));
+  } else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
+    d = new Date(value);
+  }
+  if (!d || Number.isNaN(d.getTime()) || d.getUTCFullYear() < 2000 || d.getUTCFullYear() > 2200) {
+    throw new VigilError('E_BAD_INPUT', `capture time ${JSON.stringify(value)} is not an ISO-8601 instant with a zone (e.g. 2026-11-27T22:42:33.120Z) or epoch milliseconds`);
+  }
+  return d;
+}
+
+/** Compact UTC timestamp used in paths and tags: `YYYYMMDDTHHmmssSSSZ`. */
+export function compactTimestamp(d: Date): string {
+  return d.toISOString().replace(/[-:.]/g, '');
+}
+
+/** Time zone as it appears inside a tag: `/` becomes `.` (IANA names contain no dots). */
+export function tzTagPart(tz: string): string {
+  return tz.replace(/\//g, '.');
+}
+
+/** The frame tag `<user>-<device>-<timestamp>-<timezone>`. */
+export function frameTag(user: string, device: string, timestamp: string, tz: string): string {
+  return `${user}-${device}-${timestamp}-${tzTagPart(tz)}`;
+}
+
+/** Path of a frame's documents in every stage repo: `<user>-<device>/<timestamp>.json`. */
+export function framePath(user: string, device: string, timestamp: string): string {
+  return `${user}-${device}/${timestamp}.json`;
+}
+
+/** Local wall-clock time of an instant in a zone, as `YYYY-MM-DDTHH:mm:ss`. */
+export function localTime(d: Date, tz: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-CA', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
+      .formatToParts(d)
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}:${parts.second}`;
+}

@@ -1,0 +1,72 @@
+import { VigilError } from '../lib/errors.js';
+import type { Detector } from '../detector/index.js';
+import { commitChanges, readJson, type Change, type RepoStore } from '../repos/index.js';
+import { datumKey } from './datum.js';
+import { DetectionDocSchema, StandardizedDocSchema, type DetectInput, type DetectOutput, type DetectionDoc } from './schema.js';
+
+/** Bump when the detect stage's output for the same input and model would change. */
+export const DETECT_STAGE_VERSION = '1';
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+/**
+ * The detect stage: runs the detector on each standardized frame and commits
+ * `detections/<user>-<device>/<timestamp>.json` with the frame hash, the model and its sha256, the
+ * original image size and every object with boxes in original image pixels. A frame whose detection
+ * already carries the same datum key (same standardized image, stage version and model) is skipped:
+ * no inference, no new commit. A new model reprocesses.
+ */
+export async function detectFrames(
+  store: RepoStore,
+  input: DetectInput,
+  detector: Detector,
+  onProgress: (done: number) => void = () => undefined,
+): Promise<DetectOutput> {
+  const out: DetectOutput = { detectionsCommit: null, detected: 0, skipped: 0, objects: 0 };
+  const changes: Change[] = [];
+  const model = detector.model;
+  for (const [i, ref] of input.frames.entries()) {
+    onProgress(i);
+    const parsed = StandardizedDocSchema.safeParse(await readJson(store, 'standardized', ref.path, input.standardizedCommit));
+    if (!parsed.success || parsed.data.object.sha256 !== ref.sha256) {
+      throw new VigilError('E_CORRUPT', `standardized@${input.standardizedCommit}:${ref.path} is missing or does not hold ${ref.sha256}`);
+    }
+    const std = parsed.data;
+    const datum = datumKey('detect', DETECT_STAGE_VERSION, std.object.sha256, model.sha256);
+    const prev = DetectionDocSchema.safeParse(await readJson(store, 'detections', ref.path).catch(() => null));
+    if (prev.success && prev.data.datum === datum) {
+      out.skipped++;
+      out.objects += prev.data.objects.length;
+      continue;
+    }
+    const result = await detector.detect(await store.objects.get(std.object.sha256));
+    const sx = std.width / result.image.width;
+    const sy = std.height / result.image.height;
+    const doc: DetectionDoc = {
+      kind: 'detection',
+      frameId: std.frameId, tag: std.tag, user: std.user, device: std.device, site: std.site,
+      capturedAt: std.capturedAt, timestamp: std.timestamp, tz: std.tz, datum,
+      source: { repo: 'standardized', commit: input.standardizedCommit, path: ref.path, sha256: std.object.sha256 },
+      model: { name: model.name, sha256: model.sha256 },
+      image: { width: std.width, height: std.height },
+      objects: result.objects.map((o) => ({
+        class: o.class, classId: o.classId, score: o.score,
+        box: { x: round1(o.box.x * sx), y: round1(o.box.y * sy), width: round1(o.box.width * sx), height: round1(o.box.height * sy) },
+      })),
+    };
+    changes.push({ path: ref.path, content: JSON.stringify(doc, null, 1) + '\n' });
+    out.detected++;
+    out.objects += doc.objects.length;
+  }
+  const res = await commitChanges(store, {
+    repo: 'detections',
+    changes,
+    provenance: {
+      batchId: input.batchId, stage: 'detect', stageVersion: DETECT_STAGE_VERSION,
+      inputs: [{ repo: 'standardized', commit: input.standardizedCommit }], model: { name: model.name, sha256: model.sha256 },
+    },
+    summary: `detect ${input.batchId}: ${out.detected} frame(s) with ${model.name}`,
+  });
+  out.detectionsCommit = res.commit;
+  return out;
+}
