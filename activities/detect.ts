@@ -1,4 +1,5 @@
 import { heartbeat } from '@temporalio/activity';
+import { asActivity } from './failure.js';
 import type { Detector } from '../detector/index.js';
 import type { RepoStore } from '../repos/index.js';
 import { detectFrames } from '../stages/detectFrames.js';
@@ -6,7 +7,7 @@ import type { DetectInput, DetectOutput } from '../stages/schema.js';
 
 /** The detect activity: a thin wrapper over the detect stage with the worker's one detector. */
 export function makeDetectActivity(store: RepoStore, detector: () => Promise<Detector>) {
-  return async function detectStage(input: DetectInput): Promise<DetectOutput> {
+  return asActivity(async function detectStage(input: DetectInput): Promise<DetectOutput> {
     return detectFrames(store, input, await detector(), (done) => heartbeat(done));
-  };
+  });
 }

@@ -5,7 +5,7 @@ import type { FrameRef } from '../lib/schemas.js';
 const { validateStage, detectStage } = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['E_CORRUPT', 'E_BAD_ID'] },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['E_CORRUPT', 'E_BAD_ID', 'E_CONFIG', 'E_HASH_MISMATCH'] },
 });
 
 /** Input of a batch workflow: references to frames, never their bytes. */

@@ -1,0 +1,19 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { VigilError, type VigilErrorCode } from '../lib/errors.js';
+
+/** Errors that retrying cannot fix: the workflow fails at once with the code as failure type. */
+const NON_RETRYABLE = new Set<VigilErrorCode>(['E_CORRUPT', 'E_BAD_ID', 'E_CONFIG', 'E_HASH_MISMATCH']);
+
+/** Wraps an activity so that VigilErrors reach Temporal as ApplicationFailures typed by code. */
+export function asActivity<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      if (err instanceof VigilError) {
+        throw ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: NON_RETRYABLE.has(err.code) });
+      }
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,60 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { VigilError } from './errors.js';
+
+/** The project folder (where package.json is). */
+export const PROJECT_DIR = path.resolve(import.meta.dirname, '..');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Runtime settings, from the environment, with embedded defaults so that `vigil start` works with
+ * no configuration at all. Defined once here; every command reads it through loadConfig().
+ */
+export const ConfigSchema = z.object({
+  /** Data folder: repos, objects, device registry, Temporal's SQLite file. */
+  VIGIL_DATA: z.string().default('./data'),
+  VIGIL_HOST: z.string().default('127.0.0.1'),
+  VIGIL_PORT: int(0, 65535).default(8080),
+  /** Largest accepted frame in bytes. */
+  VIGIL_MAX_FRAME_BYTES: int(1, 100 * 1024 * 1024).default(15 * 1024 * 1024),
+  /** A site's batch is cut at this many frames… */
+  VIGIL_BATCH_MAX_FRAMES: int(1, 5000).default(32),
+  /** …or when its oldest frame waited this long. */
+  VIGIL_BATCH_MAX_WAIT_MS: int(10, 3_600_000).default(2000),
+  /** Frames per child workflow in a big batch. */
+  VIGIL_CHUNK_SIZE: int(1, 500).default(32),
+  VIGIL_MODEL: z.string().default(path.join(PROJECT_DIR, 'models', 'yolov8n.json')),
+  /** Validation config JSON (optional; defaults are built in). */
+  VIGIL_VALIDATE_CONFIG: z.string().optional(),
+  /** onnxruntime intra-op threads. */
+  VIGIL_THREADS: int(1, 256).default(os.availableParallelism()),
+  /** Temporal frontend; unset = start the embedded dev server. */
+  TEMPORAL_ADDRESS: z.string().optional(),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('vigil'),
+  /** mTLS for a Temporal cluster: client certificate and key files, optional CA and server name. */
+  TEMPORAL_TLS_CERT: z.string().optional(),
+  TEMPORAL_TLS_KEY: z.string().optional(),
+  TEMPORAL_TLS_CA: z.string().optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
+  /** Embedded dev server ports. */
+  VIGIL_TEMPORAL_PORT: int(1, 65535).default(7233),
+  VIGIL_TEMPORAL_UI_PORT: int(1, 65535).default(8233),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+/**
+ * Reads settings from the environment (or `env`).
+ * @throws VigilError E_CONFIG naming the variable and the problem.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const picked = Object.fromEntries(Object.keys(ConfigSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const r = ConfigSchema.safeParse(picked);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new VigilError('E_CONFIG', `environment variable ${String(i.path[0])}: ${i.message}`);
+  }
+  return { ...r.data, VIGIL_DATA: path.resolve(r.data.VIGIL_DATA) };
+}

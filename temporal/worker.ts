@@ -1,0 +1,41 @@
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { Detector } from '../detector/index.js';
+import type { Config } from '../lib/config.js';
+import { openStore, type RepoStore } from '../repos/index.js';
+import { defaultValidateConfig, loadValidateConfig } from '../validate/index.js';
+
+/** Path of the workflow bundle entry (deterministic workflow code only). */
+export const WORKFLOWS_PATH = path.resolve(import.meta.dirname, '../workflows/index.ts');
+
+/**
+ * Creates a worker for the batch DAG: one detector per worker process, loaded on first use
+ * with explicit intra-op threads.
+ */
+export async function createVigilWorker(
+  config: Config,
+  connection: NativeConnection,
+  opts: { store?: RepoStore; maxConcurrentActivities?: number } = {},
+): Promise<{ worker: Worker; close: () => Promise<void> }> {
+  const store = opts.store ?? openStore(config.VIGIL_DATA);
+  const validateConfig = config.VIGIL_VALIDATE_CONFIG ? await loadValidateConfig(config.VIGIL_VALIDATE_CONFIG) : defaultValidateConfig;
+  let detector: Promise<Detector> | null = null;
+  const getDetector = () => (detector ??= Detector.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS }));
+  await getDetector();
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities({ store, validateConfig, detector: getDetector }),
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 2,
+    shutdownGraceTime: '5 seconds',
+  });
+  return {
+    worker,
+    close: async () => {
+      if (detector) await (await detector).release();
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { batchCommits, fsck, listFiles, readJson, resolveRef, sha256Hex, type RepoStore } from '../repos/index.js';
+import type { DetectionDoc, InvalidDoc } from '../stages/schema.js';
+import { makeBatchStarter, batchWorkflowId } from '../temporal/starter.js';
+import { createVigilWorker } from '../temporal/worker.js';
+import type { BatchSummary } from '../workflows/index.js';
+import type { Device } from '../ingest/devices.js';
+import { ingestFixtures, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
+import { FIXTURES, tmpDir } from './helpers/tmp.js';
+
+const FILES = ['chelsea.png', 'astronaut.png', 'camera.png', 'messi5.jpg', 'coffee.png', 'rocket.jpg', 'truncated.jpg'];
+const ANIMALS = new Set(['bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe']);
+
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+let closeWorker: () => Promise<void>;
+let store: RepoStore;
+let device: Device;
+let config: ReturnType<typeof testConfig>;
+
+before(async () => {
+  env = await startTemporal();
+  const dir = tmpDir();
+  ({ store, device } = await setupDevice(dir));
+  config = testConfig(dir, env.address, 'pipeline-test');
+  const w = await createVigilWorker(config, env.nativeConnection, { store });
+  worker = w.worker;
+  closeWorker = w.close;
+  running = worker.run();
+});
+
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await closeWorker?.();
+  await env?.teardown();
+});
+
+async function runBatch(batch: Awaited<ReturnType<typeof ingestFixtures>>): Promise<BatchSummary> {
+  await makeBatchStarter(env.client, config)(batch);
+  return env.client.workflow.result(batchWorkflowId(batch.batchId));
+}
+
+async function countObjects(s: RepoStore): Promise<number> {
+  let n = 0;
+  for await (const _ of s.objects.list()) n++;
+  return n;
+}
+
+test('a batch of real frames runs validate -> detect on the real Temporal server', async () => {
+  const batch = await ingestFixtures(store, device, FILES);
+  const summary = await runBatch(batch);
+  assert.equal(summary.frames, FILES.length);
+  assert.equal(summary.standardized, FILES.length - 1);
+  assert.equal(summary.invalid, 1);
+
+  const byFile = new Map(FILES.map((f) => [f, batch.frames.find((r) => r.frameId === sha256Hex(readFileSync(path.join(FIXTURES, f))))!.path]));
+  const std = new Set((await listFiles(store, 'standardized')).map((f) => f.path));
+  const inv = new Set((await listFiles(store, 'invalid')).map((f) => f.path));
+  const det = new Set((await listFiles(store, 'detections')).map((f) => f.path));
+  for (const ref of batch.frames) {
+    assert.ok(std.has(ref.path) !== inv.has(ref.path), `${ref.path} is in exactly one of standardized/invalid`);
+    if (std.has(ref.path)) assert.ok(det.has(ref.path), `${ref.path} has a detection`);
+  }
+  const detection = async (file: string) => (await readJson<DetectionDoc>(store, 'detections', byFile.get(file)!))!;
+  const cat = (await detection('chelsea.png')).objects.find((o) => o.class === 'cat');
+  assert.ok(cat && cat.score >= 0.8, `cat >= 0.8 in chelsea.png (got ${cat?.score})`);
+  for (const f of ['astronaut.png', 'camera.png', 'messi5.jpg']) {
+    assert.ok((await detection(f)).objects.some((o) => o.class === 'person'), `person in ${f}`);
+  }
+  for (const f of ['coffee.png', 'rocket.jpg']) {
+    assert.ok(!(await detection(f)).objects.some((o) => o.class === 'person' || ANIMALS.has(o.class)), `no person or animal in ${f}`);
+  }
+  const d = await detection('chelsea.png');
+  assert.equal(d.frameId, sha256Hex(readFileSync(path.join(FIXTURES, 'chelsea.png'))));
+  assert.equal(d.model.name, 'yolov8n');
+  assert.ok(d.objects.every((o) => o.box.x >= 0 && o.box.x + o.box.width <= d.image.width + 0.5), 'boxes in original pixels');
+  const bad = await readJson<InvalidDoc>(store, 'invalid', byFile.get('truncated.jpg')!);
+  assert.equal(bad?.reason, 'truncated');
+
+  const report = await fsck(store);
+  assert.deepEqual(report.problems, []);
+  const chain = await batchCommits(store, batch.batchId);
+  assert.deepEqual(new Set(chain.map((c) => c.repo)), new Set(['standardized', 'invalid', 'detections']));
+  const detCommit = chain.find((c) => c.repo === 'detections')!;
+  const stdCommit = chain.find((c) => c.repo === 'standardized')!;
+  assert.deepEqual(detCommit.provenance?.inputs, [{ repo: 'standardized', commit: stdCommit.commit }]);
+  assert.equal(stdCommit.provenance?.inputs[0]?.repo, 'frames');
+  assert.equal(detCommit.provenance?.model?.sha256, d.model.sha256);
+});
+
+test('re-sending the same frames stores nothing new; re-running their batch runs no inference', async () => {
+  const objectsBefore = await countObjects(store);
+  const framesHead = await listFiles(store, 'frames');
+  const again = await ingestFixtures(store, device, FILES, Date.UTC(2026, 10, 27, 21, 0, 0)).catch((e: Error) => e);
+  assert.match(String(again), /expected one batch, got 0/, 'duplicates are not batched again');
+  assert.equal(await countObjects(store), objectsBefore, 'same bytes, same objects');
+  assert.deepEqual(await listFiles(store, 'frames'), framesHead);
+
+  const first = (await listFiles(store, 'frames')).slice(0, 4);
+  const replay = {
+    batchId: 'replay-1', site: 'hq', framesCommit: (await resolveRef(store, 'frames', 'main'))!,
+    frames: await Promise.all(first.map(async (f) => ({ path: f.path, frameId: (await readJson<{ frameId: string }>(store, 'frames', f.path))!.frameId, site: 'hq' }))),
+  };
+  const detBefore = await listFiles(store, 'detections');
+  const summary = await runBatch(replay);
+  assert.equal(summary.detected, 0, 'no inference');
+  assert.equal(summary.skippedDetections + summary.invalid, 4);
+  assert.equal(await countObjects(store), objectsBefore);
+  assert.deepEqual(await listFiles(store, 'detections'), detBefore);
+  await assert.rejects(batchCommits(store, 'replay-1'), /no commits/, 'a batch that changed nothing commits nothing');
+});
