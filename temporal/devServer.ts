@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { VigilError } from '../lib/errors.js';
+// @ts-expect-error plain JS module without types
+import { ensureTemporal } from '../scripts/temporal.mjs';
+
+/** A running embedded Temporal dev server. */
+export interface DevServer {
+  address: string;
+  uiUrl: string;
+  process: ChildProcess;
+  /** Stops the server (SIGTERM, then SIGKILL after 10 s). */
+  stop: () => Promise<void>;
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port }, () => {
+      s.end();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * Starts the pinned Temporal CLI's dev server with its state in a SQLite file under the data
+ * folder (so a restart resumes unfinished workflows) and its Web UI on localhost.
+ * @throws VigilError E_UNAVAILABLE when the port is taken or the server does not come up.
+ */
+export async function startDevServer(opts: { dataDir: string; port: number; uiPort: number; log?: (line: string) => void }): Promise<DevServer> {
+  const bin = ensureTemporal({ quiet: false }) as string;
+  const dir = path.join(opts.dataDir, 'temporal');
+  mkdirSync(dir, { recursive: true });
+  if (await portOpen('127.0.0.1', opts.port)) {
+    throw new VigilError('E_UNAVAILABLE', `port ${opts.port} is already in use; is another vigil running? (set VIGIL_TEMPORAL_PORT or TEMPORAL_ADDRESS)`);
+  }
+  const child = spawn(bin, [
+    'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--ui-port', String(opts.uiPort),
+    '--db-filename', path.join(dir, 'temporal.db'), '--namespace', 'default', '--log-level', 'warn',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const onData = (b: Buffer) => {
+    for (const l of b.toString().split('\n').filter(Boolean)) {
+      lines.push(l);
+      if (lines.length > 50) lines.shift();
+      opts.log?.(l);
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const deadline = Date.now() + 60_000;
+  while (!(await portOpen('127.0.0.1', opts.port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new VigilError('E_UNAVAILABLE', `Temporal dev server did not start: ${lines.slice(-3).join(' | ') || 'no output'}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    address: `127.0.0.1:${opts.port}`,
+    uiUrl: `http://127.0.0.1:${opts.uiPort}`,
+    process: child,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

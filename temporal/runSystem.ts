@@ -1,0 +1,96 @@
+import type { Server } from 'node:http';
+import type { Config } from '../lib/config.js';
+import { Collector } from '../ingest/collector.js';
+import { DeviceRegistry } from '../ingest/devices.js';
+import { FrameIngestor } from '../ingest/frameIngestor.js';
+import { ensureRepo, openStore, STAGE_REPOS } from '../repos/index.js';
+import { createApiServer } from '../server/index.js';
+import { connectClient, connectWorker } from './connection.js';
+import { startDevServer, type DevServer } from './devServer.js';
+import { makeBatchStarter } from './starter.js';
+import { createVigilWorker } from './worker.js';
+
+/**
+ * `vigil start`: the whole system in one process tree — the embedded Temporal dev server (unless
+ * TEMPORAL_ADDRESS names a cluster), one worker, the collector and the HTTP API. Resolves when a
+ * SIGINT/SIGTERM has stopped everything cleanly. Unfinished workflows resume on the next start
+ * (Temporal's state is a SQLite file in the data folder; the collector's is a JSON file).
+ */
+export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
+  const store = openStore(config.VIGIL_DATA);
+  for (const r of STAGE_REPOS) await ensureRepo(store, r);
+  let dev: DevServer | null = null;
+  const stops: Array<() => Promise<void> | void> = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await Promise.resolve(s()).catch((e) => log(`vigil: while stopping: ${(e as Error).message}`));
+  };
+  try {
+    if (!config.TEMPORAL_ADDRESS) {
+      dev = await startDevServer({ dataDir: config.VIGIL_DATA, port: config.VIGIL_TEMPORAL_PORT, uiPort: config.VIGIL_TEMPORAL_UI_PORT });
+      const d = dev;
+      stops.push(() => d.stop());
+    }
+    const address = config.TEMPORAL_ADDRESS ?? dev!.address;
+    const client = await connectClient(config, address);
+    stops.push(() => client.connection.close());
+    const workerConn = await connectWorker(config, address);
+    stops.push(() => workerConn.close());
+    const { worker, close } = await createVigilWorker(config, workerConn, { store });
+    stops.push(close);
+    const running = worker.run();
+    stops.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+
+    let lastError = '';
+    const collector = new Collector(store, {
+      maxFrames: config.VIGIL_BATCH_MAX_FRAMES,
+      maxWaitMs: config.VIGIL_BATCH_MAX_WAIT_MS,
+      start: makeBatchStarter(client, config),
+      onError: (e) => {
+        const msg = (e as Error).message.split('\n')[0] ?? '';
+        if (msg !== lastError) log(`vigil: batches wait for Temporal: ${msg}`);
+        lastError = msg;
+      },
+    });
+    await collector.load();
+    collector.run(500);
+    stops.push(() => collector.stop());
+    const registry = new DeviceRegistry(config.VIGIL_DATA);
+    const ingestor = new FrameIngestor(store, { maxBytes: config.VIGIL_MAX_FRAME_BYTES, onCommitted: (f, c) => collector.add(f, c) });
+    const server: Server = createApiServer({
+      store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
+      health: () => ({ temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: collector.stats(), worker: worker.getState() }),
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.VIGIL_PORT, config.VIGIL_HOST, () => resolve());
+    });
+    stops.push(() => new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 5000).unref();
+    }));
+    stops.push(() => ingestor.drain());
+    const a = server.address();
+    const apiUrl = `http://${config.VIGIL_HOST}:${typeof a === 'object' && a ? a.port : config.VIGIL_PORT}`;
+    log(`vigil: data        ${config.VIGIL_DATA}`);
+    log(`vigil: API         ${apiUrl}/v1  (OpenAPI: ${apiUrl}/v1/openapi.json)`);
+    log(`vigil: Temporal    ${address}${dev ? ` (embedded; Web UI ${dev.uiUrl})` : ''}`);
+    log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE}, ${config.VIGIL_THREADS} inference thread(s)`);
+    log('vigil: ready. Ctrl-C stops everything.');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+      dev?.process.once('exit', (code) => {
+        log(`vigil: the embedded Temporal server exited (${code}); stopping`);
+        resolve();
+      });
+    });
+    log('vigil: stopping…');
+  } finally {
+    await stopAll();
+  }
+  log('vigil: stopped.');
+}

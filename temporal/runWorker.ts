@@ -1,0 +1,23 @@
+import type { Config } from '../lib/config.js';
+import { connectWorker } from './connection.js';
+import { createVigilWorker } from './worker.js';
+
+/**
+ * `vigil worker`: runs only a worker against TEMPORAL_ADDRESS (a Temporal cluster, or another
+ * host's embedded server) until SIGINT/SIGTERM. Many hosts can run it against one cluster.
+ */
+export async function runWorker(config: Config, log: (msg: string) => void = console.log): Promise<void> {
+  const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.VIGIL_TEMPORAL_PORT}`;
+  const connection = await connectWorker(config, address);
+  const { worker, close } = await createVigilWorker(config, connection);
+  const stop = () => worker.shutdown();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  log(`vigil worker: task queue ${config.TEMPORAL_TASK_QUEUE} on ${address} (namespace ${config.TEMPORAL_NAMESPACE}), data ${config.VIGIL_DATA}`);
+  try {
+    await worker.run();
+  } finally {
+    await close();
+    await connection.close();
+  }
+}
