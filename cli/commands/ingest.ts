@@ -1,0 +1,281 @@
+/**
+ * `vigil ingest <file|folder>...`: send frames to a running Vigil server (`POST /v1/frames`),
+ * once or, with `--follow`, continuously as new images appear in folders.
+ */
+import { watch, promises as fsp, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { z } from 'zod';
+import { VigilError } from '../../lib/errors.js';
+import { assertTimeZone, parseCaptureTime } from '../../ingest/frameTag.js';
+import { errorMessage, fail, fileErrorMessage, printJson, UsageError } from '../output.js';
+import { checkedOption } from './common.js';
+
+/** Media type of each image extension the CLI sends. */
+export const MEDIA_TYPES: Readonly<Record<string, string>> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+};
+
+/** The media type for a file name, or undefined when it is not an image the CLI sends. */
+export function mediaTypeOf(file: string): string | undefined {
+  return MEDIA_TYPES[path.extname(file).toLowerCase()];
+}
+
+/** What happened to one file. `status` is the HTTP status (null when nothing was sent). */
+export interface IngestOutcome {
+  file: string;
+  ok: boolean;
+  status: number | null;
+  frameId?: string;
+  tag?: string;
+  path?: string;
+  duplicate?: boolean;
+  error?: { code: string; message: string };
+}
+
+const AcceptedSchema = z.object({ frameId: z.string(), tag: z.string(), path: z.string(), duplicate: z.boolean() });
+const ErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** Retries of a frame answered 503 (server busy or starting). */
+const RETRIES_503 = 4;
+/** Quiet time before a watched file is looked at (and again to confirm it stopped growing). */
+const DEBOUNCE_MS = 250;
+const REQUEST_TIMEOUT_MS = 120_000;
+
+interface SendOptions {
+  endpoint: URL;
+  key: string;
+  time?: string;
+  tz?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function networkCause(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}
+
+/**
+ * Sends one image file. Answers with an outcome for anything the server (or the file) refused.
+ * @throws VigilError E_UNAVAILABLE when the server cannot be reached at all.
+ */
+export async function sendFrame(file: string, opts: SendOptions): Promise<IngestOutcome> {
+  const mediaType = mediaTypeOf(file);
+  if (!mediaType) {
+    return { file, ok: false, status: null, error: { code: 'E_UNSUPPORTED', message: `not an image file the CLI sends (${Object.keys(MEDIA_TYPES).join(', ')})` } };
+  }
+  let bytes: Buffer;
+  let mtime: Date;
+  try {
+    const st = await fsp.stat(file);
+    if (!st.isFile()) throw new VigilError('E_BAD_INPUT', 'not a regular file');
+    mtime = st.mtime;
+    bytes = await fsp.readFile(file);
+  } catch (err) {
+    return { file, ok: false, status: null, error: { code: isNotFound(err) ? 'E_NOT_FOUND' : 'E_BAD_INPUT', message: fileErrorMessage(err) } };
+  }
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${opts.key}`,
+    'content-type': mediaType,
+    'x-capture-time': opts.time ?? mtime.toISOString(),
+  };
+  if (opts.tz) headers['x-time-zone'] = opts.tz;
+  for (let attempt = 0; ; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(opts.endpoint, { method: 'POST', headers, body: new Uint8Array(bytes), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    } catch (err) {
+      throw new VigilError('E_UNAVAILABLE', `cannot reach the Vigil server at ${opts.endpoint.origin}: ${networkCause(err)}`);
+    }
+    const text = await res.text();
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: reported below
+    }
+    if (res.status === 503 && attempt < RETRIES_503) {
+      const retryAfter = Number(res.headers.get('retry-after'));
+      await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : 500 * 2 ** attempt);
+      continue;
+    }
+    if (res.status === 202) {
+      const ok = AcceptedSchema.safeParse(body);
+      if (ok.success) return { file, ok: true, status: 202, ...ok.data };
+      return { file, ok: false, status: 202, error: { code: 'E_BAD_RESPONSE', message: 'the server accepted the frame but its answer is not {frameId, tag, path, duplicate}' } };
+    }
+    const e = ErrorBodySchema.safeParse(body);
+    return {
+      file,
+      ok: false,
+      status: res.status,
+      error: e.success ? e.data.error : { code: `HTTP_${res.status}`, message: (text.split('\n')[0] ?? '').slice(0, 200) || res.statusText || 'no message' },
+    };
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+/** Expands the arguments: folders become their image files (non-recursive, sorted). */
+async function expandInputs(inputs: string[]): Promise<{ files: string[]; dirs: string[]; missing: IngestOutcome[] }> {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  const missing: IngestOutcome[] = [];
+  for (const input of inputs) {
+    let st;
+    try {
+      st = await fsp.stat(input);
+    } catch (err) {
+      missing.push({ file: input, ok: false, status: null, error: { code: isNotFound(err) ? 'E_NOT_FOUND' : 'E_BAD_INPUT', message: fileErrorMessage(err) } });
+      continue;
+    }
+    if (st.isDirectory()) {
+      dirs.push(input);
+      const names = (await fsp.readdir(input, { withFileTypes: true })).filter((e) => e.isFile() && mediaTypeOf(e.name)).map((e) => e.name).sort();
+      files.push(...names.map((n) => path.join(input, n)));
+    } else files.push(input);
+  }
+  return { files, dirs, missing };
+}
+
+function report(o: IngestOutcome, mode: 'text' | 'ndjson' | 'quiet'): void {
+  if (!o.ok) fail(`${o.file}: ${o.status ? `${o.status} ` : ''}${o.error?.code}: ${o.error?.message}`);
+  if (mode === 'ndjson') process.stdout.write(JSON.stringify(o) + '\n');
+  else if (mode === 'text' && o.ok) {
+    process.stdout.write(`${o.status} ${o.file} -> ${o.tag} frame ${o.frameId?.slice(0, 12)}${o.duplicate ? ' (duplicate)' : ''}\n`);
+  }
+}
+
+/**
+ * Watches folders until SIGINT/SIGTERM; hands each new or changed image to `enqueue` once its size
+ * stopped changing for a debounce period. `sent` holds the size:mtime signature of files already
+ * handed over, so each version of a file is sent once.
+ */
+async function follow(dirs: string[], sent: Map<string, string>, enqueue: (file: string) => void, announce: boolean): Promise<void> {
+  const timers = new Map<string, NodeJS.Timeout>();
+  const schedule = (file: string, lastSize: number) => {
+    clearTimeout(timers.get(file));
+    timers.set(file, setTimeout(() => void check(file, lastSize), DEBOUNCE_MS));
+  };
+  const check = async (file: string, lastSize: number) => {
+    timers.delete(file);
+    let st;
+    try {
+      st = await fsp.stat(file);
+    } catch {
+      return; // deleted or renamed away
+    }
+    if (!st.isFile() || timers.has(file)) return; // a newer event took over
+    if (st.size !== lastSize) return schedule(file, st.size); // first look, or still growing
+    if (st.size === 0) return; // empty: its next write will wake us again
+    const signature = `${st.size}:${st.mtimeMs}`;
+    if (sent.get(file) === signature) return;
+    sent.set(file, signature);
+    enqueue(file);
+  };
+  const watchers: FSWatcher[] = [];
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    for (const dir of dirs) {
+      const w = watch(dir, (_event, name) => {
+        if (!name) return;
+        const file = path.join(dir, name.toString());
+        if (mediaTypeOf(file)) schedule(file, -1);
+      });
+      w.on('error', (err) => {
+        fail(`watching ${dir} stopped: ${errorMessage(err)}`);
+        resolve();
+      });
+      watchers.push(w);
+    }
+    if (announce) process.stdout.write(`watching ${dirs.join(', ')} for new images (Ctrl-C to stop)\n`);
+  });
+  for (const w of watchers) w.close();
+  for (const t of timers.values()) clearTimeout(t);
+}
+
+/** Registers `vigil ingest`. */
+export function registerIngest(program: Command): void {
+  program
+    .command('ingest')
+    .description('send image files (or the images of folders) to a running Vigil server')
+    .argument('<paths...>', 'image files (.jpg, .jpeg, .png, .webp) or folders of them (not recursive)')
+    .addOption(new Option('--device-key <key>', 'device key from `vigil device add` (prefer the env variable: arguments are visible to other users)').env('VIGIL_DEVICE_KEY'))
+    .option('--url <url>', 'server base URL', 'http://127.0.0.1:8080')
+    .option('--time <iso>', 'capture time, ISO-8601 with zone, for a single file (default: each file\'s modification time)', checkedOption((v) => parseCaptureTime(v).toISOString()))
+    .option('--tz <zone>', 'IANA time zone to send as X-Time-Zone (default: the device\'s)', checkedOption(assertTimeZone))
+    .option('--follow', 'keep watching the folders and send new or changed images until Ctrl-C')
+    .option('--json', 'print machine-readable JSON (an array; with --follow one JSON object per line)')
+    .action(async (inputs: string[], opts: { deviceKey?: string; url: string; time?: string; tz?: string; follow?: boolean; json?: boolean }) => {
+      const key = opts.deviceKey?.trim();
+      if (!key) throw new UsageError('no device key: pass --device-key or set VIGIL_DEVICE_KEY');
+      if (!/^vk_[0-9a-f]{12}_\S+$/.test(key)) throw new UsageError('the device key does not look like a Vigil key (vk_<key id>_<secret>)');
+      let base: URL;
+      try {
+        base = new URL(opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
+      } catch {
+        throw new UsageError(`--url ${JSON.stringify(opts.url)} is not a URL`);
+      }
+      if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`--url must be http:// or https://`);
+      const sendOpts: SendOptions = { endpoint: new URL('v1/frames', base), key, time: opts.time, tz: opts.tz };
+
+      const { files, dirs, missing } = await expandInputs(inputs);
+      if (opts.follow && dirs.length === 0) throw new UsageError('--follow needs at least one folder to watch');
+      if (opts.time && (opts.follow || files.length > 1)) {
+        throw new UsageError('--time gives one capture time, so it takes exactly one file (a device cannot have two frames at the same instant)');
+      }
+      const mode = opts.json ? (opts.follow ? 'ndjson' : 'quiet') : 'text';
+      const outcomes: IngestOutcome[] = [];
+      const sent = new Map<string, string>();
+      const record = (o: IngestOutcome) => {
+        outcomes.push(o);
+        report(o, mode);
+      };
+      if (opts.follow) for (const m of missing) report(m, mode);
+      else for (const m of missing) record(m);
+
+      if (!opts.follow) {
+        if (files.length === 0 && missing.length === 0 && !opts.json) process.stdout.write(`nothing to send: no ${Object.keys(MEDIA_TYPES).join(', ')} files\n`);
+        try {
+          for (const file of files) record(await sendFrame(file, sendOpts));
+        } finally {
+          if (opts.json) printJson(outcomes);
+        }
+        return;
+      }
+      // Follow: one queue for the existing files and the new ones, in arrival order; results streamed.
+      let stopped = false;
+      let chain: Promise<void> = Promise.resolve();
+      const enqueue = (file: string) => {
+        chain = chain.then(async () => {
+          if (stopped) return;
+          try {
+            report(await sendFrame(file, sendOpts), mode);
+          } catch (err) {
+            report({ file, ok: false, status: null, error: { code: 'E_UNAVAILABLE', message: errorMessage(err) } }, mode);
+          }
+        });
+      };
+      for (const file of files) {
+        try {
+          const st = await fsp.stat(file);
+          sent.set(file, `${st.size}:${st.mtimeMs}`);
+        } catch {
+          // vanished: sendFrame reports it
+        }
+        enqueue(file);
+      }
+      await follow(dirs, sent, enqueue, mode === 'text');
+      stopped = true;
+      await chain;
+    });
+}
