@@ -11,6 +11,7 @@ import { registerDetect } from './commands/detect.js';
 import { registerDevice } from './commands/device.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerRepo } from './commands/repo.js';
+import { registerRules } from './commands/rules.js';
 import { registerStart } from './commands/start.js';
 import { registerWorker } from './commands/worker.js';
 import { errorMessage, UsageError } from './output.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerRepo(program);
   registerBatch(program);
   registerDetect(program);
+  registerRules(program);
   return program;
 }
 

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Collector, type BatchSpec } from '../ingest/collector.js';
+import { DeviceRegistry } from '../ingest/devices.js';
+import { FrameIngestor } from '../ingest/frameIngestor.js';
+import { openStore } from '../repos/index.js';
+import { FIXTURES, tmpDir } from './helpers/tmp.js';
+
+const frame = (name: string) => readFileSync(path.join(FIXTURES, name));
+const at = (i: number) => new Date(Date.UTC(2026, 10, 27, 20, 0, i)).toISOString();
+
+test('frames accepted while Temporal is down are batched once it is back, across a restart', async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'bob', device: 'cam', site: 'north' });
+  let down = true;
+  const started: BatchSpec[] = [];
+  const start = async (b: BatchSpec) => {
+    if (down) throw new Error('connection refused');
+    started.push(b);
+  };
+  const c1 = new Collector(store, { maxFrames: 2, maxWaitMs: 60_000, start });
+  await c1.load();
+  const ing = new FrameIngestor(store, { maxBytes: 1 << 24, onCommitted: (f, c) => c1.add(f, c) });
+  for (const [i, f] of ['chelsea.png', 'coffee.png', 'rocket.jpg'].entries()) await ing.accept(device, frame(f), at(i));
+  await c1.tick();
+  assert.deepEqual(c1.stats(), { pending: 1, unstarted: 1 }, 'a full batch waits for Temporal; one frame still pending');
+  assert.equal(started.length, 0);
+
+  // Restart: a new collector reads the saved state; Temporal is back.
+  down = false;
+  const c2 = new Collector(store, { maxFrames: 2, maxWaitMs: 60_000, start });
+  await c2.load();
+  await c2.tick(true);
+  assert.equal(started.length, 2);
+  const paths = started.flatMap((b) => b.frames.map((f) => f.path)).sort();
+  assert.equal(paths.length, 3);
+  assert.equal(new Set(paths).size, 3, 'no frame batched twice');
+  assert.deepEqual(c2.stats(), { pending: 0, unstarted: 0 });
+});
+
+test('frames committed but not recorded by the collector (a crash in between) are found again on load', async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'bob', device: 'cam', site: 'north' });
+  const started: BatchSpec[] = [];
+  const c1 = new Collector(store, { maxFrames: 10, maxWaitMs: 60_000, start: async (b) => void started.push(b) });
+  await c1.load();
+  const withCollector = new FrameIngestor(store, { maxBytes: 1 << 24, onCommitted: (f, c) => c1.add(f, c) });
+  await withCollector.accept(device, frame('chelsea.png'), at(0));
+  // The process dies after committing these frames, before the collector recorded them.
+  const crashing = new FrameIngestor(store, { maxBytes: 1 << 24 });
+  await crashing.accept(device, frame('coffee.png'), at(1));
+  await crashing.accept(device, frame('home.jpg'), at(2));
+  const c2 = new Collector(store, { maxFrames: 10, maxWaitMs: 60_000, start: async (b) => void started.push(b) });
+  await c2.load();
+  await c2.tick(true);
+  assert.equal(started.length, 1);
+  assert.equal(started[0]!.frames.length, 3);
+  assert.equal(started[0]!.site, 'north');
+});
