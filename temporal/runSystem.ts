@@ -8,7 +8,7 @@ import { createApiServer } from '../server/index.js';
 import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
 import { makeBatchStarter } from './starter.js';
-import { createVigilWorker } from './worker.js';
+import { createVigilWorker, quietTemporalLogs } from './worker.js';
 
 /**
  * `vigil start`: the whole system in one process tree — the embedded Temporal dev server (unless
@@ -19,7 +19,9 @@ import { createVigilWorker } from './worker.js';
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
   const store = openStore(config.VIGIL_DATA);
   for (const r of STAGE_REPOS) await ensureRepo(store, r);
+  quietTemporalLogs();
   let dev: DevServer | null = null;
+  let stopping = false;
   const stops: Array<() => Promise<void> | void> = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await Promise.resolve(s()).catch((e) => log(`vigil: while stopping: ${(e as Error).message}`));
@@ -84,10 +86,11 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
       dev?.process.once('exit', (code) => {
-        log(`vigil: the embedded Temporal server exited (${code}); stopping`);
+        if (!stopping) log(`vigil: the embedded Temporal server exited (${code}); stopping`);
         resolve();
       });
     });
+    stopping = true;
     log('vigil: stopping…');
   } finally {
     await stopAll();

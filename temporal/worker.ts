@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { Detector } from '../detector/index.js';
 import type { Config } from '../lib/config.js';
@@ -38,4 +38,16 @@ export async function createVigilWorker(
       if (detector) await (await detector).release();
     },
   };
+}
+
+/**
+ * Installs the Temporal runtime with a quieter logger (VIGIL_LOG_LEVEL, default WARN), so that
+ * `vigil start` prints its own lines rather than the SDK's INFO chatter. Call before connecting.
+ */
+export function quietTemporalLogs(level = (process.env.VIGIL_LOG_LEVEL ?? 'WARN').toUpperCase()): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
+  } catch {
+    // already installed in this process
+  }
 }

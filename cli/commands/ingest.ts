@@ -60,6 +60,19 @@ function networkCause(err: unknown): string {
   return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
 
+let lastCaptureMs = 0;
+
+/**
+ * Capture time of a file sent without --time: its modification time, kept strictly increasing
+ * within one run (one device cannot capture two frames at the same instant, and files copied
+ * together share a modification time). Deterministic for the same files in the same order, so
+ * re-sending a folder finds the same frames (duplicates) rather than new ones.
+ */
+export function captureTimeOf(mtime: Date): string {
+  lastCaptureMs = Math.max(mtime.getTime(), lastCaptureMs + 1);
+  return new Date(lastCaptureMs).toISOString();
+}
+
 /**
  * Sends one image file. Answers with an outcome for anything the server (or the file) refused.
  * @throws VigilError E_UNAVAILABLE when the server cannot be reached at all.
@@ -82,7 +95,7 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
   const headers: Record<string, string> = {
     authorization: `Bearer ${opts.key}`,
     'content-type': mediaType,
-    'x-capture-time': opts.time ?? mtime.toISOString(),
+    'x-capture-time': opts.time ?? captureTimeOf(mtime),
   };
   if (opts.tz) headers['x-time-zone'] = opts.tz;
   for (let attempt = 0; ; attempt++) {

@@ -85,7 +85,7 @@ export async function commitChanges(
       const baseTree = head ? (await git.readCommit({ ...args, oid: head })).commit.tree : null;
       const changed: string[] = [];
       const tree = (await applyToTree(args, baseTree, opts.changes, '', changed)) ?? (await git.writeTree({ fs: args.fs, gitdir: args.gitdir, tree: [] }));
-      if (tree === baseTree || (changed.length === 0 && head)) return { commit: head, created: false, changed: [] };
+      if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [] };
       const now = Math.floor(Date.now() / 1000);
       const who = { name: 'vigil', email: 'vigil@localhost', timestamp: now, timezoneOffset: 0 };
       const commit = await git.writeCommit({
