@@ -1,7 +1,11 @@
 import type { Detector } from '../detector/index.js';
 import type { RepoStore } from '../repos/index.js';
 import type { ValidateConfig } from '../validate/index.js';
+import { makeAlertActivities } from './alerts.js';
 import { makeDetectActivity } from './detect.js';
+import { makeRecordsActivity } from './records.js';
+import { makeRulesActivity } from './rules.js';
+import { makeThreatsActivity } from './threats.js';
 import { makeValidateActivity } from './validate.js';
 
 /** Everything the activities need, built once per worker. */
@@ -10,13 +14,21 @@ export interface ActivityDeps {
   validateConfig: ValidateConfig;
   /** The worker's detector, loaded once on first use. */
   detector: () => Promise<Detector>;
+  rulesDir: string;
+  modelConfig: string;
+  cooldownMs: number;
+  maxDeliveryAttempts: number;
 }
 
 /** All activities of the batch DAG, keyed by the names the workflows call. */
 export function createActivities(deps: ActivityDeps) {
   return {
+    rulesInForce: makeRulesActivity(deps.store, deps.rulesDir, deps.modelConfig),
     validateStage: makeValidateActivity(deps.store, deps.validateConfig),
     detectStage: makeDetectActivity(deps.store, deps.detector),
+    threatsStage: makeThreatsActivity(deps.store),
+    ...makeAlertActivities(deps.store, { cooldownMs: deps.cooldownMs, maxAttempts: deps.maxDeliveryAttempts }),
+    recordsStage: makeRecordsActivity(deps.store),
   };
 }
 

@@ -26,6 +26,12 @@ export const ConfigSchema = z.object({
   /** Frames per child workflow in a big batch. */
   VIGIL_CHUNK_SIZE: int(1, 500).default(32),
   VIGIL_MODEL: z.string().default(path.join(PROJECT_DIR, 'models', 'yolov8n.json')),
+  /** Rules folder (global.yaml, users/<user>.yaml), versioned into the `rules` repo at each batch. */
+  VIGIL_RULES: z.string().default(path.join(PROJECT_DIR, 'rules')),
+  /** No second alert for the same user, device and rule within this many ms (capture time). */
+  VIGIL_ALERT_COOLDOWN_MS: int(0, 7 * 24 * 3_600_000).default(600_000),
+  /** Delivery attempts per alert and channel before it is recorded as failed. */
+  VIGIL_ALERT_MAX_ATTEMPTS: int(1, 50).default(6),
   /** Validation config JSON (optional; defaults are built in). */
   VIGIL_VALIDATE_CONFIG: z.string().optional(),
   /** onnxruntime intra-op threads. */

@@ -58,7 +58,7 @@ export async function validateFrames(
     };
     const tagProblem = checkFrameTags(doc, ref.path);
     const outcome = tagProblem
-      ? ({ ok: false, reason: 'bad_tags', message: tagProblem, cameraFault: false } as const)
+      ? ({ ok: false as const, reason: 'bad_tags' as const, message: tagProblem, cameraFault: false })
       : await validateFrame(await store.objects.get(doc.frameId), config);
     if (outcome.ok) {
       const put = await store.objects.put(outcome.image);

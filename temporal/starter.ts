@@ -12,7 +12,7 @@ export const batchWorkflowId = (batchId: string) => `batch-${batchId}`;
  */
 export function makeBatchStarter(client: Client, config: Config) {
   return async (batch: BatchSpec): Promise<void> => {
-    const input: BatchInput = { ...batch, chunkSize: config.VIGIL_CHUNK_SIZE };
+    const input: BatchInput = { ...batch, chunkSize: config.VIGIL_CHUNK_SIZE, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS };
     try {
       await client.workflow.start('batchWorkflow', {
         taskQueue: config.TEMPORAL_TASK_QUEUE,

@@ -28,7 +28,10 @@ export async function createVigilWorker(
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ store, validateConfig, detector: getDetector }),
+    activities: createActivities({
+      store, validateConfig, detector: getDetector, rulesDir: config.VIGIL_RULES, modelConfig: config.VIGIL_MODEL,
+      cooldownMs: config.VIGIL_ALERT_COOLDOWN_MS, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS,
+    }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 2,
     shutdownGraceTime: '5 seconds',
   });

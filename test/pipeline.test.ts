@@ -87,7 +87,7 @@ test('a batch of real frames runs validate -> detect on the real Temporal server
   const report = await fsck(store);
   assert.deepEqual(report.problems, []);
   const chain = await batchCommits(store, batch.batchId);
-  assert.deepEqual(new Set(chain.map((c) => c.repo)), new Set(['standardized', 'invalid', 'detections']));
+  assert.deepEqual(new Set(chain.map((c) => c.repo)), new Set(['standardized', 'invalid', 'detections', 'threats']));
   const detCommit = chain.find((c) => c.repo === 'detections')!;
   const stdCommit = chain.find((c) => c.repo === 'standardized')!;
   assert.deepEqual(detCommit.provenance?.inputs, [{ repo: 'standardized', commit: stdCommit.commit }]);

@@ -18,6 +18,7 @@ import { z } from 'zod';
  * - `low_contrast`: luma standard deviation under `config.contrast.minStdDev` (fog, glare, dirty lens).
  * - `blank`: luma standard deviation under `config.contrast.blankStdDev` (uniform frame).
  * - `black`: dark, near-uniform frame (mean luma under `config.contrast.blackMean`).
+ * - `bad_tags`: the frame's tags (user, device, capture time, zone, path) disagree (set by the stage, not by validateFrame).
  */
 export const InvalidReasonSchema = z.enum([
   'empty',
@@ -32,6 +33,7 @@ export const InvalidReasonSchema = z.enum([
   'low_contrast',
   'blank',
   'black',
+  'bad_tags',
 ]);
 
 /** A machine-readable reason a frame was refused. */

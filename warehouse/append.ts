@@ -9,6 +9,8 @@ import {
   DuckDBDateValue,
   DuckDBInstance,
   DuckDBTimestampTZValue,
+  LIST,
+  VARCHAR,
   type DuckDBAppender,
   type DuckDBConnection,
 } from '@duckdb/node-api';
@@ -165,13 +167,16 @@ async function stage(con: DuckDBConnection, columns: [string, SqlType][], groups
   }
 }
 
+/** Explicit list type: an empty list cannot be typed from its items. */
+const VARCHAR_LIST = LIST(VARCHAR);
+
 function appendValue(app: DuckDBAppender, type: SqlType, v: unknown): void {
   if (v === null || v === undefined) return app.appendNull();
   switch (type) {
     case 'VARCHAR':
       return app.appendVarchar(v as string);
     case 'VARCHAR[]':
-      return app.appendList(v as string[]);
+      return app.appendList(v as string[], VARCHAR_LIST);
     case 'TIMESTAMPTZ':
       return app.appendTimestampTZ(new DuckDBTimestampTZValue(isoToMicros(v as string)));
     case 'DATE':

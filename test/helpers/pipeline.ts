@@ -40,6 +40,26 @@ export async function ingestFixtures(store: RepoStore, device: Device, files: st
   return batches[0]!;
 }
 
+/** One frame to ingest: which device, which fixture, when. */
+export interface FrameSpec {
+  device: Device;
+  /** A fixture name, or an absolute path. */
+  file: string;
+  atMs: number;
+}
+
+/** Ingests frames from several devices and returns the one batch the collector cut (not started). */
+export async function ingestFrames(store: RepoStore, frames: FrameSpec[]): Promise<BatchSpec> {
+  const batches: BatchSpec[] = [];
+  const collector = new Collector(store, { maxFrames: 1000, maxWaitMs: 3_600_000, start: async (b) => void batches.push(b) });
+  await collector.load();
+  const ingestor = new FrameIngestor(store, { maxBytes: 20 * 1024 * 1024, onCommitted: (f, c) => collector.add(f, c) });
+  await Promise.all(frames.map((f) => ingestor.accept(f.device, readFileSync(path.isAbsolute(f.file) ? f.file : path.join(FIXTURES, f.file)), new Date(f.atMs).toISOString())));
+  await collector.tick(true);
+  if (batches.length !== 1) throw new Error(`expected one batch, got ${batches.length}`);
+  return batches[0]!;
+}
+
 /** Registers a device in a fresh data folder. */
 export async function setupDevice(dataDir: string, user = 'alice', device = 'cam1', tz = 'Europe/Paris') {
   const store = openStore(dataDir);

@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import {
+  AlertSchema, DeliverySchema, alertId as makeAlertId, deliver, planDeliveries, type Alert, type ChannelSettings, type Delivery,
+} from '../alerts/index.js';
+import { VigilError } from '../lib/errors.js';
+import { commitChanges, readJson, type Change, type RepoStore } from '../repos/index.js';
+import type { RuleSet } from '../rules/index.js';
+import { recordAttempt, readAttempts } from './ledger.js';
+import { readRuleSet } from './rulesVersion.js';
+import { InvalidDocSchema } from './schema.js';
+import { ThreatDocSchema } from './threats.js';
+
+/** Bump when the alerts stage's output for the same inputs would change. */
+export const ALERTS_STAGE_VERSION = '1';
+
+/** `alerts/<user>-<device>/<timestamp>-<rule>.json`: one alert and how it is to be delivered. */
+export const AlertDocSchema = z.object({
+  kind: z.literal('alert'),
+  alert: AlertSchema,
+  /** `suppressed`: inside the cooldown of an earlier alert (recorded, never sent). */
+  status: z.enum(['pending', 'suppressed']),
+  suppressedBy: z.string().optional(),
+  deliveries: z.array(DeliverySchema),
+});
+export type AlertDoc = z.infer<typeof AlertDocSchema>;
+
+const CooldownSchema = z.object({ lastAt: z.string(), alertId: z.string() });
+
+/** Input of the prepare-alerts step. */
+export interface PrepareAlertsInput {
+  batchId: string;
+  threatsCommit: string | null;
+  unsafePaths: string[];
+  invalidCommit: string | null;
+  cameraFaultPaths: string[];
+  rulesCommit: string | null;
+}
+
+/** A prepared alert, by reference. */
+export interface AlertRef {
+  alertId: string;
+  path: string;
+  status: 'pending' | 'suppressed';
+}
+
+/** Output of the prepare-alerts step. */
+export interface PrepareAlertsOutput {
+  alertsCommit: string | null;
+  alerts: AlertRef[];
+}
+
+/** Placeholder rules version of an alert made without any committed rules (camera faults). */
+const NO_RULES = '0000000';
+
+interface Candidate {
+  alert: Alert;
+  path: string;
+}
+
+/** Builds the alerts of one unsafe frame: one per fired rule, with a stable id. */
+function threatCandidates(doc: z.infer<typeof ThreatDocSchema>, path: string, now: string): Candidate[] {
+  const byRule = new Map<number, typeof doc.decision.matches>();
+  for (const m of doc.decision.matches) byRule.set(m.ruleId, [...(byRule.get(m.ruleId) ?? []), m]);
+  const base = path.replace(/\.json$/, '');
+  return [...byRule].map(([ruleId, matches]) => ({
+    path: `${base}-r${ruleId}.json`,
+    alert: {
+      alertId: makeAlertId(`${doc.tag}:${doc.frameId}`, doc.rulesCommit ?? NO_RULES, ruleId),
+      frameId: doc.frameId, tag: doc.tag, user: doc.user, device: doc.device, site: doc.site, capturedAt: doc.capturedAt, tz: doc.tz,
+      ruleId, ruleName: matches[0]!.ruleName, rulesCommit: doc.rulesCommit ?? NO_RULES,
+      matches: matches.map((m) => ({ class: m.class, score: m.score, box: m.box })),
+      evidence: { repo: 'detections', commit: doc.source.commit, path: doc.source.path, frameSha256: doc.frameId },
+      kind: 'threat', createdAt: now,
+    },
+  }));
+}
+
+/**
+ * Prepares the alerts of a chunk: one per (unsafe frame, fired rule) and one equipment alert per
+ * camera-fault frame, each with an id derived from (frame, rules version, rule) so a retry can never
+ * create a second one. A camera that keeps matching does not flood its user: an alert within
+ * `cooldownMs` (capture time) of the last one for the same user, device and rule is recorded as
+ * suppressed. Deliveries are planned from the user's contacts in the rule set; without credentials
+ * they go to the outbox.
+ */
+export async function prepareAlerts(
+  store: RepoStore,
+  input: PrepareAlertsInput,
+  opts: { cooldownMs: number; settings: ChannelSettings; now?: () => Date },
+): Promise<PrepareAlertsOutput> {
+  const now = (opts.now ?? (() => new Date()))().toISOString();
+  const rules: RuleSet | null = input.rulesCommit ? await readRuleSet(store, input.rulesCommit) : null;
+  const candidates: Candidate[] = [];
+  for (const p of input.unsafePaths) {
+    if (!input.threatsCommit) break;
+    const doc = ThreatDocSchema.safeParse(await readJson(store, 'threats', p, input.threatsCommit));
+    if (!doc.success) throw new VigilError('E_CORRUPT', `threats@${input.threatsCommit}:${p} is missing or malformed`);
+    candidates.push(...threatCandidates(doc.data, p, now));
+  }
+  for (const p of input.cameraFaultPaths) {
+    if (!input.invalidCommit) break;
+    const inv = InvalidDocSchema.safeParse(await readJson(store, 'invalid', p, input.invalidCommit));
+    if (!inv.success) throw new VigilError('E_CORRUPT', `invalid@${input.invalidCommit}:${p} is missing or malformed`);
+    const d = inv.data;
+    candidates.push({
+      path: p.replace(/\.json$/, '-fault.json'),
+      alert: {
+        alertId: makeAlertId(`${d.tag}:${d.frameId}`, NO_RULES, 'camera_fault'),
+        frameId: d.frameId, tag: d.tag, user: d.user, device: d.device, site: d.site, capturedAt: d.capturedAt, tz: d.tz,
+        ruleId: 0, ruleName: `camera fault: ${d.reason}`, rulesCommit: input.rulesCommit ?? NO_RULES, matches: [],
+        evidence: { repo: 'invalid', commit: input.invalidCommit, path: p, frameSha256: d.frameId },
+        kind: 'camera_fault', createdAt: now,
+      },
+    });
+  }
+  candidates.sort((a, b) => a.alert.capturedAt.localeCompare(b.alert.capturedAt) || a.path.localeCompare(b.path));
+
+  const changes: Change[] = [];
+  const refs: AlertRef[] = [];
+  const cooldowns = new Map<string, z.infer<typeof CooldownSchema>>();
+  for (const c of candidates) {
+    const existing = AlertDocSchema.safeParse(await readJson(store, 'alerts', c.path).catch(() => null));
+    if (existing.success && existing.data.alert.alertId === c.alert.alertId) {
+      refs.push({ alertId: c.alert.alertId, path: c.path, status: existing.data.status });
+      continue;
+    }
+    const key = `cooldowns/${c.alert.user}-${c.alert.device}-${c.alert.kind === 'camera_fault' ? 'fault' : `r${c.alert.ruleId}`}.json`;
+    const last = cooldowns.get(key) ?? CooldownSchema.safeParse(await readJson(store, 'alerts', key).catch(() => null)).data;
+    const at = Date.parse(c.alert.capturedAt);
+    const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
+    const contacts = rules?.users[c.alert.user]?.contacts ?? {};
+    const deliveries: Delivery[] = suppressed ? [] : planDeliveries(c.alert, contacts, opts.settings);
+    const doc: AlertDoc = { kind: 'alert', alert: c.alert, status: suppressed ? 'suppressed' : 'pending', ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
+    changes.push({ path: c.path, content: JSON.stringify(doc, null, 1) + '\n' });
+    refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status });
+    if (!suppressed && (!last || at >= Date.parse(last.lastAt))) {
+      const next = { lastAt: c.alert.capturedAt, alertId: c.alert.alertId };
+      cooldowns.set(key, next);
+      changes.push({ path: key, content: JSON.stringify(next) + '\n' });
+    }
+  }
+  const inputs = [
+    ...(input.threatsCommit ? [{ repo: 'threats', commit: input.threatsCommit }] : []),
+    ...(input.invalidCommit && input.cameraFaultPaths.length ? [{ repo: 'invalid', commit: input.invalidCommit }] : []),
+    ...(input.rulesCommit ? [{ repo: 'rules', commit: input.rulesCommit }] : []),
+  ];
+  const res = await commitChanges(store, {
+    repo: 'alerts', changes,
+    provenance: { batchId: input.batchId, stage: 'alerts', stageVersion: ALERTS_STAGE_VERSION, inputs, extra: { cooldownMs: opts.cooldownMs } },
+    summary: `alerts ${input.batchId}: ${refs.filter((r) => r.status === 'pending').length} to deliver, ${refs.filter((r) => r.status === 'suppressed').length} suppressed`,
+  });
+  return { alertsCommit: res.commit, alerts: refs };
+}
+
+/** Result of delivering one alert on all its channels. */
+export interface DeliverResult {
+  alertId: string;
+  delivered: number;
+  failed: number;
+  /** Deliveries still to retry (the caller retries with backoff). */
+  retry: number;
+}
+
+/**
+ * Delivers one alert on each planned channel, once: a delivery with a `delivered` or `failed`
+ * attempt in the ledger is never attempted again, so retries and worker restarts do not resend.
+ * Every attempt is recorded before the next step. `finalAttempt` turns a retryable outcome into
+ * a recorded failure.
+ */
+export async function deliverAlert(
+  store: RepoStore,
+  input: { alertsCommit: string; path: string },
+  settings: ChannelSettings,
+  finalAttempt = false,
+): Promise<DeliverResult> {
+  const doc = AlertDocSchema.safeParse(await readJson(store, 'alerts', input.path, input.alertsCommit));
+  if (!doc.success) throw new VigilError('E_CORRUPT', `alerts@${input.alertsCommit}:${input.path} is missing or malformed`);
+  const { alert, deliveries } = doc.data;
+  const result: DeliverResult = { alertId: alert.alertId, delivered: 0, failed: 0, retry: 0 };
+  const history = await readAttempts(store, alert.alertId);
+  for (const d of deliveries) {
+    const sameDelivery = history.filter((a) => a.channel === d.channel && a.target === deliveryKey(d));
+    if (sameDelivery.some((a) => a.outcome === 'delivered')) {
+      result.delivered++;
+      continue;
+    }
+    if (sameDelivery.some((a) => a.outcome === 'failed')) {
+      result.failed++;
+      continue;
+    }
+    const attempt = await deliver(alert, d, settings, sameDelivery.length + 1);
+    const recorded = { ...attempt, target: deliveryKey(d) };
+    if (attempt.outcome === 'retry' && finalAttempt) recorded.outcome = 'failed';
+    await recordAttempt(store, recorded);
+    if (recorded.outcome === 'delivered') result.delivered++;
+    else if (recorded.outcome === 'failed') result.failed++;
+    else result.retry++;
+  }
+  return result;
+}
+
+/**
+ * A stable, secret-free key naming one planned delivery: the channel and a hash of its target
+ * (the ledger and the warehouse never hold an address, number or webhook URL).
+ */
+export function deliveryKey(d: Delivery): string {
+  return `${d.channel}:${createHash('sha256').update(d.target).digest('hex').slice(0, 16)}`;
+}

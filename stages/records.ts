@@ -1,0 +1,142 @@
+import path from 'node:path';
+import {
+  appendRecords, type AlertRow, type DeliveryRow, type DetectionRow, type FrameRow, type NonMatchRow, type ThreatRow,
+} from '../warehouse/index.js';
+import { localTime } from '../ingest/frameTag.js';
+import { VigilError } from '../lib/errors.js';
+import { FrameDocSchema, type FrameRef } from '../lib/schemas.js';
+import { readJson, type RepoStore } from '../repos/index.js';
+import { InvalidReasonSchema } from '../validate/reasons.js';
+import { ruleSetHash } from '../rules/index.js';
+import { AlertDocSchema } from './alerts.js';
+import { readAttempts } from './ledger.js';
+import { readRuleSet } from './rulesVersion.js';
+import { DetectionDocSchema, InvalidDocSchema, StandardizedDocSchema } from './schema.js';
+import { ThreatDocSchema } from './threats.js';
+
+/** Input of the records stage: the commits a chunk produced, by reference. */
+export interface RecordsInput {
+  batchId: string;
+  part: string;
+  framesCommit: string;
+  frames: FrameRef[];
+  standardizedCommit: string | null;
+  invalidCommit: string | null;
+  detectionsCommit: string | null;
+  threatsCommit: string | null;
+  rulesCommit: string | null;
+  alertsCommit: string | null;
+  alertPaths: string[];
+}
+
+/** Rows written per table. */
+export type RecordsOutput = Record<string, number>;
+
+/** Folder of the records warehouse inside the data folder. */
+export const warehouseRoot = (store: RepoStore) => path.join(store.dataDir, 'warehouse');
+
+const hourOf = (iso: string) => new Date(Math.floor(Date.parse(iso) / 3_600_000) * 3_600_000).toISOString();
+
+/**
+ * The records stage: appends what a chunk did to the Parquet warehouse — frames (with invalid
+ * reasons), detections, threat matches, safe frames aggregated per user, device and hour, alerts
+ * and every delivery attempt with the provider's response, and the rule version. Append-only and
+ * idempotent: a re-run of the same batch part finds its files and writes nothing.
+ */
+export async function recordsStage(store: RepoStore, input: RecordsInput): Promise<RecordsOutput> {
+  const frames: FrameRow[] = [];
+  const detections: DetectionRow[] = [];
+  const threats: ThreatRow[] = [];
+  const safe = new Map<string, NonMatchRow>();
+  for (const ref of input.frames) {
+    const f = FrameDocSchema.safeParse(await readJson(store, 'frames', ref.path, input.framesCommit));
+    if (!f.success) throw new VigilError('E_CORRUPT', `frames@${input.framesCommit}:${ref.path} is missing or malformed`);
+    const frame = f.data;
+    const [localDate, clock] = localTime(new Date(frame.capturedAt), frame.tz).split('T') as [string, string];
+    const localHour = Number(clock.slice(0, 2));
+    const std = input.standardizedCommit ? StandardizedDocSchema.safeParse(await readJson(store, 'standardized', ref.path, input.standardizedCommit).catch(() => null)) : null;
+    const inv = !std?.success && input.invalidCommit ? InvalidDocSchema.safeParse(await readJson(store, 'invalid', ref.path, input.invalidCommit).catch(() => null)) : null;
+    if (!std?.success && !inv?.success) throw new VigilError('E_CORRUPT', `frame ${ref.path} is in neither standardized nor invalid`);
+    const reason = inv?.success ? InvalidReasonSchema.parse(inv.data.reason) : null;
+    frames.push({
+      frame_id: frame.frameId, tag: frame.tag, user_id: frame.user, device_id: frame.device, site: frame.site,
+      captured_at: frame.capturedAt, tz: frame.tz, local_date: localDate, local_hour: localHour, received_at: frame.receivedAt,
+      batch_id: input.batchId, status: std?.success ? 'standardized' : 'invalid', reason, camera_fault: inv?.success ? inv.data.cameraFault : false,
+    });
+    if (!std?.success || !input.detectionsCommit) continue;
+    const det = DetectionDocSchema.safeParse(await readJson(store, 'detections', ref.path, input.detectionsCommit).catch(() => null));
+    if (!det.success) throw new VigilError('E_CORRUPT', `standardized frame ${ref.path} has no detection`);
+    for (const o of det.data.objects) {
+      detections.push({
+        frame_id: frame.frameId, user_id: frame.user, device_id: frame.device, captured_at: frame.capturedAt, batch_id: input.batchId,
+        model_sha256: det.data.model.sha256, class: o.class, score: o.score, box_x: o.box.x, box_y: o.box.y, box_w: o.box.width, box_h: o.box.height,
+      });
+    }
+    const th = input.threatsCommit ? ThreatDocSchema.safeParse(await readJson(store, 'threats', ref.path, input.threatsCommit).catch(() => null)) : null;
+    if (th?.success && th.data.decision.unsafe && th.data.rulesCommit) {
+      for (const m of th.data.decision.matches) {
+        threats.push({
+          frame_id: frame.frameId, tag: frame.tag, user_id: frame.user, device_id: frame.device, captured_at: frame.capturedAt,
+          local_hour: localHour, batch_id: input.batchId, rules_commit: th.data.rulesCommit, rule_id: m.ruleId, rule_name: m.ruleName,
+          class: m.class, score: m.score,
+        });
+      }
+    } else {
+      const key = `${frame.user}/${frame.device}/${hourOf(frame.capturedAt)}`;
+      const row = safe.get(key) ?? { user_id: frame.user, device_id: frame.device, hour: hourOf(frame.capturedAt), batch_id: input.batchId, frames: 0, objects: 0 };
+      row.frames++;
+      row.objects += det.data.objects.length;
+      safe.set(key, row);
+    }
+  }
+
+  const alerts: AlertRow[] = [];
+  const deliveries: DeliveryRow[] = [];
+  for (const p of input.alertPaths) {
+    if (!input.alertsCommit) break;
+    const doc = AlertDocSchema.safeParse(await readJson(store, 'alerts', p, input.alertsCommit));
+    if (!doc.success) throw new VigilError('E_CORRUPT', `alerts@${input.alertsCommit}:${p} is missing or malformed`);
+    const { alert, status, deliveries: planned } = doc.data;
+    const attempts = await readAttempts(store, alert.alertId);
+    for (const a of attempts) {
+      deliveries.push({
+        alert_id: a.alertId, channel: a.channel, attempt: a.attempt, at: a.at, request_summary: a.requestSummary,
+        status_code: a.statusCode, response_summary: a.responseSummary, latency_ms: a.latencyMs, outcome: a.outcome,
+      });
+    }
+    const deliveredReal = attempts.some((a) => a.outcome === 'delivered' && a.channel !== 'outbox');
+    const allOutbox = planned.length === 0 || planned.every((d) => d.channel === 'outbox');
+    alerts.push({
+      alert_id: alert.alertId, frame_id: alert.frameId, user_id: alert.user, device_id: alert.device, rule_id: alert.ruleId,
+      classes: [...new Set(alert.matches.map((m) => m.class))], max_score: Math.max(0, ...alert.matches.map((m) => m.score)),
+      created_at: alert.createdAt, batch_id: input.batchId,
+      status: status === 'suppressed' ? 'suppressed' : deliveredReal ? 'delivered' : allOutbox ? 'outbox' : 'failed',
+      channels: planned.length,
+    });
+  }
+
+  const root = warehouseRoot(store);
+  const opts = { batchId: input.batchId, part: input.part };
+  const out: RecordsOutput = {};
+  const put = async <T extends Parameters<typeof appendRecords>[1]>(table: T, rows: Parameters<typeof appendRecords<T>>[2]) => {
+    if (rows.length === 0) return;
+    out[table] = (await appendRecords(root, table, rows, opts)).rows;
+  };
+  await put('frames', frames);
+  await put('detections', detections);
+  await put('threats', threats);
+  await put('non_matches', [...safe.values()]);
+  await put('alerts', alerts);
+  await put('deliveries', deliveries);
+  if (input.rulesCommit) {
+    const set = await readRuleSet(store, input.rulesCommit);
+    if (set) {
+      const r = await appendRecords(root, 'rule_versions', [{
+        rules_commit: input.rulesCommit, rules_hash: ruleSetHash(set), at: new Date().toISOString(),
+        rule_ids: set.rules.map((x) => x.id).sort((a, b) => a - b).join(','),
+      }], { batchId: `rules-${input.rulesCommit}` });
+      out.rule_versions = r.rows;
+    }
+  }
+  return out;
+}
