@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
-import { commitChanges, readJson, type RepoStore } from '../repos/index.js';
+import { commitChanges, readJson, sha256Hex, type RepoStore } from '../repos/index.js';
 import type { Device } from './devices.js';
 import { assertTimeZone, compactTimestamp, framePath, frameTag, parseCaptureTime } from './frameTag.js';
 import { sniffImageType } from './sniff.js';
@@ -55,8 +55,14 @@ export class FrameIngestor {
       throw new VigilError('E_BAD_INPUT', `capture time ${when.toISOString()} is in the future`);
     }
     const zone = assertTimeZone(tz ?? device.tz);
-    const put = await this.store.objects.put(bytes);
     const timestamp = compactTimestamp(when);
+    const framePathNow = framePath(device.user, device.device, timestamp);
+    const already = await readJson<FrameDoc>(this.store, 'frames', framePathNow).catch(() => null);
+    if (already && already.frameId !== sha256Hex(bytes)) {
+      // Refused before the bytes are stored, so a conflict leaves nothing behind.
+      throw new VigilError('E_CONFLICT', `device ${device.user}/${device.device} already sent a different frame with capture time ${when.toISOString()}`);
+    }
+    const put = await this.store.objects.put(bytes);
     const doc: FrameDoc = {
       kind: 'frame',
       frameId: put.sha256,
@@ -71,7 +77,7 @@ export class FrameIngestor {
       object: { sha256: put.sha256, size: put.size, mediaType },
     };
     return new Promise<AcceptedFrame>((resolve, reject) => {
-      this.queue.push({ doc, path: framePath(device.user, device.device, timestamp), resolve, reject });
+      this.queue.push({ doc, path: framePathNow, resolve, reject });
       void this.kick();
     });
   }

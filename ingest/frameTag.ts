@@ -28,10 +28,20 @@ export function parseCaptureTime(value: unknown): Date {
   } else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
     d = new Date(value);
   }
+  if (d && typeof value === 'string' && !calendarDateExists(value)) d = null;
   if (!d || Number.isNaN(d.getTime()) || d.getUTCFullYear() < 2000 || d.getUTCFullYear() > 2200) {
     throw new VigilError('E_BAD_INPUT', `capture time ${JSON.stringify(value)} is not an ISO-8601 instant with a zone (e.g. 2026-11-27T22:42:33.120Z) or epoch milliseconds`);
   }
   return d;
+}
+
+/** True when the `YYYY-MM-DD` that an ISO string starts with is a real calendar day (no Feb 30). */
+function calendarDateExists(iso: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(iso);
+  if (!m) return true;
+  const [y, mo, da, h, mi] = m.slice(1).map(Number) as [number, number, number, number, number];
+  const d = new Date(Date.UTC(y, mo - 1, da, h, mi));
+  return d.getUTCFullYear() === y && d.getUTCMonth() === mo - 1 && d.getUTCDate() === da && h < 24 && mi < 60;
 }
 
 /** Compact UTC timestamp used in paths and tags: `YYYYMMDDTHHmmssSSSZ`. */

@@ -87,6 +87,8 @@ export async function readRuleFile(dir: string, rel: string): Promise<ReadRuleFi
     return fail('not valid UTF-8 text');
   }
 
+  const shape = checkShape(text);
+  if (shape) return fail(shape);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, version: '1.2', schema: 'core' });
   const isJson = /\.json$/i.test(rel);
@@ -112,6 +114,8 @@ export async function readRuleFile(dir: string, rel: string): Promise<ReadRuleFi
     const got = value === null || value === undefined ? 'an empty document' : typeName(value);
     return fail(`the file must contain a mapping (key: value pairs), not ${got}`);
   }
+  const banned = findBannedKey(value);
+  if (banned) return fail(`key ${JSON.stringify(banned)} is not allowed (it would change object prototypes)`);
   const usable = doc.errors.length === 0;
   return {
     ok: true,
@@ -125,4 +129,70 @@ export async function readRuleFile(dir: string, rel: string): Promise<ReadRuleFi
       },
     },
   };
+}
+
+/** Most lines a rule file may have (keeps parsing and error lookups fast). */
+export const MAX_RULE_FILE_LINES = 10_000;
+/** Deepest nesting of flow collections (`[`/`{`) or block indentation a rule file may have. */
+export const MAX_RULE_FILE_DEPTH = 32;
+
+/**
+ * Cheap structural limits checked before the YAML parser runs, so that a hostile file (deeply
+ * nested brackets, hundreds of thousands of keys) is refused quickly instead of exhausting the
+ * parser's stack or running for minutes.
+ * @returns a reason, or null when the file is within the limits.
+ */
+export function checkShape(text: string): string | null {
+  let lines = 1;
+  let depth = 0;
+  let maxDepth = 0;
+  let quote: string | null = null;
+  let lineStart = true;
+  let indent = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\n') {
+      lines++;
+      lineStart = true;
+      indent = 0;
+      if (quote === "'") quote = null;
+      continue;
+    }
+    if (lineStart) {
+      if (c === ' ') {
+        indent++;
+        if (indent / 2 > MAX_RULE_FILE_DEPTH * 2) return `indentation deeper than ${MAX_RULE_FILE_DEPTH * 4} spaces on line ${lines}`;
+        continue;
+      }
+      lineStart = false;
+    }
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#') {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+    } else if (c === '[' || c === '{') {
+      depth++;
+      if (depth > maxDepth) maxDepth = depth;
+      if (depth > MAX_RULE_FILE_DEPTH) return `nesting deeper than ${MAX_RULE_FILE_DEPTH} levels on line ${lines}`;
+    } else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+  }
+  if (lines > MAX_RULE_FILE_LINES) return `file has ${lines} lines; rule files are limited to ${MAX_RULE_FILE_LINES}`;
+  return null;
+}
+
+const BANNED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The first key anywhere in a parsed document that could tamper with prototypes, or null. */
+export function findBannedKey(value: unknown, depth = 0): string | null {
+  if (depth > 64 || value === null || typeof value !== 'object') return null;
+  for (const k of Object.keys(value)) {
+    if (BANNED_KEYS.has(k)) return k;
+    const inner = findBannedKey((value as Record<string, unknown>)[k], depth + 1);
+    if (inner) return inner;
+  }
+  return null;
 }

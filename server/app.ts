@@ -254,6 +254,8 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const handler = route && (method === 'GET' || method === 'POST') ? route[method] : undefined;
     const run = async () => {
+      // Node's own answers to these are empty bodies; answer them in the API's JSON instead.
+      if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && !req.headers.host) throw new HttpError(400, 'E_BAD_INPUT', 'an HTTP/1.1 request needs a Host header', { Connection: 'close' });
       if (!route) throw new HttpError(404, 'E_NOT_FOUND', `no route ${quote(routePath(req))}`);
       if (!handler) {
         const allow = Object.keys(route).flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', ');
@@ -279,7 +281,8 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
       requestTimeout: requestMs,
       // How often the timeouts above are enforced (Node's default is every 30 s).
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersMs / 4))),
-      requireHostHeader: true,
+      // Checked in onRequest, so the answer is JSON like every other error.
+      requireHostHeader: false,
     },
     onRequest,
   );
@@ -288,6 +291,9 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   server.keepAliveTimeout = deps.timeouts?.keepAliveMs ?? 5_000;
   // Authenticate before telling a client to send its body.
   server.on('checkContinue', onRequest);
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    sendError(req, res, new HttpError(417, 'E_BAD_INPUT', `unsupported Expect header ${quote(String(req.headers.expect))}: only 100-continue is supported`, { Connection: 'close' }));
+  });
   // Malformed requests, oversized headers and timeouts: answer in JSON when nothing was sent yet, then close.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
