@@ -11,6 +11,7 @@ import { registerDetect } from './commands/detect.js';
 import { registerDevice } from './commands/device.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerRepo } from './commands/repo.js';
+import { registerReport } from './commands/report.js';
 import { registerRules } from './commands/rules.js';
 import { registerStart } from './commands/start.js';
 import { registerWorker } from './commands/worker.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerBatch(program);
   registerDetect(program);
   registerRules(program);
+  registerReport(program);
   return program;
 }
 

@@ -1,0 +1,94 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { VigilError } from '../../lib/errors.js';
+import { printJson } from '../output.js';
+import { config } from './common.js';
+
+type Format = 'table' | 'json' | 'csv';
+
+function format(value: string): Format {
+  if (value !== 'table' && value !== 'json' && value !== 'csv') throw new VigilError('E_BAD_INPUT', `--format must be table, json or csv, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Opens the warehouse of the data folder (lazily loads DuckDB). */
+async function withWarehouse<T>(fn: (wh: import('../../warehouse/index.js').Warehouse) => Promise<T>): Promise<T> {
+  const { openWarehouse } = await import('../../warehouse/index.js');
+  const wh = await openWarehouse(path.join(config().VIGIL_DATA, 'warehouse'));
+  try {
+    return await fn(wh);
+  } finally {
+    wh.close();
+  }
+}
+
+async function print(rows: Record<string, unknown>[], fmt: Format, whole: unknown, columns?: string[]): Promise<void> {
+  const { formatTable, toCsv } = await import('../../warehouse/index.js');
+  if (fmt === 'json') printJson(whole);
+  else process.stdout.write(fmt === 'csv' ? toCsv(rows, columns) : formatTable(rows, columns));
+}
+
+/** Registers `vigil sql` and `vigil report daily|users`. */
+export function registerReport(program: Command): void {
+  program
+    .command('sql <query>')
+    .description('read-only SQL over the records warehouse (DuckDB views: frames, invalid_frames, detections, threats, non_matches, alerts, deliveries, rule_versions)')
+    .option('--format <f>', 'table, json or csv', format, 'table' as Format)
+    .option('--json', 'same as --format json')
+    .option('--max-rows <n>', 'at most this many rows', (v) => Number(v), 10_000)
+    .action(async (query: string, opts: { format: Format; json?: boolean; maxRows: number }) => {
+      const { runReadOnlySql } = await import('../../warehouse/index.js');
+      await withWarehouse(async (wh) => {
+        const r = await runReadOnlySql(wh, query, { maxRows: opts.maxRows });
+        await print(r.rows, opts.json ? 'json' : opts.format, r, r.columns);
+        if (r.truncated) console.error(`vigil: output truncated at ${opts.maxRows} rows`);
+      });
+    });
+
+  const report = program.command('report').description('compliance reports from the records warehouse');
+  report
+    .command('daily')
+    .description('the Daily Threat Report: per user, threats by class, device and hour, alerts sent and failed, invalid frames')
+    .requiredOption('--date <YYYY-MM-DD>', 'the day')
+    .option('--user <user>', 'only this user')
+    .option('--tz <zone>', 'the day and hours in this zone (default: UTC day, device-local hours)')
+    .option('--format <f>', 'table, json or csv', format, 'table' as Format)
+    .option('--json', 'same as --format json')
+    .action(async (opts: { date: string; user?: string; tz?: string; format: Format; json?: boolean }) => {
+      const { dailyReport, dailyReportRows } = await import('../../warehouse/index.js');
+      await withWarehouse(async (wh) => {
+        const r = await dailyReport(wh, { date: opts.date, ...(opts.user ? { user: opts.user } : {}), ...(opts.tz ? { tz: opts.tz } : {}) });
+        await print(dailyReportRows(r), opts.json ? 'json' : opts.format, r);
+      });
+    });
+  report
+    .command('users')
+    .description('threat count per user between two days (the numbers behind the admin bar chart)')
+    .requiredOption('--from <YYYY-MM-DD>', 'first day')
+    .requiredOption('--to <YYYY-MM-DD>', 'last day')
+    .option('--format <f>', 'table, json or csv', format, 'table' as Format)
+    .option('--json', 'same as --format json')
+    .action(async (opts: { from: string; to: string; format: Format; json?: boolean }) => {
+      const { usersReport } = await import('../../warehouse/index.js');
+      await withWarehouse(async (wh) => {
+        const r = await usersReport(wh, { from: opts.from, to: opts.to });
+        await print(r.users as unknown as Record<string, unknown>[], opts.json ? 'json' : opts.format, r);
+      });
+    });
+  report
+    .command('frame <frameId>')
+    .description('every record of one frame in every table (for an auditor)')
+    .option('--json', 'machine-readable output')
+    .action(async (frameId: string, opts: { json?: boolean }) => {
+      const { findFrameRecords, formatTable } = await import('../../warehouse/index.js');
+      await withWarehouse(async (wh) => {
+        const r = await findFrameRecords(wh, frameId);
+        if (opts.json) return printJson(r);
+        for (const [table, rows] of Object.entries(r)) {
+          if (!Array.isArray(rows) || rows.length === 0) continue;
+          console.log(`${table}:`);
+          process.stdout.write(formatTable(rows as Record<string, unknown>[]));
+        }
+      });
+    });
+}
