@@ -116,3 +116,27 @@ test('re-sending the same frames stores nothing new; re-running their batch runs
   assert.deepEqual(await listFiles(store, 'detections'), detBefore);
   await assert.rejects(batchCommits(store, 'replay-1'), /no commits/, 'a batch that changed nothing commits nothing');
 });
+
+test('a big batch fans out into child workflows and continues as new, each frame processed once', async () => {
+  const files = ['chelsea.png', 'coffee.png', 'rocket.jpg', 'home.jpg', 'motorcycle_left.png'];
+  const batch = await ingestFixtures(store, device, files, Date.UTC(2026, 10, 27, 22, 0, 0));
+  const handle = await env.client.workflow.start('batchWorkflow', {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowId: batchWorkflowId(batch.batchId),
+    args: [{ ...batch, chunkSize: 1, chunksPerRun: 2 }],
+  });
+  const summary: BatchSummary = await handle.result();
+  assert.equal(summary.frames, files.length);
+  assert.equal(summary.standardized, files.length);
+  assert.equal(summary.detected, files.length);
+  // Visibility is eventually consistent: look again for a few seconds.
+  let runs: string[] = [];
+  for (let i = 0; i < 50 && runs.filter((r) => r.startsWith('chunkWorkflow:')).length < files.length; i++) {
+    runs = [];
+    for await (const w of env.client.workflow.list({ query: `WorkflowId STARTS_WITH "${batchWorkflowId(batch.batchId)}"` })) runs.push(`${w.type}:${w.workflowId}`);
+    if (runs.filter((r) => r.startsWith('chunkWorkflow:')).length < files.length) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(runs.filter((r) => r.startsWith('chunkWorkflow:')).length === files.length, `one child per chunk: ${runs.join(', ')}`);
+  const desc = await handle.describe();
+  assert.notEqual(desc.runId, handle.firstExecutionRunId, 'the batch continued as new');
+});
