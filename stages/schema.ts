@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { FrameRefSchema, ObjectRefSchema, Sha256Schema } from '../lib/schemas.js';
 
 /** Fields every per-frame stage document carries, copied from the frame. */
-const FrameFields = {
+export const FrameFields = {
   frameId: Sha256Schema,
   tag: z.string(),
   user: z.string(),

@@ -5,7 +5,7 @@ import { evaluate, ruleSetHash, type RuleSet } from '../rules/index.js';
 import { DecisionSchema } from '../rules/schema.js';
 import { datumKey } from './datum.js';
 import { readRuleSet } from './rulesVersion.js';
-import { DetectionDocSchema } from './schema.js';
+import { DetectionDocSchema, FrameFields } from './schema.js';
 
 /** Bump when the threats stage's output for the same detection and rules would change. */
 export const THREATS_STAGE_VERSION = '1';
@@ -13,20 +13,11 @@ export const THREATS_STAGE_VERSION = '1';
 /** `threats/<user>-<device>/<timestamp>.json`: the decision for one frame. */
 export const ThreatDocSchema = z.object({
   kind: z.literal('threat'),
-  frameId: z.string(),
-  tag: z.string(),
-  user: z.string(),
-  device: z.string(),
-  site: z.string(),
-  capturedAt: z.string(),
-  timestamp: z.string(),
-  tz: z.string(),
-  source: z.object({ repo: z.literal('detections'), commit: z.string(), path: z.string(), sha256: z.string() }),
+  ...FrameFields,
   rulesCommit: z.string().nullable(),
   rulesHash: z.string().nullable(),
   decision: DecisionSchema,
   objects: z.number().int(),
-  datum: z.string(),
 });
 export type ThreatDoc = z.infer<typeof ThreatDocSchema>;
 
