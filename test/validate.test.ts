@@ -433,7 +433,7 @@ test('reasons: every reason is known and only blank/black are camera faults', ()
     InvalidReasonSchema.options.filter((r) => isCameraFault(r)),
     ['blank', 'black'],
   );
-  assert.equal(InvalidReasonSchema.options.length, 12);
+  assert.equal(InvalidReasonSchema.options.length, 13, 'the 12 image reasons and bad_tags');
 });
 
 test('sniffFormat and scanContainer', async () => {

@@ -60,18 +60,8 @@ function networkCause(err: unknown): string {
   return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
 
-let lastCaptureMs = 0;
-
-/**
- * Capture time of a file sent without --time: its modification time, kept strictly increasing
- * within one run (one device cannot capture two frames at the same instant, and files copied
- * together share a modification time). Deterministic for the same files in the same order, so
- * re-sending a folder finds the same frames (duplicates) rather than new ones.
- */
-export function captureTimeOf(mtime: Date): string {
-  lastCaptureMs = Math.max(mtime.getTime(), lastCaptureMs + 1);
-  return new Date(lastCaptureMs).toISOString();
-}
+/** How many 1 ms steps `ingest` takes past a capture-time collision before giving up. */
+export const MAX_TIME_NUDGES = 1000;
 
 /**
  * Sends one image file. Answers with an outcome for anything the server (or the file) refused.
@@ -95,9 +85,14 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
   const headers: Record<string, string> = {
     authorization: `Bearer ${opts.key}`,
     'content-type': mediaType,
-    'x-capture-time': opts.time ?? captureTimeOf(mtime),
+    'x-capture-time': opts.time ?? mtime.toISOString(),
   };
   if (opts.tz) headers['x-time-zone'] = opts.tz;
+  // Files copied together share a modification time, and one device cannot capture two different
+  // frames at the same instant (409). Without --time, the capture time is nudged 1 ms at a time
+  // until the frame is accepted or found to be a duplicate: deterministic for the same files and
+  // server state, so re-sending a folder or one of its files finds the same frames.
+  let nudges = 0;
   for (let attempt = 0; ; attempt++) {
     let res: Response;
     try {
@@ -123,6 +118,12 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
       return { file, ok: false, status: 202, error: { code: 'E_BAD_RESPONSE', message: 'the server accepted the frame but its answer is not {frameId, tag, path, duplicate}' } };
     }
     const e = ErrorBodySchema.safeParse(body);
+    if (res.status === 409 && !opts.time && nudges < MAX_TIME_NUDGES) {
+      nudges++;
+      headers['x-capture-time'] = new Date(mtime.getTime() + nudges).toISOString();
+      attempt--;
+      continue;
+    }
     return {
       file,
       ok: false,
