@@ -7,7 +7,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   DuckDBDateValue,
-  DuckDBInstance,
   DuckDBTimestampTZValue,
   LIST,
   VARCHAR,
@@ -15,6 +14,7 @@ import {
   type DuckDBConnection,
 } from '@duckdb/node-api';
 import { VigilError } from '../lib/errors.js';
+import { memoryDuckDB } from './instance.js';
 import { duckMessage, sqlIdent, sqlString } from './duck.js';
 import {
   MANIFEST,
@@ -90,7 +90,7 @@ export async function appendRecords<T extends TableName>(
   const result: AppendResult = { files: [], rows: 0, skipped: [] };
   if (groups.size === 0) return result;
 
-  const instance = await DuckDBInstance.create(':memory:');
+  const instance = await memoryDuckDB();
   let con: DuckDBConnection | undefined;
   try {
     con = await instance.connect();
@@ -246,7 +246,7 @@ async function recordIfUnlisted(root: string, table: TableName, rel: string, bat
   const file = absolutePath(root, rel);
   const defect = await parquetDefect(file);
   if (defect !== null) throw new VigilError('E_CORRUPT', `corrupt parquet file ${file}: ${defect}`, { file: rel });
-  const instance = await DuckDBInstance.create(':memory:');
+  const instance = await memoryDuckDB();
   try {
     const con = await instance.connect();
     try {

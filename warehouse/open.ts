@@ -4,8 +4,9 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { VigilError } from '../lib/errors.js';
+import { memoryDuckDB } from './instance.js';
 import { duckMessage, jsonRows, sqlIdent, sqlString, type JsonRow, type SqlParams } from './duck.js';
 import { absolutePath, hashFile, isLayoutPath, listParquet, parquetDefect, readManifest, resolveRoot } from './files.js';
 import { DERIVED_VIEWS, TABLES, TABLE_NAMES, type TableName } from './schema.js';
@@ -77,7 +78,7 @@ export async function openWarehouse(root: string, opts: OpenOptions = {}): Promi
   const abs = resolveRoot(root);
   const files = await verify(abs, opts.verifyHashes ?? true);
 
-  const instance = await DuckDBInstance.create(':memory:');
+  const instance = await memoryDuckDB();
   let con: DuckDBConnection | undefined;
   try {
     con = await instance.connect();
