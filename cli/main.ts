@@ -13,6 +13,7 @@ import { registerIngest } from './commands/ingest.js';
 import { registerRepo } from './commands/repo.js';
 import { registerReport } from './commands/report.js';
 import { registerRules } from './commands/rules.js';
+import { registerTrace } from './commands/trace.js';
 import { registerStart } from './commands/start.js';
 import { registerWorker } from './commands/worker.js';
 import { errorMessage, UsageError } from './output.js';
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerDetect(program);
   registerRules(program);
   registerReport(program);
+  registerTrace(program);
   return program;
 }
 

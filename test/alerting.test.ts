@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -9,6 +9,7 @@ import { DeviceRegistry } from '../ingest/devices.js';
 import { listFiles, openStore, readJson, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
+import { traceAlert } from '../stages/trace.js';
 import { warehouseRoot } from '../stages/records.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import { createVigilWorker } from '../temporal/worker.js';
@@ -109,6 +110,9 @@ test('rules decide who is alerted; each alert is delivered exactly once per chan
   const cat = alerts.find((a) => a.alert.user === 'alice')!;
   assert.ok(cat.alert.matches.some((m) => m.class === 'cat' && m.score >= 0.8));
   assert.equal(cat.alert.rulesCommit, summary.rulesCommit);
+  const hops = await traceAlert(store, cat.alert.alertId);
+  assert.deepEqual(hops.map((h) => h.at.split('@')[0]), ['alerts', 'detections', 'standardized', 'frames'], 'alert -> detection -> standardized -> frame');
+  assert.match(hops.at(-1)!.verified, new RegExp(cat.alert.frameId));
 
   // Delivered exactly once each, to the local SendGrid and webhook servers.
   assert.equal(accepted(sendgrid).length, 2);
@@ -139,6 +143,11 @@ test('rules decide who is alerted; each alert is delivered exactly once per chan
   } finally {
     wh.close();
   }
+  // An auditor's trace fails, naming the hop, once the source frame's bytes are tampered with.
+  const objectFile = path.join(dir, 'objects', cat.alert.frameId.slice(0, 2), cat.alert.frameId.slice(2));
+  chmodSync(objectFile, 0o644);
+  writeFileSync(objectFile, 'not the frame');
+  await assert.rejects(traceAlert(store, cat.alert.alertId), (e: Error & { code?: string }) => e.code === 'E_HASH_MISMATCH' && e.message.includes(cat.alert.frameId));
 });
 
 test('a SendGrid outage (500s) then recovery: delivered once, every failed attempt recorded', async () => {

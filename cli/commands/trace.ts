@@ -1,0 +1,18 @@
+import type { Command } from 'commander';
+import { printJson, printTable } from '../output.js';
+import { openDataStore } from './common.js';
+
+/** Registers `vigil trace <alertId>`: an alert back to its source frame, every hop hash-verified. */
+export function registerTrace(program: Command): void {
+  program
+    .command('trace <alertId>')
+    .description('trace an alert back to its source frame, verifying every hop by hash (for auditors)')
+    .option('--json', 'machine-readable output')
+    .action(async (alertId: string, opts: { json?: boolean }) => {
+      const { traceAlert } = await import('../../stages/trace.js');
+      const hops = await traceAlert(await openDataStore(), alertId);
+      if (opts.json) return printJson(hops);
+      printTable(['AT', 'WHAT', 'VERIFIED'], hops.map((h) => [h.at, h.what, h.verified]));
+      console.log(`ok: ${hops.length} hops verified`);
+    });
+}
