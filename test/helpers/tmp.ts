@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after } from 'node:test';
-
-/** A fresh temporary folder, removed when the test file ends. */
+/**
+ * A fresh temporary folder, removed when the test process exits. (Not with node:test's `after`:
+ * registered inside a `before` hook, that runs as soon as the hook ends.)
+ */
 export function tmpDir(prefix = 'vigil-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

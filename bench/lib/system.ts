@@ -1,0 +1,224 @@
+/**
+ * The whole Vigil system assembled in this process the way `vigil start` does it
+ * (temporal/runSystem.ts): the embedded Temporal dev server on free ports in a temporary data
+ * folder, optionally one in-process worker, the collector and the real HTTP API, plus a
+ * registered device. The collector's batch starter is wrapped so the benchmark knows every batch
+ * it started and when its workflow completed.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { Collector, type BatchSpec } from '../../ingest/collector.js';
+import { DeviceRegistry, type Device } from '../../ingest/devices.js';
+import { FrameIngestor } from '../../ingest/frameIngestor.js';
+import { loadConfig, type Config } from '../../lib/config.js';
+import { ensureRepo, openStore, STAGE_REPOS, type RepoStore } from '../../repos/index.js';
+import { createApiServer } from '../../server/index.js';
+import { connectClient, connectWorker } from '../../temporal/connection.js';
+import { startDevServer, type DevServer } from '../../temporal/devServer.js';
+import { batchWorkflowId, makeBatchStarter } from '../../temporal/starter.js';
+import { createVigilWorker, quietTemporalLogs } from '../../temporal/worker.js';
+import type { BatchSummary } from '../../workflows/index.js';
+import { freePort, outboxOnly, wall } from './common.js';
+import { MODEL_CONFIG } from './paths.js';
+
+/** The user every benchmark device belongs to (its rules make cats unsafe). */
+export const BENCH_USER = 'bench';
+
+/**
+ * Writes a rules folder: rule 100 makes cats and dogs unsafe at score >= 0.5 (the cat fixture
+ * scores 0.8-0.9), rule 200 people at >= 0.95; user `bench` has both and one e-mail contact and one
+ * phone, which go to the outbox (no credentials), so every cat frame makes an alert delivered to
+ * the outbox.
+ */
+export function writeBenchRules(dir: string): string {
+  const rules = path.join(dir, 'rules');
+  mkdirSync(path.join(rules, 'users'), { recursive: true });
+  writeFileSync(
+    path.join(rules, 'global.yaml'),
+    'rules:\n  - { id: 100, name: animals, unsafe: [cat, dog], minScore: 0.5 }\n  - { id: 200, name: people, unsafe: [person], minScore: 0.95 }\n',
+  );
+  writeFileSync(
+    path.join(rules, 'users', `${BENCH_USER}.yaml`),
+    `user: ${BENCH_USER}\nrules: [100, 200]\ncontacts:\n  email: [security@example.com]\n  phone: ["+15555550100"]\n`,
+  );
+  return rules;
+}
+
+/** How to assemble the system. */
+export interface SystemOptions {
+  dataDir: string;
+  rulesDir: string;
+  threads: number;
+  batchMaxFrames: number;
+  chunkSize: number;
+  batchMaxWaitMs?: number;
+  /** Run one worker in this process (false: workers run elsewhere, e.g. spawned processes). */
+  inProcessWorker: boolean;
+  /** Devices to register (user `bench`, site `hq`, zone UTC). Default ['cam1']. */
+  devices?: string[];
+  /** Start the collector's timer (default true). */
+  collector?: boolean;
+}
+
+/** A batch the collector started, and when its workflow completed. */
+export interface StartedBatch {
+  batchId: string;
+  workflowId: string;
+  frames: number;
+  frameIds: string[];
+  startedAt: number;
+  /** Wall-clock ms when the workflow closed, per the server (null while running or not yet checked). */
+  completedAt: number | null;
+  summary: BatchSummary | null;
+  error: string | null;
+}
+
+/** A running system. */
+export interface RunningSystem {
+  config: Config;
+  store: RepoStore;
+  client: Client;
+  address: string;
+  apiUrl: string;
+  /** pid of the embedded Temporal dev server. */
+  temporalPid: number;
+  /** Device keys by device id. */
+  keys: Map<string, string>;
+  devices: Map<string, Device>;
+  collector: Collector;
+  batches: StartedBatch[];
+  /** Resolves when batches covering `frames` frames were started and all of them completed. */
+  waitForFrames(frames: number, timeoutMs: number): Promise<number>;
+  /** Stops everything (worker, collector, API, Temporal). */
+  stop(): Promise<void>;
+}
+
+/** The configuration used by the benchmarks (explicit values, nothing read from the environment). */
+export function benchConfig(o: SystemOptions, extra: Record<string, string> = {}): Config {
+  return loadConfig({
+    VIGIL_DATA: o.dataDir,
+    VIGIL_HOST: '127.0.0.1',
+    VIGIL_PORT: '0',
+    VIGIL_BATCH_MAX_FRAMES: String(o.batchMaxFrames),
+    VIGIL_BATCH_MAX_WAIT_MS: String(o.batchMaxWaitMs ?? 2000),
+    VIGIL_CHUNK_SIZE: String(o.chunkSize),
+    VIGIL_MODEL: MODEL_CONFIG,
+    VIGIL_RULES: o.rulesDir,
+    VIGIL_ALERT_COOLDOWN_MS: '0',
+    VIGIL_THREADS: String(o.threads),
+    TEMPORAL_TASK_QUEUE: 'vigil-bench',
+    ...extra,
+  });
+}
+
+/** Starts the system. Call `stop()` in a finally. */
+export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
+  outboxOnly();
+  quietTemporalLogs();
+  const stops: Array<() => Promise<void> | void> = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await Promise.resolve(s()).catch(() => undefined);
+  };
+  try {
+    const store = openStore(o.dataDir);
+    for (const r of STAGE_REPOS) await ensureRepo(store, r);
+    const dev: DevServer = await startDevServer({ dataDir: o.dataDir, port: await freePort(), uiPort: await freePort() });
+    stops.push(() => dev.stop());
+    const config = benchConfig(o, { TEMPORAL_ADDRESS: dev.address });
+    const client = await connectClient(config, dev.address);
+    stops.push(() => client.connection.close());
+
+    let worker: Worker | null = null;
+    if (o.inProcessWorker) {
+      const workerConn: NativeConnection = await connectWorker(config, dev.address);
+      stops.push(() => workerConn.close());
+      const created = await createVigilWorker(config, workerConn, { store });
+      stops.push(created.close);
+      worker = created.worker;
+      const w = worker;
+      const running = w.run();
+      stops.push(async () => {
+        w.shutdown();
+        await running;
+      });
+    }
+
+    const batches: StartedBatch[] = [];
+    const starter = makeBatchStarter(client, config);
+    const collector = new Collector(store, {
+      maxFrames: config.VIGIL_BATCH_MAX_FRAMES,
+      maxWaitMs: config.VIGIL_BATCH_MAX_WAIT_MS,
+      start: async (b: BatchSpec) => {
+        await starter(b);
+        batches.push({
+          batchId: b.batchId, workflowId: batchWorkflowId(b.batchId), frames: b.frames.length, frameIds: b.frames.map((f) => f.frameId),
+          startedAt: wall(), completedAt: null, summary: null, error: null,
+        });
+      },
+    });
+    await collector.load();
+    if (o.collector ?? true) collector.run(500);
+    stops.push(() => collector.stop());
+
+    const registry = new DeviceRegistry(o.dataDir);
+    const keys = new Map<string, string>();
+    const devices = new Map<string, Device>();
+    for (const id of o.devices ?? ['cam1']) {
+      const { device, key } = await registry.add({ user: BENCH_USER, device: id, site: 'hq', tz: 'UTC' });
+      keys.set(id, key);
+      devices.set(id, device);
+    }
+    const ingestor = new FrameIngestor(store, { maxBytes: config.VIGIL_MAX_FRAME_BYTES, onCommitted: (f, c) => collector.add(f, c) });
+    const server: Server = createApiServer({ store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    stops.push(() => new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 2000).unref();
+    }));
+    stops.push(() => ingestor.drain());
+    const a = server.address();
+    const apiUrl = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+
+    return {
+      config, store, client, address: dev.address, apiUrl, temporalPid: dev.process.pid ?? 0, keys, devices, collector, batches,
+      async waitForFrames(frames: number, timeoutMs: number): Promise<number> {
+        const deadline = wall() + timeoutMs;
+        for (;;) {
+          const started = batches.reduce((n, b) => n + b.frames, 0);
+          if (started >= frames) break;
+          if (wall() > deadline) throw new Error(`only ${started} of ${frames} frames were batched within ${timeoutMs} ms (collector: ${JSON.stringify(collector.stats())})`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        // Poll each running batch (describe is cheap); closeTime is the server's completion time.
+        for (;;) {
+          const open = batches.filter((b) => b.completedAt === null);
+          if (open.length === 0) break;
+          if (wall() > deadline) throw new Error(`${open.length} batch workflow(s) did not complete within ${timeoutMs} ms`);
+          await Promise.all(open.map(async (b) => {
+            const handle = client.workflow.getHandle(b.workflowId);
+            const d = await handle.describe();
+            if (d.status.name === 'RUNNING') return;
+            b.completedAt = d.closeTime?.getTime() ?? wall();
+            if (d.status.name === 'COMPLETED') b.summary = (await handle.result()) as BatchSummary;
+            else b.error = `workflow ${b.workflowId} ended ${d.status.name}`;
+          }));
+          if (batches.some((b) => b.completedAt === null)) await new Promise((r) => setTimeout(r, 100));
+        }
+        const failed = batches.filter((b) => b.error);
+        if (failed.length) throw new Error(`${failed.length} batch workflow(s) failed: ${failed[0]!.error}`);
+        return Math.max(...batches.map((b) => b.completedAt ?? 0));
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
