@@ -26,7 +26,7 @@ import {
   type ScoredBox,
 } from '../detector/index.js';
 
-const IMAGES = path.resolve(import.meta.dirname, '../../shared/fixtures/images');
+const IMAGES = path.resolve(import.meta.dirname, 'fixtures/images');
 const MODEL_JSON = path.resolve(import.meta.dirname, '../models/yolov8n.json');
 const PINNED_SHA256 = '9697a185dd8eb7448aea4c979e10db2b4977f70a46687890ef796936c44a848b';
 const ANIMALS = new Set(['bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe']);

@@ -28,7 +28,7 @@ import {
   type ValidationOutcome,
 } from '../validate/index.js';
 
-const FIXTURES = path.resolve(import.meta.dirname, '../../shared/fixtures/images');
+const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/images');
 const GOOD = [
   'astronaut.png',
   'camera.png',

@@ -15,7 +15,7 @@ export const OUT_DIR = path.join(BENCH_DIR, 'out');
 export const RESULTS_MD = path.join(BENCH_DIR, 'RESULTS.md');
 
 /** The shared real-photo fixtures (next to the project). */
-export const FIXTURES_DIR = process.env.VIGIL_FIXTURES || path.resolve(PROJECT_DIR, '../shared/fixtures/images');
+export const FIXTURES_DIR = process.env.VIGIL_FIXTURES || path.resolve(PROJECT_DIR, 'test/fixtures/images');
 
 /** The model config in use. */
 export const MODEL_CONFIG = process.env.VIGIL_MODEL || path.join(PROJECT_DIR, 'models', 'yolov8n.json');

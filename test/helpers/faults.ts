@@ -190,18 +190,34 @@ export async function runningActivities(client: Client, taskQueue: string): Prom
   return out;
 }
 
-/** One line per pending activity of running workflows on `taskQueue` (state, attempt, worker, last failure): for failure messages. */
-export async function describePending(client: Client, taskQueue: string): Promise<string[]> {
-  const out: string[] = [];
+/** A pending activity of a running workflow, with its retry state. */
+export interface PendingActivity {
+  workflowId: string;
+  activityType: string;
+  state: number;
+  attempt: number;
+  worker: string;
+  failure: string;
+}
+
+/** Every pending activity of running workflows on `taskQueue`. */
+export async function pendingActivities(client: Client, taskQueue: string): Promise<PendingActivity[]> {
+  const out: PendingActivity[] = [];
   for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
     const d = await client.workflow.getHandle(wf.workflowId, wf.runId).describe();
-    const acts = d.raw.pendingActivities ?? [];
-    if (!acts.length) out.push(`${wf.workflowId}: no pending activity (${d.raw.pendingChildren?.length ?? 0} children)`);
-    for (const a of acts) {
-      out.push(`${wf.workflowId}: ${a.activityType?.name} state=${a.state} attempt=${a.attempt} worker=${a.lastWorkerIdentity} failure=${a.lastFailure?.message ?? '-'}`);
+    for (const a of d.raw.pendingActivities ?? []) {
+      out.push({
+        workflowId: wf.workflowId, activityType: a.activityType?.name ?? '', state: Number(a.state), attempt: a.attempt ?? 0,
+        worker: a.lastWorkerIdentity ?? '', failure: a.lastFailure?.message ?? '',
+      });
     }
   }
   return out;
+}
+
+/** One line per pending activity (state, attempt, worker, last failure): for failure messages. */
+export async function describePending(client: Client, taskQueue: string): Promise<string[]> {
+  return (await pendingActivities(client, taskQueue)).map((a) => `${a.workflowId}: ${a.activityType} state=${a.state} attempt=${a.attempt} worker=${a.worker} failure=${a.failure || '-'}`);
 }
 
 /**
@@ -297,7 +313,9 @@ export async function checkRepos(store: RepoStore, framePaths: string[], batchId
   }
   for (const [repo, h] of history) if (h.roots.length > 1) problems.push(`${repo}: ${h.roots.length} root commits in the history of main`);
   for (const [repo, have] of [['standardized', std.length], ['invalid', inv.length], ['detections', det.length]] as const) {
-    if ((written[repo] ?? 0) !== have) problems.push(`${repo}: the batch index records ${written[repo] ?? 0} path writes for ${have} documents`);
+    const w = written[repo] ?? 0;
+    if (w > have) problems.push(`${repo}: the batch index records ${w} path writes for ${have} documents: work redone`);
+    if (w < have) problems.push(`${repo}: the batch index records ${w} path writes for ${have} documents: a commit is missing from the index`);
   }
   for (const p of (await fsck(store)).problems) problems.push(`fsck: ${p.where}: ${p.problem}`);
   return { standardized: std, invalid: inv, detections: det, problems };

@@ -11,5 +11,5 @@ export function tmpDir(prefix = 'vigil-test-'): string {
   return dir;
 }
 
-/** Folder of the shared real-photo fixtures. */
-export const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/images');
+/** Folder of the real-photo fixtures (copies of the shared ones, see test/fixtures/README.md). */
+export const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/images');
