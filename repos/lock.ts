@@ -19,10 +19,19 @@ async function acquire(lockPath: string, timeoutMs: number): Promise<void> {
   let delay = 2;
   const me = JSON.stringify({ pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
   for (;;) {
+    let created = false;
     try {
-      await fsp.writeFile(lockPath, me, { flag: 'wx' });
+      const fh = await fsp.open(lockPath, 'wx');
+      created = true;
+      try {
+        await fh.writeFile(me);
+      } finally {
+        await fh.close();
+      }
       return;
     } catch (err) {
+      // Created but not written (e.g. ENOSPC): never leave an empty lock behind.
+      if (created) await fsp.rm(lockPath, { force: true });
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     await breakIfStale(lockPath);
@@ -38,8 +47,14 @@ async function acquire(lockPath: string, timeoutMs: number): Promise<void> {
 async function breakIfStale(lockPath: string): Promise<void> {
   try {
     const [text, st] = await Promise.all([fsp.readFile(lockPath, 'utf8'), fsp.stat(lockPath)]);
-    const holder = JSON.parse(text) as { pid: number; host: string };
-    const dead = holder.host === os.hostname() && !pidAlive(holder.pid);
+    let dead: boolean;
+    try {
+      const holder = JSON.parse(text) as { pid: number; host: string };
+      dead = holder.host === os.hostname() && !pidAlive(holder.pid);
+    } catch {
+      // Empty or torn: its writer died between creating and writing it (or is writing right now).
+      dead = Date.now() - st.mtimeMs > 5_000;
+    }
     if (dead || Date.now() - st.mtimeMs > 600_000) await fsp.rm(lockPath, { force: true });
   } catch {
     // Lock vanished or is half-written by its holder: try again.

@@ -12,6 +12,7 @@ const stages = proxyActivities<Activities>({
 
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
@@ -19,6 +20,7 @@ const quick = proxyActivities<Activities>({
 function deliveryActivities(maxAttempts: number) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: maxAttempts, nonRetryableErrorTypes: NON_RETRYABLE },
   });
 }

@@ -99,8 +99,10 @@ export async function commitChanges(
           message: formatCommitMessage(opts.summary, opts.provenance),
         },
       });
-      await git.writeRef({ fs: args.fs, gitdir: args.gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
+      // Index first: if that fails (e.g. a full disk), the branch does not move and the caller sees
+      // the error, so no commit is ever visible without its batch index line.
       await indexBatchCommit(store, opts.provenance.batchId, { repo: opts.repo, branch, commit, stage: opts.provenance.stage, changed: changed.length });
+      await git.writeRef({ fs: args.fs, gitdir: args.gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
       return { commit, created: true, changed };
     });
   } catch (err) {
