@@ -102,12 +102,24 @@ export async function commitChanges(
       // Index first: if that fails (e.g. a full disk), the branch does not move and the caller sees
       // the error, so no commit is ever visible without its batch index line.
       await indexBatchCommit(store, opts.provenance.batchId, { repo: opts.repo, branch, commit, stage: opts.provenance.stage, changed: changed.length });
-      await git.writeRef({ fs: args.fs, gitdir: args.gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
+      await writeRefAtomic(args.gitdir, branch, commit);
       return { commit, created: true, changed };
     });
   } catch (err) {
     throw storageError(err, `commit to ${opts.repo} failed`);
   }
+}
+
+/**
+ * Moves a branch by writing its loose ref to a temporary file and renaming it into place, so a
+ * reader in another process never sees a half-written ref.
+ */
+async function writeRefAtomic(gitdir: string, branch: string, commit: string): Promise<void> {
+  const file = path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, `${commit}\n`);
+  await fsp.rename(tmp, file);
 }
 
 /** Safe file name for a batch id in the batch index. */
