@@ -117,7 +117,8 @@ export async function commitChanges(
 async function writeRefAtomic(gitdir: string, branch: string, commit: string): Promise<void> {
   const file = path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
   await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  // The temp file lives outside refs/, so a writer killed before the rename leaves no fake branch.
+  const tmp = path.join(gitdir, `ref-${process.pid}-${Date.now()}.tmp`);
   await fsp.writeFile(tmp, `${commit}\n`);
   await fsp.rename(tmp, file);
 }
