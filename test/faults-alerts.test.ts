@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import type { Device } from '../ingest/devices.js';
 import { listFiles, readJson, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
@@ -86,6 +86,12 @@ async function startSlowProxy(target: string): Promise<SlowProxy> {
 const dir = tmpDir();
 
 before(async () => {
+  // The retries below are expected: keep the SDK's per-failure WARN lines out of the test output.
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    // already installed in this process
+  }
   env = await startTemporal();
   sendgrid = await startSendGrid();
   slow = await startSlowProxy(sendgrid.url);

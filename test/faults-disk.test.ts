@@ -1,14 +1,19 @@
 /**
  * Fault suite: the disk fills up while frames are ingested. The data folder is a small tmpfs
- * (needs root: `mount -t tmpfs`; skipped with the reason otherwise) with a filler file taking most
- * of it. The real API (createApiServer, DeviceRegistry, FrameIngestor, Collector) over real HTTP
- * must answer 503 E_STORAGE, never a 2xx for a frame it did not store, leave nothing half written,
- * and recover once space is freed.
+ * (needs root: `mount -t tmpfs`; skipped with the reason otherwise). The real API
+ * (createApiServer, DeviceRegistry, FrameIngestor, Collector) over real HTTP must answer 503
+ * E_STORAGE, never a 2xx for a frame it did not store, leave nothing half written, and recover
+ * once space is freed.
+ *
+ * To reach every step of an ingest (object bytes, lock file, git blob/trees/commit, ref, batch
+ * index, collector state) with the disk full, a filler file takes all the space, then gives back
+ * exactly N pages for N = 0, 1, 2, … before each frame: each N makes a different write the first
+ * to fail.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,15 +21,19 @@ import { after, before, test } from 'node:test';
 import { Collector, type BatchSpec } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
+import { compactTimestamp, framePath } from '../ingest/frameTag.js';
 import type { FrameDoc } from '../lib/schemas.js';
 import { fsck, listFiles, openStore, readJson, type RepoStore } from '../repos/index.js';
 import { createApiServer } from '../server/index.js';
-import { danglingFrames, postFrame } from './helpers/faults.js';
+import { danglingFrames, emptyRefs, orphanLocks, postFrame } from './helpers/faults.js';
 import { FIXTURES } from './helpers/tmp.js';
 
 const SIZE_MB = 8;
 const CHELSEA = readFileSync(path.join(FIXTURES, 'chelsea.png'));
+const TINY = readFileSync(path.join(FIXTURES, 'truncated.jpg'));
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 0);
+/** Free pages given back before each frame of the sweep. */
+const SWEEP_PAGES = 14;
 
 let mountDir = '';
 let mounted = false;
@@ -48,15 +57,45 @@ after(() => {
   rmSync(mountDir, { recursive: true, force: true });
 });
 
-/** Every `*.lock` file under `dir` with its size. */
-function lockFiles(dir: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) if (f.endsWith('.lock')) out[f] = statSync(path.join(dir, f)).size;
-  return out;
-}
-
 /** A distinct valid PNG each call: chelsea with random bytes after its end (the ingest API stores bytes as sent). */
 const uniqueFrame = () => Buffer.concat([CHELSEA, randomBytes(16)]);
+/** A distinct small JPEG each call (one page of object store). */
+const uniqueTiny = () => Buffer.concat([TINY, randomBytes(8)]);
+
+/** A file that takes all the free space of its file system, and gives back exact amounts. */
+class Filler {
+  private fd: number;
+  readonly page: number;
+  constructor(readonly file: string) {
+    this.fd = openSync(file, 'w');
+    this.page = statfsSync(path.dirname(file)).bsize;
+  }
+  free(): number {
+    const s = statfsSync(path.dirname(this.file));
+    return s.bavail * s.bsize;
+  }
+  /** Writes until the file system is full. */
+  fill(): void {
+    const chunk = Buffer.alloc(64 * 1024);
+    for (;;) {
+      try {
+        if (writeSync(this.fd, chunk, 0, chunk.length, fstatSync(this.fd).size) < chunk.length) return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') return;
+        throw err;
+      }
+    }
+  }
+  /** Fills the disk, then frees exactly `pages` pages. */
+  leave(pages: number): void {
+    this.fill();
+    ftruncateSync(this.fd, Math.max(0, fstatSync(this.fd).size - pages * this.page));
+  }
+  remove(): void {
+    closeSync(this.fd);
+    rmSync(this.file);
+  }
+}
 
 test('a full disk: 503 E_STORAGE, never a 2xx for a frame not stored, nothing half written, and ingest recovers once space is freed', async (t) => {
   if (!mounted) {
@@ -79,69 +118,92 @@ test('a full disk: 503 E_STORAGE, never a 2xx for a frame not stored, nothing ha
   });
   const port = (server.address() as AddressInfo).port;
 
-  // A first frame while there is room, then a filler that leaves ~1.5 MiB: room for a few frames.
-  const first = await postFrame(port, key, uniqueFrame(), new Date(T0).toISOString());
-  assert.equal(first.status, 202, JSON.stringify(first.json));
-  const filler = path.join(mountDir, 'filler.bin');
-  const free = () => {
-    const s = statfsSync(mountDir);
-    return s.bavail * s.bsize;
-  };
-  writeFileSync(filler, Buffer.alloc(Math.max(0, free() - 1.5 * 1024 * 1024)));
-
-  // POST distinct frames until the disk refuses them (bounded), then a few more, one of them tiny.
-  const answers: { i: number; status: number; code?: string; message?: string; frameId?: string; path?: string; bytes: Buffer; at: string; type: string }[] = [];
-  let refused = 0;
-  for (let i = 1; i <= 60 && refused < 4; i++) {
-    const tiny = refused === 2;
-    const bytes = tiny ? readFileSync(path.join(FIXTURES, 'truncated.jpg')) : uniqueFrame();
+  type Answer = { i: number; pages: number; status: number; code?: string; message?: string; frameId?: string; path?: string; bytes: Buffer; at: string; type: string };
+  const answers: Answer[] = [];
+  const send = async (i: number, pages: number, bytes: Buffer, type: string) => {
     const at = new Date(T0 + i * 1000).toISOString();
-    const type = tiny ? 'image/jpeg' : 'image/png';
-    const r = await postFrame(port, key, bytes, at, type);
-    answers.push({ i, status: r.status, code: r.json?.error?.code, message: r.json?.error?.message, frameId: r.json?.frameId, path: r.json?.path, bytes, at, type });
-    if (r.status !== 202) refused++;
+    const r = await postFrame(port, key, bytes, at, type, 70_000);
+    const a: Answer = { i, pages, status: r.status, code: r.json?.error?.code, message: r.json?.error?.message, frameId: r.json?.frameId, path: r.json?.path, bytes, at, type };
+    answers.push(a);
+    return a;
+  };
+
+  // Two frames while there is room (one of them the small image), then the disk full: a big frame is refused.
+  assert.equal((await send(0, -1, uniqueFrame(), 'image/png')).status, 202);
+  assert.equal((await send(1, -1, TINY, 'image/jpeg')).status, 202);
+  const filler = new Filler(path.join(mountDir, 'filler.bin'));
+  filler.leave(0);
+  const big = await send(2, 0, uniqueFrame(), 'image/png');
+  assert.equal(big.status, 503, JSON.stringify(big));
+
+  // The sweep: N free pages before each frame; the same small image again (its bytes are already
+  // stored, so the commit is the first write) and a new one. An orphaned lock would block every
+  // later commit for 60 s: it is recorded and removed (operator workaround) to go on.
+  const orphans: string[] = [];
+  let i = 3;
+  for (let pages = 0; pages <= SWEEP_PAGES; pages++) {
+    for (const bytes of [TINY, uniqueTiny()]) {
+      filler.leave(pages);
+      await send(i++, pages, bytes, 'image/jpeg');
+      for (const f of await orphanLocks(dataDir, 0)) {
+        orphans.push(`${path.relative(dataDir, f)} after frame ${i - 1} (${pages} free pages)`);
+        rmSync(f, { force: true });
+      }
+    }
   }
-  t.diagnostic(`answers: ${answers.map((a) => `${a.status}${a.code ? ` ${a.code}` : ''}`).join(', ')}; free ${free()} bytes`);
-  for (const a of answers.filter((x) => x.status !== 202)) t.diagnostic(`frame ${a.i}: ${a.status} ${a.message}`);
+  filler.leave(0);
+  for (const a of answers) t.diagnostic(`frame ${a.i} (${a.bytes.length} bytes, ${a.pages < 0 ? 'room' : `${a.pages} free pages`}): ${a.status}${a.message ? ` ${a.message}` : ''}`);
   const refusals = answers.filter((a) => a.status !== 202);
-  assert.ok(refusals.length > 0, 'the disk filled up');
-  assert.deepEqual([...new Set(refusals.map((a) => `${a.status} ${a.code}`))], ['503 E_STORAGE'], 'a full disk is a clear 503 E_STORAGE');
+  assert.ok(answers.some((a) => a.pages >= 0 && a.status === 202), 'some frames fit in the pages given back');
+
+  // A full disk is a clear 503 E_STORAGE, whichever write fails.
+  const unclear = refusals.filter((a) => a.status !== 503 || a.code !== 'E_STORAGE');
+  await t.test('every refusal is 503 E_STORAGE', {
+    todo: unclear.length && unclear.every((a) => a.status === 500)
+      ? 'product bug: an ENOSPC outside repos/ (e.g. the collector saving collector.json in Collector.add) is not a VigilError, so the API answers 500 E_INTERNAL (and logs a stack) instead of 503 E_STORAGE'
+      : undefined,
+  }, () => {
+    assert.deepEqual(unclear.map((a) => `frame ${a.i}: ${a.status} ${a.code} ${a.message}`), []);
+  });
 
   // Never a 2xx for a frame that was not stored; every stored frame is whole.
-  const accepted = [first, ...answers.filter((a) => a.status === 202)].length;
   for (const a of answers.filter((x) => x.status === 202)) {
     const doc = await readJson<FrameDoc>(store, 'frames', a.path!);
     assert.equal(doc?.frameId, a.frameId, `accepted frame ${a.path} is in the frames repo`);
     assert.ok((await store.objects.get(a.frameId!)).equals(a.bytes), `accepted frame ${a.path} has its bytes`);
   }
+  const refs = await emptyRefs(dataDir);
+  await t.test('no ref is left empty by a write that failed', {
+    todo: refs.length
+      ? 'product bug: a ref write that failed on the full disk left a bad file under refs/heads (an empty main: the next commit would start a new history; or a temporary ref that git tools list as a branch)'
+      : undefined,
+  }, () => {
+    assert.deepEqual(refs, []);
+  });
+  if (refs.length) return;
   assert.deepEqual(await danglingFrames(store), [], 'every frame document points to an object that exists and verifies');
   assert.deepEqual((await fsck(store)).problems, [], 'fsck is clean with the disk full');
-  const inRepo = (await listFiles(store, 'frames')).length;
-  assert.ok(inRepo >= accepted, `${inRepo} frames in the repo for ${accepted} accepted`);
+  const inRepo = new Set((await listFiles(store, 'frames')).map((f) => f.path));
+  const pathOf = (a: Answer) => framePath('alice', 'cam1', compactTimestamp(new Date(a.at)));
+  assert.deepEqual(answers.filter((a) => a.status === 202 && !inRepo.has(pathOf(a))).map((a) => a.i), [], 'every accepted frame is in the repo');
+  // Refused, yet stored: the commit landed and a later write failed (allowed: the retry is a duplicate).
+  const storedButRefused = refusals.filter((a) => inRepo.has(pathOf(a)));
+  t.diagnostic(`refused but stored: ${storedButRefused.map((a) => `frame ${a.i}`).join(', ') || 'none'}`);
 
-  // Free the space: a new frame is accepted, and every refused frame can be sent again.
-  rmSync(filler);
-  const freshBytes = uniqueFrame();
-  const freshAt = new Date(T0 + 3_600_000).toISOString();
-  await t.test('after freeing space a new frame is accepted at once', {
-    todo: 'product bug: a repo lock file created on the full disk stays behind empty (repos/lock.ts acquire: O_EXCL create succeeds, the write fails ENOSPC; breakIfStale cannot parse an empty file and never breaks it), so every later commit to that repo waits 60 s and fails E_LOCKED',
-  }, async () => {
-    const r = await postFrame(port, key, freshBytes, freshAt, 'image/png', 10_000);
-    assert.equal(r.status, 202, JSON.stringify(r.json));
+  const lockBug = 'product bug: a repo lock file created on the full disk stays behind empty (repos/lock.ts acquire: the O_EXCL create succeeds, writing the holder fails ENOSPC, and the file is not removed; breakIfStale cannot parse an empty file so it never breaks it): every later commit to that repo waits 60 s and fails E_LOCKED, ingest never recovers by itself';
+  await t.test('no lock file is left behind by a write that failed', { todo: orphans.length ? lockBug : undefined }, () => {
+    assert.deepEqual(orphans, []);
   });
-  const locks = lockFiles(dataDir);
-  await t.test('no lock file is left behind', { todo: 'same product bug: an empty vigil.lock after ENOSPC' }, () => {
-    assert.deepEqual(locks, {});
-  });
-  // Operator workaround for that bug (no request is in flight now), so the rest can be checked.
-  for (const f of Object.keys(locks)) rmSync(path.join(dataDir, f), { force: true });
-  const fresh = await postFrame(port, key, freshBytes, freshAt, 'image/png', 30_000);
+
+  // Free the space: a new frame is accepted at once, and every refused frame can be sent again.
+  filler.remove();
+  const fresh = await postFrame(port, key, uniqueFrame(), new Date(T0 + 3_600_000).toISOString(), 'image/png', 10_000);
   assert.equal(fresh.status, 202, `after freeing space: ${JSON.stringify(fresh.json)}`);
   for (const a of refusals) {
-    const r = await postFrame(port, key, a.bytes, a.at, a.type);
+    const r = await postFrame(port, key, a.bytes, a.at, a.type, 10_000);
     assert.equal(r.status, 202, `retry of refused frame ${a.i}: ${JSON.stringify(r.json)}`);
   }
-  const total = 1 + answers.length + 1;
+  const total = answers.length + 1;
   assert.equal((await listFiles(store, 'frames')).length, total, 'every frame is in the repo once');
   assert.deepEqual(await danglingFrames(store), []);
   assert.deepEqual((await fsck(store)).problems, [], 'fsck is clean after recovery');
@@ -156,8 +218,12 @@ test('a full disk: 503 E_STORAGE, never a 2xx for a frame not stored, nothing ha
   assert.equal(new Set(batched).size, batched.length, 'no frame batched twice');
   assert.equal(batches.length, 0);
   const missing = (await listFiles(store, 'frames')).map((f) => f.path).filter((p) => !batched.includes(p));
+  const explained = new Set(storedButRefused.map(pathOf));
+  assert.deepEqual(missing.filter((p) => !explained.has(p)), [], 'no frame lost for batching, other than refused-yet-stored ones');
   await t.test('every stored frame reaches a batch', {
-    todo: 'product bug: when the frames commit lands but commitChanges then fails (the batch-index append hits ENOSPC), the API answers 503 and never tells the collector; the retry is a duplicate (not re-announced) and the collector diffs from a later head, so the frame is never processed',
+    todo: missing.length
+      ? 'product bug: the frames commit landed but the ingest then failed (ENOSPC after the branch moved), so the API answered 503 and the collector was never told; the retry is a duplicate (not announced again) and the collector diffs from a later head, so the frame is never processed'
+      : undefined,
   }, () => {
     assert.deepEqual(missing, []);
   });

@@ -10,18 +10,26 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { listFiles, openStore, readJson } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
+import { startDevServer } from '../temporal/devServer.js';
+import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
+import { createVigilWorker } from '../temporal/worker.js';
+import type { BatchSummary } from '../workflows/index.js';
 import {
   acceptedPerAlert, catEmailRules, checkRepos, describePending, freePort, postFrame, runningActivities, shortenActivityTimeout,
-  spawnVigil, waitFor, withTimeout, type RunningActivity, type VigilProcess,
+  liveCount, sleep, spawnVigil, waitFor, withTimeout, type RunningActivity, type VigilProcess,
 } from './helpers/faults.js';
+import { ingestFixtures, setupDevice, testConfig } from './helpers/pipeline.js';
 import { startSendGrid, type SendGridServer } from './helpers/providers.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
 const QUEUE = 'faults-restart';
+/** Output line without terminal colours. */
+const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 const T0 = Date.UTC(2026, 10, 23, 7, 0, 0);
 const FILES = ['chelsea.png', 'astronaut.png', 'camera.png', 'messi5.jpg', 'coffee.png', 'rocket.jpg', 'home.jpg', 'motorcycle_left.png', 'truncated.jpg'];
 
@@ -73,14 +81,25 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   // while part of the frames is still unprocessed.
   await waitFor(
     'a batch mid-way',
-    async () => (await runningActivities(client, QUEUE)).some((a) => a.activityType === 'detectStage' || a.activityType === 'validateStage') && (await listFiles(store, 'standardized')).length > 0,
+    async () => (await runningActivities(client, QUEUE)).some((a) => a.activityType === 'detectStage' || a.activityType === 'validateStage') && (await liveCount(store, 'standardized')) > 0,
     { timeoutMs: 90_000, intervalMs: 100 },
   );
   const firstIdentity = `${system.pid}@`;
   const stop1 = await system.stop('SIGINT', { group: true, ms: 30_000 });
-  t.diagnostic(`Ctrl-C at +${((Date.now() - started) / 1000).toFixed(1)} s; vigil start exited ${JSON.stringify(stop1)}: ${system.lines.slice(-3).join(' / ')}`);
-  assert.deepEqual(stop1, { code: 0, signal: null }, `Ctrl-C stops vigil start cleanly: ${system.lines.slice(-5).join(' / ')}`);
+  t.diagnostic(`Ctrl-C at +${((Date.now() - started) / 1000).toFixed(1)} s; vigil start exited ${JSON.stringify(stop1)}`);
+  assert.deepEqual(stop1, { code: 0, signal: null }, `Ctrl-C stops vigil start cleanly: ${plain(system.lines.slice(-5).join(' / '))}`);
   assert.ok(system.lines.includes('vigil: stopped.'));
+  // runSystem stops the worker before the embedded server, but a terminal's Ctrl-C reaches the
+  // server's process directly (same process group): results of activities that finish during the
+  // worker's grace time can no longer be reported, and that work is redone after the restart.
+  const lostResults = system.lines.filter((l) => /Network error while completing activity/.test(l));
+  await t.test('Ctrl-C loses no finished activity result', {
+    todo: lostResults.length
+      ? "product bug: temporal/devServer.ts spawns the dev server in vigil's process group, so a terminal's Ctrl-C stops it at once, before runSystem has drained the worker (spawn it detached so that it stops last, as stopAll intends)"
+      : undefined,
+  }, () => {
+    assert.deepEqual(lostResults.map((l) => plain(l).slice(0, 120)), []);
+  });
   const doneBefore = (await listFiles(store, 'standardized')).length + (await listFiles(store, 'invalid')).length;
   t.diagnostic(`${doneBefore} of ${paths.length} frames validated before the Ctrl-C`);
   assert.ok(doneBefore < paths.length, 'the Ctrl-C came mid-run');
@@ -98,7 +117,7 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
         stranded.set(`${a.workflowId}/${a.activityId}`, a);
         await shortenActivityTimeout(client, a, 20);
       }
-      const done = (await listFiles(store, 'standardized')).length + (await listFiles(store, 'invalid')).length;
+      const done = (await liveCount(store, 'standardized')) + (await liveCount(store, 'invalid'));
       if (done < paths.length) return null;
       const ids: string[] = [];
       for await (const wf of client.workflow.list({ query: `WorkflowType = 'batchWorkflow'` })) {
@@ -109,11 +128,11 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
     },
     { timeoutMs: 150_000, intervalMs: 1000 },
   ).catch(async (err: Error) => {
-    throw new Error(`${err.message}; pending: ${(await describePending(client, QUEUE)).join(' | ')}; output: ${system.lines.slice(-8).join(' / ')}`);
+    throw new Error(`${err.message}; pending: ${(await describePending(client, QUEUE)).join(' | ')}; output: ${plain(system.lines.slice(-8).join(' / '))}`);
   });
   t.diagnostic(`all ${paths.length} frames processed in ${batchIds.length} batches, +${((Date.now() - started) / 1000).toFixed(1)} s`);
   await t.test('nothing waits minutes for the worker that was stopped', {
-    todo: 'product bug: activities without a heartbeat timeout (rules, threats, alerts, records) wait out their whole start-to-close timeout (5 min) after a stop',
+    todo: stranded.size ? 'product bug: activities without a heartbeat timeout wait out their whole start-to-close timeout (minutes) after a stop' : undefined,
   }, () => {
     assert.deepEqual([...stranded.values()].map((a) => `${a.activityType} in ${a.workflowId}`), []);
   });
@@ -129,4 +148,57 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   const sent = acceptedPerAlert(sendgrid.received);
   assert.deepEqual([...sent.entries()].sort(), pending.map((a) => [a.alert.alertId, 1]).sort(), 'each alert e-mailed exactly once');
   for (const a of pending) assert.deepEqual((await readAttempts(store, a.alert.alertId)).map((x) => x.outcome), ['delivered']);
+});
+
+test('the embedded Temporal server stops and starts again under a running worker: the batch completes, nothing lost or doubled', async (t) => {
+  const dir = tmpDir();
+  const { store, device } = await setupDevice(dir);
+  const files = ['astronaut.png', 'camera.png', 'messi5.jpg', 'coffee.png', 'rocket.jpg', 'truncated.jpg'];
+  const batch = await ingestFixtures(store, device, files);
+  const [port, uiPort] = [await freePort(), await freePort()];
+  let dev = await startDevServer({ dataDir: dir, port, uiPort });
+  let stopWorker: () => Promise<void> = async () => undefined;
+  t.after(async () => {
+    await stopWorker();
+    await dev.stop();
+  });
+  const queue = 'faults-devserver';
+  const config = { ...testConfig(dir, dev.address, queue), VIGIL_CHUNK_SIZE: 3 };
+  // The outage makes the SDK log every retried call: keep that out of the test output.
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } } });
+  } catch {
+    // already installed in this process
+  }
+  const workerConn = await NativeConnection.connect({ address: dev.address });
+  const { worker, close } = await createVigilWorker(config, workerConn);
+  const running = worker.run();
+  let workerError: unknown = null;
+  running.catch((e: unknown) => void (workerError = e));
+  stopWorker = async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running.catch(() => undefined);
+    await close();
+    await workerConn.close().catch(() => undefined);
+  };
+  const connection = await Connection.connect({ address: dev.address });
+  connections.push(connection);
+  const client = new Client({ connection });
+  await makeBatchStarter(client, config)(batch);
+
+  // Stop the server while validate or detect runs; it is down for 2 s, then back on the same SQLite file and port.
+  await waitFor('a stage running', async () => (await runningActivities(client, queue)).some((a) => a.activityType === 'detectStage' || a.activityType === 'validateStage'), { timeoutMs: 60_000, intervalMs: 100 });
+  await dev.stop();
+  const stoppedAt = Date.now();
+  await sleep(2000);
+  dev = await startDevServer({ dataDir: dir, port, uiPort });
+  const summary: BatchSummary = await withTimeout('the batch after the restart', client.workflow.result(batchWorkflowId(batch.batchId)), 120_000).catch(async (err: Error) => {
+    throw new Error(`${err.message}; worker ${worker.getState()} ${String(workerError ?? '')}; pending: ${(await describePending(client, queue)).join(' | ')}`);
+  });
+  t.diagnostic(`batch done ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s after the server stopped`);
+  assert.equal(summary.frames, files.length);
+  assert.equal(worker.getState(), 'RUNNING', 'the worker rode out the outage');
+  const check = await checkRepos(store, batch.frames.map((f) => f.path), [batch.batchId]);
+  assert.deepEqual(check.problems, []);
+  assert.equal(check.invalid.length, 1);
 });

@@ -7,12 +7,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DeviceRegistry } from '../ingest/devices.js';
-import { batchIndexFile, fsck, listFiles, openStore, readJson } from '../repos/index.js';
+import { fsck, listFiles, openStore, readJson } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
 import { warehouseRoot } from '../stages/records.js';
@@ -20,7 +19,7 @@ import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import { openWarehouse } from '../warehouse/index.js';
 import type { BatchSummary } from '../workflows/index.js';
 import {
-  acceptedPerAlert, catEmailRules, checkRepos, describePending, emptyRefs, orphanLocks, pendingActivities, runningActivities, seededRandom,
+  acceptedPerAlert, batchWrites, catEmailRules, checkRepos, describePending, emptyRefs, orphanLocks, pendingActivities, runningActivities, seededRandom,
   shortenActivityTimeout, sleep, spawnWorker as spawnVigilWorker, waitFor, withTimeout, type RunningActivity, type VigilProcess,
 } from './helpers/faults.js';
 import { ingestFixtures, ingestFrames, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
@@ -89,10 +88,13 @@ describe('worker crashes', { concurrency: 2 }, () => {
     assert.deepEqual([...std, ...inv].sort(), all, 'every frame in exactly one of standardized/invalid');
     assert.deepEqual(det.sort(), std.sort(), 'one detection per standardized frame');
     assert.equal(inv.length, 1);
-    // Nothing doubled: across every commit the batch made, each output path was written exactly once.
-    const rows = (await readFile(batchIndexFile(store, batch.batchId), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { repo: string; changed: number });
-    const written = (repo: string) => rows.filter((r) => r.repo === repo).reduce((n, r) => n + r.changed, 0);
+    // Nothing doubled: on main, each output path was written by exactly one of the batch's commits;
+    // an indexed commit that never reached main is fine only if its changes are there anyway.
+    const w = await batchWrites(store, [batch.batchId]);
+    for (const p of w.phantom) t.diagnostic(p);
+    assert.deepEqual(w.lost, [], 'no commit lost');
     const counts = { detections: det.length, standardized: std.length, invalid: inv.length };
+    const written = (repo: string) => w.written[repo] ?? 0;
     for (const [repo, n] of Object.entries(counts)) assert.ok(written(repo) <= n, `${repo}: ${written(repo)} path writes for ${n} documents: work redone`);
     // The kill lands right after the standardized commit, i.e. often while the invalid commit is written.
     const gaps = Object.entries(counts).filter(([repo, n]) => written(repo) < n).map(([repo, n]) => `${repo}: ${written(repo)} indexed writes for ${n} documents`);
@@ -143,9 +145,12 @@ describe('worker crashes', { concurrency: 2 }, () => {
     const killed = new Set<string>();
     const orphans = new Set<string>();
     const stranded = new Map<string, RunningActivity>();
+    const badRefs: string[] = [];
+    // An empty (torn) lock file is the product's to break (after 5 s, when a writer wants the lock).
+    // One still there after 90 s while batches wait is not broken: recorded, then removed by hand
+    // (operator workaround) so the end state can be checked.
     const sweepOrphanLocks = async () => {
-      for (const f of await orphanLocks(dir)) {
-        // Operator workaround for the orphaned-lock bug: nothing else ever removes such a file.
+      for (const f of await orphanLocks(dir, 90_000)) {
         orphans.add(path.relative(dir, f));
         rmSync(f, { force: true });
       }
@@ -166,9 +171,15 @@ describe('worker crashes', { concurrency: 2 }, () => {
       await current.stop('SIGKILL');
       killed.add(current.identity);
       const hit = (await runningActivities(env.client, queue)).filter((a) => a.worker === current.identity);
-      const refs = await emptyRefs(dir);
-      log.push(`kill ${k + 1} at +${((Date.now() - started) / 1000).toFixed(1)} s, ${delay} ms after takeover: ${hit.map((a) => `${a.activityType}(${a.workflowId.replace(/^batch-hq-\d+T\d+-/, '')})`).join(', ') || 'idle'}${refs.length ? `; empty ref right after: ${refs.join(', ')}` : ''}`);
-      await sweepOrphanLocks();
+      // A ref seen bad twice, a second apart, was left so by the killed writer (a live one fixes it in milliseconds).
+      let refs = await emptyRefs(dir);
+      if (refs.length) {
+        await sleep(1000);
+        const still = new Set(await emptyRefs(dir));
+        refs = refs.filter((r) => still.has(r));
+      }
+      badRefs.push(...refs);
+      log.push(`kill ${k + 1} at +${((Date.now() - started) / 1000).toFixed(1)} s, ${delay} ms after takeover: ${hit.map((a) => `${a.activityType}(${a.workflowId.replace(/^batch-hq-\d+T\d+-/, '')})`).join(', ') || 'idle'}${refs.length ? `; left a bad ref: ${refs.join(', ')}` : ''}`);
       current = standbys.shift()!;
     }
     for (const l of log) t.diagnostic(l);
@@ -205,6 +216,7 @@ describe('worker crashes', { concurrency: 2 }, () => {
       const exit = current.proc.exitCode ?? current.proc.signalCode;
       throw new Error(`${err.message}; last worker ${current.pid} ${exit === null ? 'running' : `exited ${exit}`}, output: ${current.lines.slice(-8).join(' / ')}; pending: ${(await describePending(env.client, queue)).join(' | ')}`);
     });
+    if (unreadable) t.diagnostic(`unreadable: ${unreadable}`);
     t.diagnostic(`${unreadable ? 'stopped waiting' : 'all batches done'} ${((Date.now() - killsDone) / 1000).toFixed(1)} s after the last kill (${((Date.now() - started) / 1000).toFixed(1)} s in all)`);
     await current.stop('SIGTERM');
 
@@ -217,10 +229,17 @@ describe('worker crashes', { concurrency: 2 }, () => {
     });
     await t.test('no repo lock is left orphaned by a killed worker', {
       todo: orphans.size
-        ? 'product bug: a writer killed between creating its O_EXCL lock file and writing its pid into it leaves an empty vigil.lock that breakIfStale never breaks (JSON.parse throws, so the dead-holder and age checks are skipped): every later commit to that repo fails E_LOCKED after 60 s, forever'
+        ? 'product bug: an empty (torn) vigil.lock left by a killed writer stayed for more than 90 s while batches waited for it (repos/lock.ts breakIfStale should break it after 5 s)'
         : undefined,
     }, () => {
       assert.deepEqual([...orphans], []);
+    });
+    await t.test('no ref is left empty or half-written by a killed worker', {
+      todo: badRefs.length
+        ? 'product bug: a writer killed while moving a branch leaves a bad file under refs/heads (an empty main, or a temporary ref that git tools list as a branch)'
+        : undefined,
+    }, () => {
+      assert.deepEqual(badRefs, []);
     });
     await t.test('every repo object stays readable after a crash', {
       todo: unreadable
@@ -246,7 +265,7 @@ describe('worker crashes', { concurrency: 2 }, () => {
     const gaps = check.problems.filter((p) => /a commit is missing from the index/.test(p));
     await t.test('no commit of the batches is lost from its repo', {
       todo: lost.length
-        ? 'product bug: commits the batches made are no longer on main. Suspects: a writer killed inside isomorphic-git writeRef (truncate, then write) leaves refs/heads/main empty and the next commitChanges takes the unreadable head for "no commits yet" and starts a new root commit; or two processes break the same stale lock (repos/lock.ts breakIfStale reads, then removes whatever lock is there by then) and both commit on the same head'
+        ? 'product bug: commits the batches made (and their changes) are no longer on main. Suspects: two processes break the same stale lock (repos/lock.ts breakIfStale reads the lock, then removes whatever lock is there by then, possibly a live holder\'s) and both commit on the same head; or a history restart after an unreadable head (commitChanges takes any resolveRef error for "no commits yet")'
         : undefined,
     }, () => {
       assert.deepEqual(lost, []);

@@ -108,26 +108,20 @@ export function spawnVigil(args: string[], env: Record<string, string>, opts: { 
     exited: new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal }))),
     lines,
     stop: async (signal = 'SIGTERM', o = {}) => {
-      if (proc.exitCode === null && proc.signalCode === null) {
+      const send = (sig: NodeJS.Signals) => {
         try {
-          if (o.group) process.kill(-proc.pid!, signal);
-          else proc.kill(signal);
+          if (o.group) process.kill(-proc.pid!, sig);
+          else if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
         } catch {
           // already gone
         }
-        const t = setTimeout(() => {
-          try {
-            if (o.group) process.kill(-proc.pid!, 'SIGKILL');
-            else proc.kill('SIGKILL');
-          } catch {
-            // already gone
-          }
-        }, o.ms ?? 20_000);
-        const r = await vp.exited;
-        clearTimeout(t);
-        return r;
-      }
-      return vp.exited;
+      };
+      // A group is signalled even when its leader is gone: its children (the Temporal server) may not be.
+      send(signal);
+      const t = setTimeout(() => send('SIGKILL'), o.ms ?? 20_000);
+      const r = await vp.exited;
+      clearTimeout(t);
+      return r;
     },
   };
   vp.ready.catch(() => undefined);
@@ -292,33 +286,65 @@ export async function checkRepos(store: RepoStore, framePaths: string[], batchId
   const detSet = new Set(det);
   for (const p of std) if (!detSet.has(p)) problems.push(`standardized frame ${p} has no detection`);
   for (const p of det) if (!stdSet.has(p)) problems.push(`detection ${p} has no standardized frame`);
-  // Nothing redone: across the batches' commits, each output path was written exactly once.
-  // Nothing overwritten: every commit a batch made is in its repo's history (no lost update).
-  const written: Record<string, number> = {};
+  // Nothing redone: on main, each output path was written by exactly one of the batches' commits.
+  // Nothing overwritten: every indexed commit is on main, or never got there and its changes are
+  // on main anyway (indexed, then the writer died before moving the branch: harmless).
+  const w = await batchWrites(store, batchIds);
+  problems.push(...w.lost, ...w.restarted);
+  for (const [repo, have] of [['standardized', std.length], ['invalid', inv.length], ['detections', det.length]] as const) {
+    const n = w.written[repo] ?? 0;
+    if (n > have) problems.push(`${repo}: commits on main write ${n} paths for ${have} documents: work redone`);
+    if (n < have) problems.push(`${repo}: commits on main write ${n} paths for ${have} documents: a commit is missing from the index`);
+  }
+  for (const p of (await fsck(store)).problems) problems.push(`fsck: ${p.where}: ${p.problem}`);
+  return { standardized: std, invalid: inv, detections: det, problems };
+}
+
+/** What the batch index says the batches wrote, checked against each repo's main. */
+export interface BatchWrites {
+  /** Per repo: paths written by the batches' commits that are on main. */
+  written: Record<string, number>;
+  /** Indexed commits that never reached main but whose changes are on main (the writer stopped between indexing and moving the branch). */
+  phantom: string[];
+  /** Indexed commits not on main whose changes are not on main either: overwritten or dropped. */
+  lost: string[];
+  /** Indexed root commits other than the repo's first: main's history restarted there. */
+  restarted: string[];
+}
+
+/** Reads the batch index of `batchIds` and checks every commit in it against its repo's main. */
+export async function batchWrites(store: RepoStore, batchIds: string[]): Promise<BatchWrites> {
+  const out: BatchWrites = { written: {}, phantom: [], lost: [], restarted: [] };
   const history = new Map<string, { oids: Set<string>; roots: string[] }>();
+  const onMain = new Map<string, Set<string>>();
   for (const id of batchIds) {
     const text = await readFile(batchIndexFile(store, id), 'utf8').catch(() => '');
     for (const l of text.split('\n').filter(Boolean)) {
       const row = JSON.parse(l) as { repo: string; changed: number; commit: string; stage: string };
-      written[row.repo] = (written[row.repo] ?? 0) + row.changed;
       if (!history.has(row.repo)) history.set(row.repo, await repoHistory(store, row.repo));
       const h = history.get(row.repo)!;
       const c = await git.readCommit({ ...gitArgs(store, row.repo), oid: row.commit }).catch(() => null);
-      if (!h.oids.has(row.commit)) {
-        problems.push(`${row.repo}: commit ${row.commit.slice(0, 10)} (batch ${id}, ${row.stage}, ${row.changed} paths) is not in the history of main: overwritten`);
-      } else if (c && c.commit.parent.length === 0 && (await firstCommit(store, row.repo)) !== row.commit) {
-        problems.push(`${row.repo}: commit ${row.commit.slice(0, 10)} (batch ${id}, ${row.stage}) has no parent: the history of main restarted there`);
+      const label = `${row.repo}: commit ${row.commit.slice(0, 10)} (batch ${id}, ${row.stage}, ${row.changed} paths)`;
+      if (h.oids.has(row.commit)) {
+        out.written[row.repo] = (out.written[row.repo] ?? 0) + row.changed;
+        if (c && c.commit.parent.length === 0 && (await firstCommit(store, row.repo)) !== row.commit) out.restarted.push(`${label} has no parent: the history of main restarted there`);
+        continue;
       }
+      if (!onMain.has(row.repo)) onMain.set(row.repo, new Set((await listFiles(store, row.repo)).map((f) => f.path)));
+      const changed = c ? await changedPaths(store, row.repo, row.commit, c.commit.parent[0]) : null;
+      const missing = changed?.filter((x) => !onMain.get(row.repo)!.has(x)) ?? ['(commit unreadable)'];
+      if (missing.length === 0) out.phantom.push(`${label} never reached main; its changes are there`);
+      else out.lost.push(`${label} is not in the history of main and ${missing.length} of its changes are not on main (${missing[0]}): overwritten`);
     }
   }
-  for (const [repo, h] of history) if (h.roots.length > 1) problems.push(`${repo}: ${h.roots.length} root commits in the history of main`);
-  for (const [repo, have] of [['standardized', std.length], ['invalid', inv.length], ['detections', det.length]] as const) {
-    const w = written[repo] ?? 0;
-    if (w > have) problems.push(`${repo}: the batch index records ${w} path writes for ${have} documents: work redone`);
-    if (w < have) problems.push(`${repo}: the batch index records ${w} path writes for ${have} documents: a commit is missing from the index`);
-  }
-  for (const p of (await fsck(store)).problems) problems.push(`fsck: ${p.where}: ${p.problem}`);
-  return { standardized: std, invalid: inv, detections: det, problems };
+  return out;
+}
+
+/** Paths a commit added or changed relative to its parent (a retry may write them with other content: only the paths count). */
+async function changedPaths(store: RepoStore, repo: string, commit: string, parent: string | undefined): Promise<string[]> {
+  const mine = await listFiles(store, repo, commit);
+  const before = new Set(parent ? (await listFiles(store, repo, parent)).map((f) => `${f.path} ${f.oid}`) : []);
+  return mine.filter((f) => !before.has(`${f.path} ${f.oid}`)).map((f) => f.path);
 }
 
 /** The first commit the batch index (of any batch) recorded for `repo`: its only legitimate root commit. */
@@ -369,15 +395,30 @@ export async function orphanLocks(dataDir: string, minAgeMs = 5_000): Promise<st
   return out;
 }
 
-/** Repos whose `refs/heads/main` exists but names no commit (empty or truncated). */
+/**
+ * Refs that name no commit: a `refs/heads/main` that is empty or truncated, or any other file
+ * under `refs/heads` (a temporary ref a writer left behind, which git tools take for a branch).
+ */
 export async function emptyRefs(dataDir: string): Promise<string[]> {
   const out: string[] = [];
   const reposDir = path.join(dataDir, 'repos');
   for (const name of await readdir(reposDir).catch(() => [] as string[])) {
-    const text = await readFile(path.join(reposDir, name, 'refs', 'heads', 'main'), 'utf8').catch(() => null);
-    if (text !== null && !/^[0-9a-f]{40}\n?$/.test(text)) out.push(`${name} (${JSON.stringify(text)})`);
+    const heads = path.join(reposDir, name, 'refs', 'heads');
+    for (const f of await readdir(heads).catch(() => [] as string[])) {
+      const text = await readFile(path.join(heads, f), 'utf8').catch(() => null);
+      if (f !== 'main') out.push(`${name}/refs/heads/${f} (${JSON.stringify(text)})`);
+      else if (text !== null && !/^[0-9a-f]{40}\n?$/.test(text)) out.push(`${name}/refs/heads/main (${JSON.stringify(text)})`);
+    }
   }
   return out;
+}
+
+/**
+ * Files in a repo that a live system is writing to, or -1 when the read failed (a reader racing a
+ * writer must not fail a wait loop).
+ */
+export async function liveCount(store: RepoStore, repo: string): Promise<number> {
+  return (await listFiles(store, repo).catch(() => null))?.length ?? -1;
 }
 
 /** Frame documents in the `frames` repo whose object is missing or does not verify. */
