@@ -87,8 +87,24 @@ export function httpResult(status: number, body: string): AttemptResult {
   return { statusCode: status, response: `HTTP ${status}${text ? ` ${text}` : ''}`, outcome: classifyStatus(status) };
 }
 
-/** Record of a request that got no answer: a timeout or a connection error, both worth retrying. */
-export function noAnswerResult(err: unknown, signal: AbortSignal | undefined, timeoutMs: number): AttemptResult {
-  if (isTimeout(signal, err)) return { statusCode: null, response: `timeout: no answer within ${timeoutMs} ms`, outcome: 'retry' };
-  return { statusCode: null, response: describeNetworkError(err), outcome: 'retry' };
+/** Connection errors that prove the request never reached the provider. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_INVALID_URL']);
+
+/** True when `err` shows the request was never delivered to the provider (refused, DNS, unreachable). */
+export function neverSent(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const codes = [e?.code, e?.cause?.code].filter((c): c is string => typeof c === 'string');
+  return codes.some((c) => NOT_SENT.has(c));
+}
+
+/**
+ * Record of a request that got no answer. A request that never left (connection refused, DNS)
+ * is worth retrying. One that may have reached the provider (a timeout, a reset) is retried only
+ * when the channel is `idempotent` (the provider de-duplicates by key); otherwise it is `unknown`.
+ */
+export function noAnswerResult(err: unknown, signal: AbortSignal | undefined, timeoutMs: number, idempotent = true): AttemptResult {
+  const maybeSent = !neverSent(err);
+  const outcome = maybeSent && !idempotent ? 'unknown' : 'retry';
+  if (isTimeout(signal, err)) return { statusCode: null, response: `timeout: no answer within ${timeoutMs} ms${outcome === 'unknown' ? ' (may have been delivered; not retried)' : ''}`, outcome };
+  return { statusCode: null, response: describeNetworkError(err), outcome };
 }

@@ -40,7 +40,8 @@ function errorResult(err: unknown, signal: AbortSignal, timeoutMs: number): Atte
   if (e.response && typeof e.code === 'number') return httpResult(e.code, bodyText(e.response.body));
   // Axios error with an answer below 400 (e.g. an unexpected 3xx): response.status, response.data.
   if (e.response && typeof e.response.status === 'number') return httpResult(e.response.status, bodyText(e.response.data));
-  if (e.isAxiosError === true || signal.aborted) return noAnswerResult(err, signal, timeoutMs);
+  // SendGrid's mail/send has no idempotency key: an unanswered request may not be repeated.
+  if (e.isAxiosError === true || signal.aborted) return noAnswerResult(err, signal, timeoutMs, false);
   // Anything else was thrown before a request was made (e.g. the mail helper rejected the message).
   return { statusCode: null, response: `not sent: ${err instanceof Error ? err.message : String(err)}`, outcome: 'failed' };
 }
@@ -50,7 +51,8 @@ function errorResult(err: unknown, signal: AbortSignal, timeoutMs: number): Atte
  * real `@sendgrid/mail` client: ONE request, subject `[Vigil] cat detected on alice/frontdoor (rule 100)`,
  * text and HTML bodies, `custom_args.alertId` and header `X-Vigil-Alert-Id`. Every call builds its
  * own client from `settings` (API key, base URL, timeout), so no state leaks between settings.
- * 2xx -> delivered; 408, 429, 5xx, timeout, connection error -> retry; other 4xx -> failed. Never
+ * 2xx -> delivered; 408, 429, 5xx, connection refused -> retry; timeout or reset (the request may
+ * have arrived) -> unknown, not retried; other 4xx -> failed. Never
  * throws for SendGrid's failures; the API key never appears in the record.
  * @throws VigilError E_CONFIG when SENDGRID_API_KEY or ALERT_EMAIL_FROM is missing.
  */

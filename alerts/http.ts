@@ -48,6 +48,11 @@ export interface HttpAttemptRequest extends AttemptStart {
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;
+  /**
+   * True (default) when the provider de-duplicates a repeated request (webhook with the alert id,
+   * PagerDuty's dedup_key), so an unanswered request may be retried; false makes it `unknown`.
+   */
+  idempotent?: boolean;
 }
 
 /**
@@ -75,6 +80,6 @@ export async function httpAttempt(req: HttpAttemptRequest): Promise<Attempt> {
     }
     return finish(httpResult(res.status, body));
   } catch (err) {
-    return finish(noAnswerResult(err, signal, req.timeoutMs));
+    return finish(noAnswerResult(err, signal, req.timeoutMs, req.idempotent ?? true));
   }
 }

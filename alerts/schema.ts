@@ -159,8 +159,13 @@ export const DeliverySchema = z.discriminatedUnion('channel', [
 ]);
 export type Delivery = z.infer<typeof DeliverySchema>;
 
-/** What happened: delivered, worth retrying (429, 5xx, timeout, connection error), or failed for good. */
-export const OutcomeSchema = z.enum(['delivered', 'retry', 'failed']);
+/**
+ * What happened: delivered, worth retrying (429, 5xx, timeout, connection error), failed for good,
+ * or unknown: a channel without an idempotency key (e-mail, SMS) sent the request but got no
+ * answer, so the provider may have accepted it. Unknown is never retried (a retry could reach the
+ * user twice); it is recorded and shown as such.
+ */
+export const OutcomeSchema = z.enum(['delivered', 'retry', 'failed', 'unknown']);
 export type Outcome = z.infer<typeof OutcomeSchema>;
 
 /**

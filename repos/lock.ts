@@ -43,21 +43,63 @@ async function acquire(lockPath: string, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Removes a lock whose holder died on this host (or that is older than 10 minutes). */
-async function breakIfStale(lockPath: string): Promise<void> {
+/** A lock file as seen once: its content and identity, so a later look can tell it is the same file. */
+interface Seen {
+  text: string;
+  ino: number;
+  mtimeMs: number;
+}
+
+async function look(lockPath: string): Promise<Seen | null> {
   try {
     const [text, st] = await Promise.all([fsp.readFile(lockPath, 'utf8'), fsp.stat(lockPath)]);
-    let dead: boolean;
-    try {
-      const holder = JSON.parse(text) as { pid: number; host: string };
-      dead = holder.host === os.hostname() && !pidAlive(holder.pid);
-    } catch {
-      // Empty or torn: its writer died between creating and writing it (or is writing right now).
-      dead = Date.now() - st.mtimeMs > 5_000;
-    }
-    if (dead || Date.now() - st.mtimeMs > 600_000) await fsp.rm(lockPath, { force: true });
+    return { text, ino: st.ino, mtimeMs: st.mtimeMs };
   } catch {
-    // Lock vanished or is half-written by its holder: try again.
+    return null; // vanished (or unreadable for a moment): the caller simply tries again
+  }
+}
+
+/**
+ * True when a lock's holder is gone: a holder on this host whose pid no longer exists, an empty
+ * or torn file older than 5 s (its writer died between creating and writing it), or any lock
+ * older than 10 minutes.
+ */
+export function isStale(seen: Seen, now = Date.now(), alive: (pid: number) => boolean = pidAlive): boolean {
+  if (now - seen.mtimeMs > 600_000) return true;
+  try {
+    const holder = JSON.parse(seen.text) as { pid: number; host: string };
+    return holder.host === os.hostname() && !alive(holder.pid);
+  } catch {
+    return now - seen.mtimeMs > 5_000;
+  }
+}
+
+/**
+ * Removes a stale lock. Breakers take turns through a second O_EXCL file (`<lock>.break`) and
+ * re-check, under it, that the lock is still the very file they judged stale (same inode and
+ * content), so two waiters can never both break "the" stale lock and remove a live holder's lock
+ * in between. Only breakers remove a lock they do not hold, so the re-check cannot go stale. A
+ * breaker that died leaves a `.break` file, removed once it is 30 s old (breaking takes
+ * milliseconds).
+ */
+async function breakIfStale(lockPath: string): Promise<void> {
+  const seen = await look(lockPath);
+  if (!seen || !isStale(seen)) return;
+  const breaker = `${lockPath}.break`;
+  try {
+    await (await fsp.open(breaker, 'wx')).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      const st = await fsp.stat(breaker).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > 30_000) await fsp.rm(breaker, { force: true });
+    }
+    return;
+  }
+  try {
+    const again = await look(lockPath);
+    if (again && again.ino === seen.ino && again.text === seen.text && isStale(again)) await fsp.rm(lockPath, { force: true });
+  } finally {
+    await fsp.rm(breaker, { force: true });
   }
 }
 

@@ -158,13 +158,15 @@ export interface DeliverResult {
   alertId: string;
   delivered: number;
   failed: number;
+  /** Deliveries sent without an answer on a channel that cannot be retried safely (never retried). */
+  unknown: number;
   /** Deliveries still to retry (the caller retries with backoff). */
   retry: number;
 }
 
 /**
- * Delivers one alert on each planned channel, once: a delivery with a `delivered` or `failed`
- * attempt in the ledger is never attempted again, so retries and worker restarts do not resend.
+ * Delivers one alert on each planned channel, once: a delivery with a `delivered`, `failed` or
+ * `unknown` attempt in the ledger is never attempted again, so retries and worker restarts do not resend.
  * Every attempt is recorded before the next step. `finalAttempt` turns a retryable outcome into
  * a recorded failure.
  */
@@ -177,7 +179,7 @@ export async function deliverAlert(
   const doc = AlertDocSchema.safeParse(await readJson(store, 'alerts', input.path, input.alertsCommit));
   if (!doc.success) throw new VigilError('E_CORRUPT', `alerts@${input.alertsCommit}:${input.path} is missing or malformed`);
   const { alert, deliveries } = doc.data;
-  const result: DeliverResult = { alertId: alert.alertId, delivered: 0, failed: 0, retry: 0 };
+  const result: DeliverResult = { alertId: alert.alertId, delivered: 0, failed: 0, unknown: 0, retry: 0 };
   const history = await readAttempts(store, alert.alertId);
   for (const d of deliveries) {
     const sameDelivery = history.filter((a) => a.channel === d.channel && a.target === deliveryKey(d));
@@ -189,12 +191,17 @@ export async function deliverAlert(
       result.failed++;
       continue;
     }
+    if (sameDelivery.some((a) => a.outcome === 'unknown')) {
+      result.unknown++;
+      continue;
+    }
     const attempt = await deliver(alert, d, settings, sameDelivery.length + 1);
     const recorded = { ...attempt, target: deliveryKey(d) };
     if (attempt.outcome === 'retry' && finalAttempt) recorded.outcome = 'failed';
     await recordAttempt(store, recorded);
     if (recorded.outcome === 'delivered') result.delivered++;
     else if (recorded.outcome === 'failed') result.failed++;
+    else if (recorded.outcome === 'unknown') result.unknown++;
     else result.retry++;
   }
   return result;

@@ -105,12 +105,13 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
       });
     }
     const deliveredReal = attempts.some((a) => a.outcome === 'delivered' && a.channel !== 'outbox');
+    const unknown = attempts.some((a) => a.outcome === 'unknown');
     const allOutbox = planned.length === 0 || planned.every((d) => d.channel === 'outbox');
     alerts.push({
       alert_id: alert.alertId, frame_id: alert.frameId, user_id: alert.user, device_id: alert.device, rule_id: alert.ruleId,
       classes: [...new Set(alert.matches.map((m) => m.class))], max_score: Math.max(0, ...alert.matches.map((m) => m.score)),
       created_at: alert.createdAt, batch_id: input.batchId,
-      status: status === 'suppressed' ? 'suppressed' : deliveredReal ? 'delivered' : allOutbox ? 'outbox' : 'failed',
+      status: status === 'suppressed' ? 'suppressed' : deliveredReal ? 'delivered' : allOutbox ? 'outbox' : unknown ? 'unknown' : 'failed',
       channels: planned.length,
     });
   }

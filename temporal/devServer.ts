@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
@@ -34,13 +34,19 @@ export async function startDevServer(opts: { dataDir: string; port: number; uiPo
   const bin = ensureTemporal({ quiet: false }) as string;
   const dir = path.join(opts.dataDir, 'temporal');
   mkdirSync(dir, { recursive: true });
+  const dbFile = path.join(dir, 'temporal.db');
+  const pidFile = path.join(dir, 'server.pid');
+  await stopLeftover(pidFile, dbFile);
   if (await portOpen('127.0.0.1', opts.port)) {
     throw new VigilError('E_UNAVAILABLE', `port ${opts.port} is already in use; is another vigil running? (set VIGIL_TEMPORAL_PORT or TEMPORAL_ADDRESS)`);
   }
   const child = spawn(bin, [
     'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--ui-port', String(opts.uiPort),
-    '--db-filename', path.join(dir, 'temporal.db'), '--namespace', 'default', '--log-level', 'warn',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--db-filename', dbFile, '--namespace', 'default', '--log-level', 'warn',
+    // Its own process group: a Ctrl-C at the terminal reaches vigil only, which then stops the
+    // worker first and the server last, so finished activities are reported before it goes.
+  ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (child.pid !== undefined) writeFileSync(pidFile, String(child.pid));
   const lines: string[] = [];
   const onData = (b: Buffer) => {
     for (const l of b.toString().split('\n').filter(Boolean)) {
@@ -52,6 +58,7 @@ export async function startDevServer(opts: { dataDir: string; port: number; uiPo
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // If vigil itself dies, the server must not outlive it by much: the next start stops it (pid file).
   const deadline = Date.now() + 60_000;
   while (!(await portOpen('127.0.0.1', opts.port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
@@ -65,11 +72,41 @@ export async function startDevServer(opts: { dataDir: string; port: number; uiPo
     uiUrl: `http://127.0.0.1:${opts.uiPort}`,
     process: child,
     stop: async () => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(pidFile, { force: true });
     },
   };
+}
+
+/**
+ * Stops a dev server that a previous vigil left running on this data folder (vigil was killed
+ * with SIGKILL, so it could not stop its server, which runs in its own process group). Only a
+ * process whose command line names this data folder's database is touched.
+ */
+async function stopLeftover(pidFile: string, dbFile: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  const ours = () => {
+    try {
+      return Number.isInteger(pid) && pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dbFile);
+    } catch {
+      return false;
+    }
+  };
+  if (ours()) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && ours(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (ours()) process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 50 && ours(); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  rmSync(pidFile, { force: true });
 }

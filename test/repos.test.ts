@@ -117,3 +117,44 @@ test('gc packs loose objects and keeps every document readable', async () => {
   assert.equal((await listFiles(store, 'frames')).length, 41);
   assert.deepEqual((await fsck(store)).problems, []);
 });
+
+test('a branch ref that names no commit is refused, never taken for an empty history', async () => {
+  const store = openStore(tmpDir());
+  const c1 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'a.json', content: '{}' }], provenance: prov('b1'), summary: 'one' });
+  const ref = path.join(gitdirOf(store, 'frames'), 'refs', 'heads', 'main');
+  for (const torn of ['', c1.commit!.slice(0, 17)]) {
+    await fsp.writeFile(ref, torn);
+    await assert.rejects(
+      commitChanges(store, { repo: 'frames', changes: [{ path: 'b.json', content: '{}' }], provenance: prov('b2'), summary: 'two' }),
+      (e) => isVigilError(e, 'E_CORRUPT') && /names no commit/.test((e as Error).message),
+    );
+  }
+  await fsp.writeFile(ref, `${c1.commit}\n`);
+  const c2 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'b.json', content: '{}' }], provenance: prov('b2'), summary: 'two' });
+  assert.deepEqual((await log(store, 'frames')).map((h) => h.commit), [c2.commit, c1.commit], 'history continues from the repaired ref');
+});
+
+test('loose objects are written whole: a temp file a killed writer left does not disturb reads, writes or fsck', async () => {
+  const store = openStore(tmpDir());
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'a.json', content: '{"a":1}' }], provenance: prov('b1'), summary: 'one' });
+  const objects = path.join(gitdirOf(store, 'frames'), 'objects');
+  const dirs = (await fsp.readdir(objects)).filter((d) => /^[0-9a-f]{2}$/.test(d));
+  // What a writer killed between writing and renaming leaves: a partial temp file next to the objects.
+  await fsp.writeFile(path.join(objects, dirs[0]!, 'tmp_obj_999999_1'), Buffer.from([0x78, 0x01]));
+  const names = (await Promise.all(dirs.map((d) => fsp.readdir(path.join(objects, d))))).flat();
+  assert.ok(names.filter((n) => n.startsWith('tmp_obj_')).length === 1, 'only the planted temp file: the writer renamed its own');
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'b.json', content: '{"b":2}' }], provenance: prov('b1'), summary: 'two' });
+  assert.deepEqual(await readJson(store, 'frames', 'a.json'), { a: 1 });
+  assert.deepEqual(await readJson(store, 'frames', 'b.json'), { b: 2 });
+  assert.deepEqual((await fsck(store)).problems, []);
+});
+
+test('the batch index leaves out a commit that never reached its branch', async () => {
+  const store = openStore(tmpDir());
+  const c1 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'a.json', content: '{}' }], provenance: prov('b9'), summary: 'one' });
+  const c2 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'b.json', content: '{}' }], provenance: prov('b9'), summary: 'two' });
+  // A writer that died after indexing c2 but before moving the branch: main still names c1.
+  await fsp.writeFile(path.join(gitdirOf(store, 'frames'), 'refs', 'heads', 'main'), `${c1.commit}\n`);
+  assert.deepEqual((await batchCommits(store, 'b9')).map((c) => c.commit), [c1.commit]);
+  assert.notEqual(c1.commit, c2.commit);
+});

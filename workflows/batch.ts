@@ -67,6 +67,8 @@ export interface BatchSummary {
   suppressed: number;
   delivered: number;
   failedDeliveries: number;
+  /** Deliveries sent without an answer on a channel that is never retried (e-mail, SMS): maybe delivered. */
+  unknownDeliveries: number;
   rulesCommit: string | null;
   rulesErrors: string[];
   commits: string[];
@@ -74,13 +76,13 @@ export interface BatchSummary {
 
 const empty = (): BatchSummary => ({
   frames: 0, standardized: 0, invalid: 0, cameraFaults: 0, detected: 0, skippedDetections: 0, objects: 0,
-  unsafe: 0, alerts: 0, suppressed: 0, delivered: 0, failedDeliveries: 0, rulesCommit: null, rulesErrors: [], commits: [],
+  unsafe: 0, alerts: 0, suppressed: 0, delivered: 0, failedDeliveries: 0, unknownDeliveries: 0, rulesCommit: null, rulesErrors: [], commits: [],
 });
 
 function add(a: BatchSummary, b: BatchSummary): BatchSummary {
   const out = empty();
   for (const k of Object.keys(out) as (keyof BatchSummary)[]) {
-    if (typeof out[k] === 'number') (out[k] as number) = (a[k] as number) + (b[k] as number);
+    if (typeof out[k] === 'number') (out[k] as number) = ((a[k] as number | undefined) ?? 0) + ((b[k] as number | undefined) ?? 0); // a summary from an older version may lack a field
   }
   out.rulesCommit = b.rulesCommit ?? a.rulesCommit;
   out.rulesErrors = a.rulesErrors.length ? a.rulesErrors : b.rulesErrors;
@@ -134,6 +136,7 @@ export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
       for (const r of results) {
         s.delivered += r.delivered;
         s.failedDeliveries += r.failed;
+        s.unknownDeliveries += r.unknown ?? 0;
       }
     }
   }

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
+import { VigilError } from '../../lib/errors.js';
 import type { Provenance } from '../../lib/schemas.js';
 import { withLock } from '../lock.js';
 import { formatCommitMessage } from '../provenance.js';
@@ -76,12 +77,7 @@ export async function commitChanges(
   const args = gitArgs(store, opts.repo);
   try {
     return await withLock(lockPathOf(store, opts.repo), async () => {
-      let head: string | null = null;
-      try {
-        head = await git.resolveRef({ ...args, ref: `refs/heads/${branch}` });
-      } catch {
-        head = null;
-      }
+      const head = await branchHead(args, opts.repo, branch);
       const baseTree = head ? (await git.readCommit({ ...args, oid: head })).commit.tree : null;
       const changed: string[] = [];
       const tree = (await applyToTree(args, baseTree, opts.changes, '', changed)) ?? (await git.writeTree({ fs: args.fs, gitdir: args.gitdir, tree: [] }));
@@ -107,6 +103,29 @@ export async function commitChanges(
     });
   } catch (err) {
     throw storageError(err, `commit to ${opts.repo} failed`);
+  }
+}
+
+/**
+ * The commit a branch names, or null when the branch does not exist yet. isomorphic-git reports
+ * an empty or torn ref file as "not found" too, which would start a new history on top of a
+ * damaged one, so the loose ref file is checked here first.
+ * @throws VigilError E_CORRUPT when the branch's ref file exists but names no commit.
+ */
+async function branchHead(args: GitArgs, repo: string, branch: string): Promise<string | null> {
+  const file = path.join(args.gitdir, 'refs', 'heads', ...branch.split('/'));
+  const text = await fsp.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (text !== null && !/^[0-9a-f]{40}\n?$/.test(text)) {
+    throw new VigilError('E_CORRUPT', `${repo}: refs/heads/${branch} names no commit (${JSON.stringify(text.slice(0, 50))}); see vigil repo fsck`);
+  }
+  try {
+    return await git.resolveRef({ ...args, ref: `refs/heads/${branch}` });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NotFoundError') return null; // no loose ref, none packed
+    throw err;
   }
 }
 
