@@ -157,8 +157,8 @@ export const AlertRowSchema = z.strictObject({
   max_score: Score,
   created_at: InstantSchema,
   batch_id: BatchIdSchema,
-  /** Final state: delivered on at least one channel, failed on all, suppressed (cooldown), or kept in the outbox. */
-  status: z.enum(['delivered', 'failed', 'suppressed', 'outbox']),
+  /** Final state: delivered on at least one channel, failed on all, unknown (sent without an answer on a channel that is never resent), suppressed (cooldown), or kept in the outbox. */
+  status: z.enum(['delivered', 'failed', 'unknown', 'suppressed', 'outbox']),
   /** Channels the alert was sent to. */
   channels: Count,
 });
@@ -177,7 +177,7 @@ export const DeliveryRowSchema = z.strictObject({
   status_code: z.int().min(100).max(599).nullable(),
   response_summary: NoSecrets,
   latency_ms: z.number().min(0),
-  outcome: z.enum(['delivered', 'retry', 'failed', 'suppressed']),
+  outcome: z.enum(['delivered', 'retry', 'failed', 'unknown', 'suppressed']),
 });
 export type DeliveryRow = z.infer<typeof DeliveryRowSchema>;
 
