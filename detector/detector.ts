@@ -15,6 +15,13 @@ import type { DetectionResult } from './schema.js';
 export const DetectorOptionsSchema = z.object({
   /** onnxruntime intra-op threads (default `os.availableParallelism()`). */
   threads: z.number().int().min(1).max(1024).optional(),
+  /**
+   * Let onnxruntime's intra-op threads spin-wait between parallel sections (default false). Spinning
+   * saves microseconds on an idle machine but burns whole cores that the rest of the pipeline
+   * (image decoding, git, Temporal) needs: on 2 cores with validation running next to inference,
+   * measured inference took about twice as long with spinning on.
+   */
+  spin: z.boolean().optional(),
 });
 
 /** Options of {@link Detector.load}. */
@@ -105,7 +112,7 @@ export class Detector {
   /**
    * Loads a model config json, verifies the model file's sha256, and opens an onnxruntime CPU
    * session (`intraOpNumThreads` = `opts.threads` or `os.availableParallelism()`,
-   * `interOpNumThreads` = 1, graph optimisation `all`).
+   * `interOpNumThreads` = 1, graph optimisation `all`, no spin-waiting unless `opts.spin`).
    *
    * @throws VigilError E_NOT_FOUND (config or model file missing; hint: `npm run setup`),
    *   E_CONFIG (invalid config or options), E_HASH_MISMATCH, E_MODEL (session creation failed or
@@ -129,6 +136,7 @@ export class Detector {
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
+        extra: { session: { intra_op: { allow_spinning: parsedOpts.data.spin ? '1' : '0' } } },
       });
     } catch (err) {
       throw new VigilError('E_MODEL', `cannot load model ${config.filePath}: ${messageOf(err)}`, {

@@ -1,6 +1,6 @@
 import { VigilError } from '../lib/errors.js';
 import type { Detector } from '../detector/index.js';
-import { commitChanges, readJson, type Change, type RepoStore } from '../repos/index.js';
+import { commitChanges, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import { datumKey } from './datum.js';
 import { DetectionDocSchema, StandardizedDocSchema, type DetectInput, type DetectOutput, type DetectionDoc } from './schema.js';
 
@@ -25,15 +25,20 @@ export async function detectFrames(
   const out: DetectOutput = { detectionsCommit: null, detected: 0, skipped: 0, objects: 0 };
   const changes: Change[] = [];
   const model = detector.model;
+  const paths = input.frames.map((f) => f.path);
+  const [stds, prevs] = await Promise.all([
+    readJsons(store, 'standardized', paths, input.standardizedCommit),
+    readJsons(store, 'detections', paths).catch(() => new Map<string, unknown>()),
+  ]);
   for (const [i, ref] of input.frames.entries()) {
     onProgress(i);
-    const parsed = StandardizedDocSchema.safeParse(await readJson(store, 'standardized', ref.path, input.standardizedCommit));
+    const parsed = StandardizedDocSchema.safeParse(stds.get(ref.path));
     if (!parsed.success || parsed.data.object.sha256 !== ref.sha256) {
       throw new VigilError('E_CORRUPT', `standardized@${input.standardizedCommit}:${ref.path} is missing or does not hold ${ref.sha256}`);
     }
     const std = parsed.data;
     const datum = datumKey('detect', DETECT_STAGE_VERSION, std.object.sha256, model.sha256);
-    const prev = DetectionDocSchema.safeParse(await readJson(store, 'detections', ref.path).catch(() => null));
+    const prev = DetectionDocSchema.safeParse(prevs.get(ref.path));
     if (prev.success && prev.data.datum === datum) {
       out.skipped++;
       out.objects += prev.data.objects.length;

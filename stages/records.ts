@@ -5,7 +5,7 @@ import {
 import { localTime } from '../ingest/frameTag.js';
 import { VigilError } from '../lib/errors.js';
 import { FrameDocSchema, type FrameRef } from '../lib/schemas.js';
-import { readJson, type RepoStore } from '../repos/index.js';
+import { readJson, readJsons, type RepoStore } from '../repos/index.js';
 import { InvalidReasonSchema } from '../validate/reasons.js';
 import { ruleSetHash } from '../rules/index.js';
 import { AlertDocSchema } from './alerts.js';
@@ -48,14 +48,24 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
   const detections: DetectionRow[] = [];
   const threats: ThreatRow[] = [];
   const safe = new Map<string, NonMatchRow>();
+  const paths = input.frames.map((f) => f.path);
+  const none = new Map<string, unknown>();
+  const at = (repo: string, commit: string | null) => (commit ? readJsons(store, repo, paths, commit).catch(() => none) : Promise.resolve(none));
+  const [frameDocs, stds, invs, dets, ths] = await Promise.all([
+    readJsons(store, 'frames', paths, input.framesCommit),
+    at('standardized', input.standardizedCommit),
+    at('invalid', input.invalidCommit),
+    at('detections', input.detectionsCommit),
+    at('threats', input.threatsCommit),
+  ]);
   for (const ref of input.frames) {
-    const f = FrameDocSchema.safeParse(await readJson(store, 'frames', ref.path, input.framesCommit));
+    const f = FrameDocSchema.safeParse(frameDocs.get(ref.path));
     if (!f.success) throw new VigilError('E_CORRUPT', `frames@${input.framesCommit}:${ref.path} is missing or malformed`);
     const frame = f.data;
     const [localDate, clock] = localTime(new Date(frame.capturedAt), frame.tz).split('T') as [string, string];
     const localHour = Number(clock.slice(0, 2));
-    const std = input.standardizedCommit ? StandardizedDocSchema.safeParse(await readJson(store, 'standardized', ref.path, input.standardizedCommit).catch(() => null)) : null;
-    const inv = !std?.success && input.invalidCommit ? InvalidDocSchema.safeParse(await readJson(store, 'invalid', ref.path, input.invalidCommit).catch(() => null)) : null;
+    const std = input.standardizedCommit ? StandardizedDocSchema.safeParse(stds.get(ref.path)) : null;
+    const inv = !std?.success && input.invalidCommit ? InvalidDocSchema.safeParse(invs.get(ref.path)) : null;
     if (!std?.success && !inv?.success) throw new VigilError('E_CORRUPT', `frame ${ref.path} is in neither standardized nor invalid`);
     const reason = inv?.success ? InvalidReasonSchema.parse(inv.data.reason) : null;
     frames.push({
@@ -64,7 +74,7 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
       batch_id: input.batchId, status: std?.success ? 'standardized' : 'invalid', reason, camera_fault: inv?.success ? inv.data.cameraFault : false,
     });
     if (!std?.success || !input.detectionsCommit) continue;
-    const det = DetectionDocSchema.safeParse(await readJson(store, 'detections', ref.path, input.detectionsCommit).catch(() => null));
+    const det = DetectionDocSchema.safeParse(dets.get(ref.path));
     if (!det.success) throw new VigilError('E_CORRUPT', `standardized frame ${ref.path} has no detection`);
     for (const o of det.data.objects) {
       detections.push({
@@ -72,7 +82,7 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
         model_sha256: det.data.model.sha256, class: o.class, score: o.score, box_x: o.box.x, box_y: o.box.y, box_w: o.box.width, box_h: o.box.height,
       });
     }
-    const th = input.threatsCommit ? ThreatDocSchema.safeParse(await readJson(store, 'threats', ref.path, input.threatsCommit).catch(() => null)) : null;
+    const th = input.threatsCommit ? ThreatDocSchema.safeParse(ths.get(ref.path)) : null;
     if (th?.success && th.data.decision.unsafe && th.data.rulesCommit) {
       for (const m of th.data.decision.matches) {
         threats.push({

@@ -27,6 +27,8 @@ export const StandardizedDocSchema = z.object({
   height: z.number().int(),
   outWidth: z.number().int(),
   outHeight: z.number().int(),
+  /** How the standardized image was made (absent in documents from before it was recorded: reencoded). */
+  encoding: z.enum(['reencoded', 'metadata_stripped']).optional(),
   stats: z.object({ mean: z.number(), stdDev: z.number() }),
   warnings: z.array(z.string()),
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { VigilError } from '../lib/errors.js';
-import { commitChanges, readFile, readJson, sha256Hex, type Change, type RepoStore } from '../repos/index.js';
+import { commitChanges, readFiles, readJsons, sha256Hex, type Change, type RepoStore } from '../repos/index.js';
 import { evaluate, ruleSetHash, type RuleSet } from '../rules/index.js';
 import { DecisionSchema } from '../rules/schema.js';
 import { datumKey } from './datum.js';
@@ -54,14 +54,18 @@ export async function threatsStage(store: RepoStore, input: ThreatsInput, ruleSe
   const rulesHash = input.rulesCommit ? ruleSetHash(rules) : null;
   const out: ThreatsOutput = { threatsCommit: null, unsafe: [], safe: 0, skipped: 0 };
   const changes: Change[] = [];
+  const [dets, prevs] = await Promise.all([
+    readFiles(store, 'detections', input.paths, input.detectionsCommit),
+    readJsons<ThreatDoc>(store, 'threats', input.paths).catch(() => new Map<string, ThreatDoc | null>()),
+  ]);
   for (const path of input.paths) {
-    const bytes = await readFile(store, 'detections', path, input.detectionsCommit);
+    const bytes = dets.get(path) ?? null;
     const parsed = DetectionDocSchema.safeParse(bytes ? JSON.parse(bytes.toString('utf8')) : null);
     if (!bytes || !parsed.success) throw new VigilError('E_CORRUPT', `detections@${input.detectionsCommit}:${path} is missing or malformed`);
     const det = parsed.data;
     const sha = sha256Hex(bytes);
     const datum = datumKey('threats', THREATS_STAGE_VERSION, sha, rulesHash ?? 'none');
-    const prev = (await readJson<ThreatDoc>(store, 'threats', path).catch(() => null));
+    const prev = prevs.get(path) ?? null;
     const decision = prev?.datum === datum ? prev.decision : evaluate(det, rules);
     if (decision.unsafe) out.unsafe.push({ path, frameId: det.frameId, rulesFired: decision.rulesFired });
     else out.safe++;

@@ -1,6 +1,6 @@
 import { VigilError } from '../lib/errors.js';
 import { FrameDocSchema } from '../lib/schemas.js';
-import { commitChanges, readJson, type Change, type RepoStore } from '../repos/index.js';
+import { commitChanges, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import { validateFrame, type ValidateConfig } from '../validate/index.js';
 import { configHash, datumKey } from './datum.js';
 import {
@@ -9,7 +9,7 @@ import {
 import { checkFrameTags } from './tags.js';
 
 /** Bump when the validate stage's output for the same input and config would change. */
-export const VALIDATE_STAGE_VERSION = '1';
+export const VALIDATE_STAGE_VERSION = '2';
 
 const json = (doc: unknown) => JSON.stringify(doc, null, 1) + '\n';
 
@@ -29,16 +29,23 @@ export async function validateFrames(
   const stdChanges: Change[] = [];
   const invChanges: Change[] = [];
   const cfg = configHash(config);
+  const paths = input.frames.map((f) => f.path);
+  const none = new Map<string, unknown>();
+  const [frames, prevStds, prevInvs] = await Promise.all([
+    readJsons(store, 'frames', paths, input.framesCommit),
+    readJsons(store, 'standardized', paths).catch(() => none),
+    readJsons(store, 'invalid', paths).catch(() => none),
+  ]);
   for (const [i, ref] of input.frames.entries()) {
     onProgress(i);
-    const frame = FrameDocSchema.safeParse(await readJson(store, 'frames', ref.path, input.framesCommit));
+    const frame = FrameDocSchema.safeParse(frames.get(ref.path));
     if (!frame.success || frame.data.frameId !== ref.frameId) {
       throw new VigilError('E_CORRUPT', `frames@${input.framesCommit}:${ref.path} is missing or does not hold frame ${ref.frameId}`);
     }
     const doc = frame.data;
     const datum = datumKey('validate', VALIDATE_STAGE_VERSION, doc.frameId, cfg);
-    const prevStd = StandardizedDocSchema.safeParse(await readJson(store, 'standardized', ref.path).catch(() => null));
-    const prevInv = InvalidDocSchema.safeParse(await readJson(store, 'invalid', ref.path).catch(() => null));
+    const prevStd = StandardizedDocSchema.safeParse(prevStds.get(ref.path));
+    const prevInv = InvalidDocSchema.safeParse(prevInvs.get(ref.path));
     if (prevStd.success && prevStd.data.datum === datum) {
       out.accepted.push({ path: ref.path, frameId: doc.frameId, sha256: prevStd.data.object.sha256 });
       out.skipped++;
@@ -65,7 +72,7 @@ export async function validateFrames(
       const s = outcome.summary;
       const std: StandardizedDoc = {
         kind: 'standardized', ...common, object: { sha256: put.sha256, size: put.size, mediaType: 'image/jpeg' },
-        format: s.format, width: s.width, height: s.height, outWidth: s.outWidth, outHeight: s.outHeight, stats: s.stats, warnings: s.warnings,
+        format: s.format, width: s.width, height: s.height, outWidth: s.outWidth, outHeight: s.outHeight, encoding: s.encoding, stats: s.stats, warnings: s.warnings,
       };
       stdChanges.push({ path: ref.path, content: json(std) });
       if (prevInv.success) invChanges.push({ path: ref.path, delete: true });

@@ -459,7 +459,7 @@ test('sniffFormat and scanContainer', async () => {
 test('config: defaults, partial files and nested defaults', async () => {
   assert.equal(defaultValidateConfig.maxBytes, 15 * 1024 * 1024);
   assert.deepEqual(defaultValidateConfig.formats, ['jpeg', 'png', 'webp']);
-  assert.deepEqual(defaultValidateConfig.output, { maxDimension: 1280, format: 'jpeg', quality: 90 });
+  assert.deepEqual(defaultValidateConfig.output, { maxDimension: 1280, format: 'jpeg', quality: 90, reencode: 'when_needed' });
   assert.deepEqual(defaultValidateConfig.contrast, { minStdDev: 6, blankStdDev: 2, blackMean: 12 });
   assert.equal(defaultValidateConfig.maxPixels, 40_000_000);
   assert.equal(defaultValidateConfig.allowAnimated, false);
@@ -472,7 +472,7 @@ test('config: defaults, partial files and nested defaults', async () => {
     await writeFile(file, JSON.stringify({ maxBytes: 1000, output: { quality: 70 } }));
     const c = await loadValidateConfig(file);
     assert.equal(c.maxBytes, 1000);
-    assert.deepEqual(c.output, { maxDimension: 1280, format: 'jpeg', quality: 70 });
+    assert.deepEqual(c.output, { maxDimension: 1280, format: 'jpeg', quality: 70, reencode: 'when_needed' });
     assert.deepEqual(c.contrast, defaultValidateConfig.contrast);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -508,4 +508,51 @@ test('config: bad files are E_CONFIG naming the file, the field and the reason',
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a JPEG that already fits keeps its image data: metadata stripped losslessly, nothing re-encoded', async () => {
+  const base = await sharp({ create: { width: 320, height: 200, channels: 3, background: '#336699' } })
+    .composite([{ input: await sharp({ create: { width: 100, height: 80, channels: 3, background: '#ffcc00' } }).png().toBuffer(), left: 40, top: 30 }])
+    .jpeg({ quality: 80 })
+    .withExif({ IFD0: { Make: 'VigilCam', Model: 'Pass' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1', GPSMapDatum: 'WGS-84' } })
+    .toBuffer();
+  // a comment segment and vendor bytes after EOI, as some cameras write
+  const withCom = Buffer.concat([base.subarray(0, 2), Buffer.from([0xff, 0xfe, 0x00, 0x0b]), Buffer.from('serial=42'), base.subarray(2), Buffer.from('VENDORTRAILER')]);
+  const out = accepted(await validateFrame(withCom, defaultValidateConfig));
+  assert.equal(out.summary.encoding, 'metadata_stripped');
+  await assertStandardJpeg(out.image, 1280);
+  for (const s of ['VigilCam', 'WGS-84', 'serial=42', 'VENDORTRAILER', 'Exif']) assert.equal(out.image.includes(s), false, `${s} removed`);
+  assert.match(out.summary.warnings.join(' '), /trailing_bytes: 13 bytes/);
+  // same pixels as the source, bit for bit: the entropy-coded data was copied, not re-encoded
+  const a = await sharp(withCom).raw().toBuffer();
+  const b = await sharp(out.image).raw().toBuffer();
+  assert.ok(a.equals(b), 'decoded pixels identical');
+  assert.ok(out.image.length < withCom.length);
+
+  const always = accepted(await validateFrame(withCom, parseValidateConfig({ output: { reencode: 'always' } })));
+  assert.equal(always.summary.encoding, 'reencoded');
+  assert.equal(always.image.includes('VigilCam'), false);
+  // what does not fit is re-encoded: too large, EXIF-rotated (above), PNG
+  const big = await sharp({ create: { width: 1600, height: 900, channels: 3, background: '#808080' } }).composite([{ input: await sharp({ create: { width: 300, height: 300, channels: 3, background: '#000' } }).png().toBuffer(), left: 10, top: 10 }]).jpeg().toBuffer();
+  const shrunk = accepted(await validateFrame(big, defaultValidateConfig));
+  assert.deepEqual([shrunk.summary.encoding, shrunk.summary.outWidth], ['reencoded', 1280]);
+  const png = accepted(await validateFrame(await fixture('chelsea.png'), defaultValidateConfig));
+  assert.equal(png.summary.encoding, 'reencoded');
+});
+
+test('the lossless path still refuses corrupt data and blank frames', async () => {
+  const good = await sharp({ create: { width: 320, height: 200, channels: 3, background: '#336699' } })
+    .composite([{ input: await sharp({ create: { width: 100, height: 80, channels: 3, background: '#ffcc00' } }).png().toBuffer(), left: 40, top: 30 }])
+    .jpeg({ quality: 80 })
+    .toBuffer();
+  // damage the entropy-coded data in the middle, keeping the marker structure (EOI still there)
+  const bad = Buffer.from(good);
+  const sos = bad.indexOf(Buffer.from([0xff, 0xda]));
+  for (let i = sos + 40; i < sos + 200; i++) if (bad[i] !== 0xff && bad[i - 1] !== 0xff) bad[i] = (bad[i]! * 7 + 13) & 0x7f;
+  const r = await validateFrame(bad, defaultValidateConfig);
+  assert.equal(r.ok, false, 'corrupt scan data refused');
+  const black = await sharp({ create: { width: 320, height: 200, channels: 3, background: '#000000' } }).jpeg().toBuffer();
+  const rb = await validateFrame(black, defaultValidateConfig);
+  assert.equal(rb.ok, false);
+  assert.equal(!rb.ok && rb.reason, 'black');
 });

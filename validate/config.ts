@@ -23,6 +23,13 @@ export const OutputConfigSchema = z.strictObject({
   format: z.literal('jpeg').default('jpeg'),
   /** JPEG quality 1..100 (default 90). */
   quality: z.int().min(1).max(100).default(90),
+  /**
+   * `when_needed` (default): a JPEG that already fits (sRGB, 8-bit, 3 channels, no ICC profile, no
+   * EXIF rotation, within `maxDimension`) keeps its image data; only its metadata segments are
+   * removed, losslessly (no generation loss for evidence, and no encode cost). Everything else, and
+   * every frame with `always`, is decoded and re-encoded at `quality`.
+   */
+  reencode: z.enum(['when_needed', 'always']).default('when_needed'),
 });
 
 /** Thresholds on the luma (0..255) of a downscaled greyscale copy, used to spot broken cameras. */

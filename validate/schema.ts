@@ -30,6 +30,8 @@ export const ValidationSummarySchema = z.strictObject({
   outHeight: z.int().positive(),
   /** Size of the standardized output in bytes. */
   outBytes: z.int().positive(),
+  /** `reencoded` from decoded pixels, or the source JPEG's own data with its `metadata_stripped`. */
+  encoding: z.enum(['reencoded', 'metadata_stripped']),
   /** Luma statistics of the frame. */
   stats: LumaStatsSchema,
   /** Non-fatal observations, each `code: explanation` (e.g. `trailing_bytes: …`, `alpha_flattened: …`). */

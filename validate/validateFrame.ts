@@ -8,6 +8,7 @@ import type { ValidateConfig } from './config.js';
 import { scanContainer, sniffFormat, type ContainerScan, type SniffedFormat } from './container.js';
 import { classifyDecodeFailure, decoderMessage } from './decodeErrors.js';
 import { classifyLuma, lumaStats } from './luma.js';
+import { stripJpegMetadata } from './jpegStrip.js';
 import { isCameraFault, type InvalidReason } from './reasons.js';
 import type { LumaStats, ValidationOutcome, ValidationRejection } from './schema.js';
 
@@ -61,7 +62,9 @@ function isAllowed(format: SniffedFormat, allowed: ValidateConfig['formats']): b
  * The standardized image is auto-oriented from EXIF, flattened onto black if it had alpha, converted
  * to sRGB 8-bit 3-channel (CMYK, 16-bit, greyscale and ICC-tagged inputs included), shrunk to fit
  * inside `output.maxDimension` (never enlarged), and encoded as JPEG at `output.quality`. It carries
- * no metadata at all (no EXIF, GPS, ICC, XMP, IPTC): it is re-encoded from raw pixels.
+ * no metadata at all (no EXIF, GPS, ICC, XMP, IPTC). A JPEG that already has that form (see
+ * `output.reencode`) keeps its image data byte for byte and only loses its metadata segments;
+ * anything else is re-encoded from raw pixels.
  *
  * Bytes appended after the end of a complete JPEG/PNG/WebP (some cameras pad or append vendor data)
  * are ignored and reported as a `trailing_bytes` warning rather than refused.
@@ -121,8 +124,13 @@ export async function validateFrame(bytes: Buffer, config: ValidateConfig): Prom
     return reject('too_many_pixels', `frame has ${width * height} pixels, over the limit of ${config.maxPixels}`);
   }
 
-  // Full decode, straight into the standardized geometry and colour space.
   const max = config.output.maxDimension;
+  if (fitsAsIs(meta, scan, config, width, height)) {
+    const stripped = stripJpegMetadata(bytes);
+    if (stripped) return keepImageData(stripped, meta, scan, config, warnings);
+  }
+
+  // Full decode, straight into the standardized geometry and colour space.
   let pipeline = sharp(bytes, { limitInputPixels: config.maxPixels, failOn: config.failOn }).autoOrient();
   if (meta.hasAlpha) {
     pipeline = pipeline.flatten({ background: '#000000' });
@@ -179,8 +187,65 @@ export async function validateFrame(bytes: Buffer, config: ValidateConfig): Prom
       outWidth: info.width,
       outHeight: info.height,
       outBytes: image.length,
+      encoding: 'reencoded',
       stats: roundStats(stats),
       warnings,
     },
+  };
+}
+
+/**
+ * True when a JPEG already is what standardizing would produce (sRGB, 8-bit, 3 channels, no ICC
+ * profile to apply, no EXIF rotation, within the output size, one image, structurally complete),
+ * so its image data can be kept and only its metadata removed.
+ */
+function fitsAsIs(meta: Metadata, scan: ContainerScan, config: ValidateConfig, width: number, height: number): boolean {
+  return (
+    config.output.reencode === 'when_needed' &&
+    meta.format === 'jpeg' &&
+    scan.complete &&
+    (meta.orientation ?? 1) === 1 &&
+    !meta.hasAlpha &&
+    meta.channels === 3 &&
+    meta.space === 'srgb' &&
+    meta.depth === 'uchar' &&
+    meta.icc === undefined &&
+    (meta.pages ?? 1) === 1 &&
+    width <= config.output.maxDimension &&
+    height <= config.output.maxDimension
+  );
+}
+
+/**
+ * The lossless path: `stripped` (the source JPEG without metadata) is decoded once, straight to a
+ * small greyscale copy (libjpeg's DCT scaling makes that cheap, and it still reads every scan, so a
+ * corrupt or truncated stream fails as in the full decode), for the camera-fault checks.
+ */
+async function keepImageData(stripped: Buffer, meta: Metadata, scan: ContainerScan, config: ValidateConfig, warnings: string[]): Promise<ValidationOutcome> {
+  let gray: { data: Buffer; info: OutputInfo };
+  try {
+    gray = await sharp(stripped, { limitInputPixels: config.maxPixels, failOn: config.failOn })
+      .greyscale()
+      .resize({ width: STATS_MAX_DIMENSION, height: STATS_MAX_DIMENSION, fit: 'inside', withoutEnlargement: true })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    return decodeFailure(err, 'pixels', 'jpeg', scan);
+  }
+  if (gray.info.channels !== 1) {
+    throw new VigilError('E_UNSUPPORTED', `validateFrame: expected 1 greyscale channel, got ${gray.info.channels}`);
+  }
+  const stats = lumaStats(gray.data);
+  const verdict = classifyLuma(stats, config.contrast);
+  if (verdict !== undefined) return reject(verdict.reason, verdict.message, stats);
+  if (scan.trailingBytes > 0) {
+    warnings.push(`trailing_bytes: ${scan.trailingBytes} bytes after the end of the ${meta.format} image were ignored`);
+  }
+  const width = meta.width;
+  const height = meta.height;
+  return {
+    ok: true,
+    image: stripped,
+    summary: { format: 'jpeg', width, height, outWidth: width, outHeight: height, outBytes: stripped.length, encoding: 'metadata_stripped', stats: roundStats(stats), warnings },
   };
 }
