@@ -11,11 +11,13 @@ import { registerDetect } from './commands/detect.js';
 import { registerDevice } from './commands/device.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerRepo } from './commands/repo.js';
+import { registerReplay } from './commands/replay.js';
 import { registerReport } from './commands/report.js';
 import { registerRules } from './commands/rules.js';
 import { registerTrace } from './commands/trace.js';
 import { registerStart } from './commands/start.js';
 import { registerWorker } from './commands/worker.js';
+import { registerWarehouse } from './commands/warehouse.js';
 import { errorMessage, UsageError } from './output.js';
 
 /** Exit code of usage errors (unknown command or option, missing or invalid argument). */
@@ -51,6 +53,8 @@ export function buildProgram(): Command {
   registerRules(program);
   registerReport(program);
   registerTrace(program);
+  registerReplay(program);
+  registerWarehouse(program);
   return program;
 }
 

@@ -4,7 +4,7 @@ import {
   AlertSchema, DeliverySchema, alertId as makeAlertId, deliver, planDeliveries, type Alert, type ChannelSettings, type Delivery,
 } from '../alerts/index.js';
 import { VigilError } from '../lib/errors.js';
-import { commitChanges, readJson, type Change, type RepoStore } from '../repos/index.js';
+import { commitChanges, readJson, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import type { RuleSet } from '../rules/index.js';
 import { recordAttempt, readAttempts } from './ledger.js';
 import { readRuleSet } from './rulesVersion.js';
@@ -92,15 +92,17 @@ export async function prepareAlerts(
   const now = (opts.now ?? (() => new Date()))().toISOString();
   const rules: RuleSet | null = input.rulesCommit ? await readRuleSet(store, input.rulesCommit) : null;
   const candidates: Candidate[] = [];
+  const threatDocs = input.threatsCommit ? await readJsons(store, 'threats', input.unsafePaths, input.threatsCommit) : new Map<string, unknown>();
+  const invalidDocs = input.invalidCommit ? await readJsons(store, 'invalid', input.cameraFaultPaths, input.invalidCommit) : new Map<string, unknown>();
   for (const p of input.unsafePaths) {
     if (!input.threatsCommit) break;
-    const doc = ThreatDocSchema.safeParse(await readJson(store, 'threats', p, input.threatsCommit));
+    const doc = ThreatDocSchema.safeParse(threatDocs.get(p));
     if (!doc.success) throw new VigilError('E_CORRUPT', `threats@${input.threatsCommit}:${p} is missing or malformed`);
     candidates.push(...threatCandidates(doc.data, p, now));
   }
   for (const p of input.cameraFaultPaths) {
     if (!input.invalidCommit) break;
-    const inv = InvalidDocSchema.safeParse(await readJson(store, 'invalid', p, input.invalidCommit));
+    const inv = InvalidDocSchema.safeParse(invalidDocs.get(p));
     if (!inv.success) throw new VigilError('E_CORRUPT', `invalid@${input.invalidCommit}:${p} is missing or malformed`);
     const d = inv.data;
     candidates.push({
@@ -119,14 +121,16 @@ export async function prepareAlerts(
   const changes: Change[] = [];
   const refs: AlertRef[] = [];
   const cooldowns = new Map<string, z.infer<typeof CooldownSchema>>();
+  const keyOf = (c: Candidate) => `cooldowns/${c.alert.user}-${c.alert.device}-${c.alert.kind === 'camera_fault' ? 'fault' : `r${c.alert.ruleId}`}.json`;
+  const current = await readJsons(store, 'alerts', [...new Set(candidates.flatMap((c) => [c.path, keyOf(c)]))]).catch(() => new Map<string, unknown>());
   for (const c of candidates) {
-    const existing = AlertDocSchema.safeParse(await readJson(store, 'alerts', c.path).catch(() => null));
+    const existing = AlertDocSchema.safeParse(current.get(c.path));
     if (existing.success && existing.data.alert.alertId === c.alert.alertId) {
       refs.push({ alertId: c.alert.alertId, path: c.path, status: existing.data.status });
       continue;
     }
-    const key = `cooldowns/${c.alert.user}-${c.alert.device}-${c.alert.kind === 'camera_fault' ? 'fault' : `r${c.alert.ruleId}`}.json`;
-    const last = cooldowns.get(key) ?? CooldownSchema.safeParse(await readJson(store, 'alerts', key).catch(() => null)).data;
+    const key = keyOf(c);
+    const last = cooldowns.get(key) ?? CooldownSchema.safeParse(current.get(key)).data;
     const at = Date.parse(c.alert.capturedAt);
     const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
     const contacts = rules?.users[c.alert.user]?.contacts ?? {};
