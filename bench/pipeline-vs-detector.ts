@@ -151,6 +151,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     sys = await startSystem({ dataDir: tmp.dir, rulesDir: writeBenchRules(tmp.dir), threads: o.threads, batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, inProcessWorker: true });
     const startupMs = round(now() - t, 0);
     const maxWaitMs = sys.config.VIGIL_BATCH_MAX_WAIT_MS;
+    const activities = sys.config.VIGIL_WORKER_ACTIVITIES;
     const clock = new CaptureClock();
     await warmUp(sys, warm, clock);
     o.log(`  (b) system up in ${fmt(startupMs, 0)} ms and warmed up; timing ${frames.length} frames…`);
@@ -184,7 +185,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     return {
       summary,
       figures: {
-        config: { batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, batchMaxWaitMs: maxWaitMs, threads: o.threads, maxConcurrentActivities: 2, frameKiB: meanKiB, resolution: '1280x720' },
+        config: { batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, batchMaxWaitMs: maxWaitMs, threads: o.threads, maxConcurrentActivities: activities, frameKiB: meanKiB, resolution: '1280x720' },
         bare,
         pipeline: { ...pipe, startupMs, detectStageShareOfWall: round(detectRun / pipe.wallMs, 3) },
         ratio,
@@ -210,7 +211,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
       ],
       notes: [
         `Same ${frames.length} frames (mean ${meanKiB} KiB, 1280x720 JPEG) in (a) and (b); model ${MODEL_CONFIG.split('/').pop()}, ${o.threads} intra-op thread(s) in both.`,
-        `(b) = embedded Temporal dev server (own process), one in-process worker (maxConcurrentActivityTaskExecutions 2), collector (500 ms tick), HTTP API on loopback; POSTs 4 in flight; batch ${BATCH_FRAMES} frames, chunk ${CHUNK_SIZE}, VIGIL_BATCH_MAX_WAIT_MS ${maxWaitMs}.`,
+        `(b) = embedded Temporal dev server (own process), one in-process worker (maxConcurrentActivityTaskExecutions ${activities}), collector (500 ms tick), HTTP API on loopback; POSTs 4 in flight; batch ${BATCH_FRAMES} frames, chunk ${CHUNK_SIZE}, VIGIL_BATCH_MAX_WAIT_MS ${maxWaitMs}.`,
         `(b) is timed from the first POST to the last batch workflow's completion, after a ${warm.length}-frame warm-up batch. (a) ran before and after (b) (${bare.before} and ${bare.after} frames/s); the ratio uses their mean.`,
         'Latency: frames POSTed at a fixed interval at half the pipeline rate, alternating cat / other; alert created = alert doc createdAt; delivered = outbox ledger attempt end; both minus the POST send time.',
       ],

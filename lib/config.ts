@@ -36,6 +36,11 @@ export const ConfigSchema = z.object({
   VIGIL_VALIDATE_CONFIG: z.string().optional(),
   /** onnxruntime intra-op threads. */
   VIGIL_THREADS: int(1, 256).default(os.availableParallelism()),
+  /**
+   * Activities one worker runs at once. Inference is serialized inside the worker (one session),
+   * so the others are the light stages of other chunks, which then never wait behind a queued detect.
+   */
+  VIGIL_WORKER_ACTIVITIES: int(1, 64).default(4),
   /** Temporal frontend; unset = start the embedded dev server. */
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().default('default'),

@@ -32,7 +32,7 @@ export async function createVigilWorker(
       store, validateConfig, detector: getDetector, rulesDir: config.VIGIL_RULES, modelConfig: config.VIGIL_MODEL,
       cooldownMs: config.VIGIL_ALERT_COOLDOWN_MS, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS,
     }),
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 2,
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? config.VIGIL_WORKER_ACTIVITIES,
     shutdownGraceTime: '5 seconds',
   });
   return {
