@@ -103,3 +103,16 @@ test('walkBlobs streams every file in path order and refuses a damaged object', 
     for await (const _ of walkBlobs(store, 'detections')) void _;
   }, (e) => isVigilError(e, 'E_HASH_MISMATCH'));
 });
+
+test('vigil replay on the command line: counts as JSON, a bad device id refused', async () => {
+  const { root } = await seeded();
+  const b = rulesDir(root, 'b', 'rules:\n  - { id: 100, name: animals, unsafe: [dog, cat], minScore: 0.9 }\n', 'user: alice\nrules: [100]\n');
+  const run = (args: string[]) => spawnSync(process.execPath, ['bin/vigil.js', 'replay', ...args], { encoding: 'utf8', env: { ...process.env, VIGIL_DATA: root } });
+  const ok = run(['--rules', b, '--json']);
+  assert.equal(ok.status, 0, ok.stderr);
+  const r = JSON.parse(ok.stdout) as { frames: number; noLongerUnsafe: number; newlyUnsafe: number };
+  assert.deepEqual([r.frames, r.newlyUnsafe, r.noLongerUnsafe], [5, 0, 1], 'the dog at 0.85 no longer alerts');
+  const bad = run(['--rules', b, '--device', '../etc']);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--device must be <user>\/<device>/);
+});
