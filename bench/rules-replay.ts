@@ -18,6 +18,7 @@ import { DetectionDocSchema, type DetectionDoc } from '../stages/schema.js';
 import { replayRules } from '../stages/replay.js';
 import { threatsStage } from '../stages/threats.js';
 import { bytes, fmt, now, round, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
+import { seededRandom as rng } from '../lib/seededRandom.js';
 
 const ZONES = ['Europe/Paris', 'America/New_York', 'Asia/Tokyo', 'UTC', 'Australia/Sydney'];
 const USERS = 20;
@@ -29,16 +30,6 @@ const CLASSES: Array<[string, number, number]> = [
   ['motorcycle', 3, 0.03], ['suitcase', 28, 0.03],
 ];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hex = (r: () => number, n: number) => Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join('');
 

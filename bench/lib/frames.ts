@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import sharp from 'sharp';
 import { FIXTURES_DIR } from './paths.js';
+import { seededRandom as rng } from '../../lib/seededRandom.js';
 
 /** Fixtures used for frames (truncated.jpg is not a photo). chelsea.png is the cat. */
 export const FIXTURE_FILES = ['chelsea.png', 'astronaut.png', 'coffee.png', 'home.jpg', 'messi5.jpg', 'motorcycle_left.png', 'rocket.jpg', 'camera.png'] as const;
@@ -34,17 +35,6 @@ const VERSION = 'v2';
 const WIDTH = 1280;
 const HEIGHT = 720;
 
-/** Deterministic pseudo-random numbers in [0, 1) from a seed (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const metaCache = new Map<string, { width: number; height: number }>();
 

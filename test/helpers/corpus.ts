@@ -20,22 +20,14 @@ import zlib from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { checkRules } from '../../rules/index.js';
 import type { InvalidReason } from '../../validate/index.js';
+import { seededRandom } from '../../lib/seededRandom.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Deterministic randomness
 // ---------------------------------------------------------------------------------------------------
 
 /** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;
 
 /** `n` seeded pseudo-random bytes. */
 export function seededBytes(seed: number, n: number): Buffer {

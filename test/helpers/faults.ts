@@ -15,23 +15,14 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import git from 'isomorphic-git';
 import { batchIndexFile, fsck, gitArgs, listFiles, readJson, repoExists, type RepoStore } from '../../repos/index.js';
 import type { RecordedRequest } from './providers.js';
+import { seededRandom } from '../../lib/seededRandom.js';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/vigil.js');
 
 // -----------------------------------------------------------------------------------------------
 // Randomness and waiting
 
-/** A seeded PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
