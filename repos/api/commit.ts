@@ -1,11 +1,14 @@
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { deflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
 import { VigilError } from '../../lib/errors.js';
 import type { Provenance } from '../../lib/schemas.js';
 import { withLock } from '../lock.js';
 import { formatCommitMessage } from '../provenance.js';
-import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, type RepoStore } from '../store.js';
+import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, type RepoStore } from '../store.js';
 import { storageError } from '../objectStore.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
@@ -19,21 +22,164 @@ export interface CommitResult {
   created: boolean;
   /** Paths whose content actually changed. */
   changed: string[];
+  /** The head the call built on (null for a branch's first commit): when it differs from what the
+   * caller last saw, another writer committed in between. */
+  parent: string | null;
 }
 
 type GitArgs = ReturnType<typeof gitArgs>;
 type Entry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
+/** A parsed tree: entry name -> entry. Shared through the cache: never mutate one. */
+type Tree = ReadonlyMap<string, Entry>;
 
-async function applyToTree(args: GitArgs, treeOid: string | null, changes: Change[], prefix: string, changed: string[]): Promise<string | null> {
-  const entries = new Map<string, Entry>();
-  if (treeOid) for (const e of (await git.readTree({ ...args, oid: treeOid })).tree) entries.set(e.path, e as Entry);
+/**
+ * Parsed trees by git object id, across every repo of the process. A tree's id is the hash of its
+ * content, so an entry can never be stale: another process moving a branch only means new ids. It
+ * spares each commit re-reading and re-parsing the folders it changes (a device's folder holds one
+ * entry per frame it ever sent) and lets readers look paths up at a head without a full path walk.
+ * Bounded by the total number of entries held.
+ */
+class TreeCache {
+  private readonly trees = new Map<string, Tree>();
+  private entries = 0;
+
+  constructor(private readonly maxEntries: number) {}
+
+  get(key: string): Tree | undefined {
+    const t = this.trees.get(key);
+    if (t) {
+      this.trees.delete(key);
+      this.trees.set(key, t);
+    }
+    return t;
+  }
+
+  set(key: string, tree: Tree): void {
+    if (this.trees.has(key)) return;
+    this.trees.set(key, tree);
+    this.entries += tree.size;
+    for (const [k, t] of this.trees) {
+      if (this.entries <= this.maxEntries || k === key) break;
+      this.trees.delete(k);
+      this.entries -= t.size;
+    }
+  }
+}
+
+const treeCache = new TreeCache(2_000_000);
+/** Commit id -> its tree id (immutable too). */
+const commitTrees = new Map<string, string>();
+
+async function readTreeCached(args: GitArgs, oid: string): Promise<Tree> {
+  const key = `${args.gitdir}\0${oid}`;
+  const hit = treeCache.get(key);
+  if (hit) return hit;
+  const tree = new Map((await git.readTree({ ...args, oid })).tree.map((e) => [e.path, e as Entry]));
+  treeCache.set(key, tree);
+  return tree;
+}
+
+async function commitTree(args: GitArgs, commit: string): Promise<string> {
+  const key = `${args.gitdir}\0${commit}`;
+  let tree = commitTrees.get(key);
+  if (!tree) {
+    tree = (await git.readCommit({ ...args, oid: commit })).commit.tree;
+    if (commitTrees.size >= 10_000) commitTrees.delete(commitTrees.keys().next().value!);
+    commitTrees.set(key, tree);
+  }
+  return tree;
+}
+
+/** Loose objects written by one commit, for making them durable together. */
+interface Written {
+  durable: boolean;
+  /** Folders (objects/xx) that received a new name. */
+  dirs: Set<string>;
+  /** With `durable`: the new files, still open, to be fdatasync'd together (see commitChanges). */
+  open: FileHandle[];
+}
+
+let seq = 0;
+
+/**
+ * Writes one loose git object (zlib-deflated `<type> <size>\0<content>`, named by its SHA-1), whole
+ * or not at all: a temp file (`tmp_obj_` prefix, as git's own) renamed into place. Same bytes as
+ * isomorphic-git writes, without its per-call overhead. With `durable`, the file is left open in
+ * `written.open`, so the caller can fdatasync every object of the commit at once.
+ */
+async function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: Buffer, written: Written): Promise<string> {
+  const raw = Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
+  const oid = createHash('sha1').update(raw).digest('hex');
+  const dir = path.join(gitdir, 'objects', oid.slice(0, 2));
+  const file = path.join(dir, oid.slice(2));
+  const data = deflateSync(raw, { level: 1 });
+  const tmp = path.join(dir, `tmp_obj_${process.pid}_${++seq}`);
+  let fh: FileHandle | null = null;
+  try {
+    try {
+      fh = await fsp.open(tmp, 'w');
+    } catch (err) {
+      // A new fan-out folder (or one `vigil repo gc` emptied and removed).
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await fsp.mkdir(dir, { recursive: true });
+      written.dirs.add(path.dirname(dir));
+      fh = await fsp.open(tmp, 'w');
+    }
+    await fh.writeFile(data);
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await (fh as FileHandle | null)?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  if (written.durable) written.open.push(fh);
+  else await fh.close();
+  written.dirs.add(dir);
+  return oid;
+}
+
+/** fdatasync (content and size: all a new file needs) and close every handle; all are closed even when one fails. */
+async function syncAndClose(handles: FileHandle[]): Promise<void> {
+  const taken = handles.splice(0);
+  await settleAll(taken.map(async (fh) => {
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }));
+}
+
+/** Git's tree entry order: by name, a folder's name compared as if it ended with `/`. */
+function treeOrder(a: Entry, b: Entry): number {
+  const x = a.type === 'tree' ? `${a.path}/` : a.path;
+  const y = b.type === 'tree' ? `${b.path}/` : b.path;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+async function writeTreeObject(args: GitArgs, entries: Map<string, Entry>, written: Written): Promise<string> {
+  const sorted = [...entries.values()].sort(treeOrder);
+  const parts: Buffer[] = [];
+  for (const e of sorted) {
+    parts.push(Buffer.from(`${e.mode.replace(/^0/, '')} ${e.path}\0`), Buffer.from(e.oid, 'hex'));
+  }
+  const oid = await writeObject(args.gitdir, 'tree', Buffer.concat(parts), written);
+  treeCache.set(`${args.gitdir}\0${oid}`, entries);
+  return oid;
+}
+
+async function applyToTree(args: GitArgs, treeOid: string | null, changes: Change[], prefix: string, changed: string[], written: Written): Promise<string | null> {
+  const entries = new Map<string, Entry>(treeOid ? await readTreeCached(args, treeOid) : []);
   const sub = new Map<string, Change[]>();
+  const blobs: Promise<void>[] = [];
   for (const c of changes) {
     const slash = c.path.indexOf('/');
     if (slash >= 0) {
       const dir = c.path.slice(0, slash);
       const rest = { ...c, path: c.path.slice(slash + 1) } as Change;
-      sub.set(dir, [...(sub.get(dir) ?? []), rest]);
+      const list = sub.get(dir);
+      if (list) list.push(rest);
+      else sub.set(dir, [rest]);
       continue;
     }
     const old = entries.get(c.path);
@@ -45,65 +191,152 @@ async function applyToTree(args: GitArgs, treeOid: string | null, changes: Chang
       continue;
     }
     const blob = typeof c.content === 'string' ? Buffer.from(c.content) : c.content;
-    const oid = await git.writeBlob({ fs: args.fs, gitdir: args.gitdir, blob: new Uint8Array(blob) });
-    if (old?.oid !== oid) {
-      entries.set(c.path, { mode: '100644', path: c.path, oid, type: 'blob' });
-      changed.push(prefix + c.path);
-    }
+    // Blobs are written concurrently; the tree is written once every one of them is in place.
+    blobs.push(
+      writeObject(args.gitdir, 'blob', blob, written).then((oid) => {
+        if (old?.oid === oid) return;
+        entries.set(c.path, { mode: '100644', path: c.path, oid, type: 'blob' });
+        changed.push(prefix + c.path);
+      }),
+    );
   }
   for (const [dir, subChanges] of sub) {
     const old = entries.get(dir);
-    const oid = await applyToTree(args, old?.type === 'tree' ? old.oid : null, subChanges, `${prefix}${dir}/`, changed);
-    if (oid) entries.set(dir, { mode: '040000', path: dir, oid, type: 'tree' });
-    else entries.delete(dir);
+    blobs.push(
+      applyToTree(args, old?.type === 'tree' ? old.oid : null, subChanges, `${prefix}${dir}/`, changed, written).then((oid) => {
+        if (oid) entries.set(dir, { mode: '040000', path: dir, oid, type: 'tree' });
+        else entries.delete(dir);
+      }),
+    );
   }
+  await settleAll(blobs);
   if (entries.size === 0) return null;
-  return git.writeTree({ fs: args.fs, gitdir: args.gitdir, tree: [...entries.values()] });
+  if (treeOid && sameTree(await readTreeCached(args, treeOid), entries)) return treeOid;
+  return writeTreeObject(args, entries, written);
 }
+
+/** Awaits every promise (so none is left running) and throws the first failure. */
+async function settleAll(promises: Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+function sameTree(a: Tree, b: Tree): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, e] of a) if (b.get(k)?.oid !== e.oid) return false;
+  return true;
+}
+
+/** The commit object's text, exactly as isomorphic-git renders it. */
+function renderCommit(tree: string, parents: string[], timestamp: number, message: string): Buffer {
+  const who = `vigil <vigil@localhost> ${timestamp} +0000`;
+  const body = message.replace(/\r/g, '').replace(/^\n+/, '').replace(/\n+$/, '') + '\n';
+  return Buffer.from(`tree ${tree}\n${parents.map((p) => `parent ${p}\n`).join('')}author ${who}\ncommitter ${who}\n\n${body}`);
+}
+
+/** What a commit's changes are: a list, or a function of the head the commit builds on. */
+export type ChangesSpec = Change[] | ((head: string | null) => Change[] | Promise<Change[]>);
 
 /**
  * Commits a set of changes to a branch, with provenance in the commit message. Safe for many
  * concurrent writers (threads, processes): the repo lock is held while the new tree is built on
  * top of the current head, so no writer's changes are lost. A call that changes nothing writes
  * no commit. Every commit is also indexed under its batch id (see batchCommits).
+ *
+ * `changes` may be a function: it is called under the lock with the head the commit builds on,
+ * so a writer can decide what to write from exactly the state it writes over (e.g. refuse a path
+ * another process just wrote). With `durable`, every new git object, the batch index line and the
+ * ref are fsync'd (with their folders) before the call returns, so the commit survives a power loss.
  */
 export async function commitChanges(
   store: RepoStore,
-  opts: { repo: string; branch?: string; changes: Change[]; provenance: Provenance; summary: string },
+  opts: {
+    repo: string;
+    branch?: string;
+    changes: ChangesSpec;
+    /** The provenance, or a function of the changes (when `changes` is decided under the lock). */
+    provenance: Provenance | ((changes: Change[]) => Provenance);
+    /** The commit message's first line, or a function of the changes. */
+    summary: string | ((changes: Change[]) => string);
+    durable?: boolean;
+  },
 ): Promise<CommitResult> {
   const branch = opts.branch ?? 'main';
-  for (const c of opts.changes) assertRepoPath(c.path);
+  if (Array.isArray(opts.changes)) for (const c of opts.changes) assertRepoPath(c.path);
   await ensureRepo(store, opts.repo);
   const args = gitArgs(store, opts.repo);
+  const durable = opts.durable ?? false;
   try {
     return await withLock(lockPathOf(store, opts.repo), async () => {
       const head = await branchHead(args, opts.repo, branch);
-      const baseTree = head ? (await git.readCommit({ ...args, oid: head })).commit.tree : null;
+      const changes = Array.isArray(opts.changes) ? opts.changes : await opts.changes(head);
+      if (!Array.isArray(opts.changes)) for (const c of changes) assertRepoPath(c.path);
+      const baseTree = head ? await commitTree(args, head) : null;
       const changed: string[] = [];
-      const tree = (await applyToTree(args, baseTree, opts.changes, '', changed)) ?? (await git.writeTree({ fs: args.fs, gitdir: args.gitdir, tree: [] }));
-      if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [] };
-      const now = Math.floor(Date.now() / 1000);
-      const who = { name: 'vigil', email: 'vigil@localhost', timestamp: now, timezoneOffset: 0 };
-      const commit = await git.writeCommit({
-        fs: args.fs,
-        gitdir: args.gitdir,
-        commit: {
-          tree,
-          parent: head ? [head] : [],
-          author: who,
-          committer: who,
-          message: formatCommitMessage(opts.summary, opts.provenance),
-        },
-      });
-      // Index first: if that fails (e.g. a full disk), the branch does not move and the caller sees
-      // the error, so no commit is ever visible without its batch index line.
-      await indexBatchCommit(store, opts.provenance.batchId, { repo: opts.repo, branch, commit, stage: opts.provenance.stage, changed: changed.length });
-      await writeRefAtomic(args.gitdir, branch, commit);
-      return { commit, created: true, changed };
+      const written: Written = { durable, dirs: new Set(), open: [] };
+      try {
+        const tree = (await applyToTree(args, baseTree, changes, '', changed, written)) ?? (await writeTreeObject(args, new Map(), written));
+        if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [], parent: head };
+        changed.sort();
+        const provenance = typeof opts.provenance === 'function' ? opts.provenance(changes) : opts.provenance;
+        const summary = typeof opts.summary === 'function' ? opts.summary(changes) : opts.summary;
+        const now = Math.floor(Date.now() / 1000);
+        const commit = await writeObject(args.gitdir, 'commit', renderCommit(tree, head ? [head] : [], now, formatCommitMessage(summary, provenance)), written);
+        commitTrees.set(`${args.gitdir}\0${commit}`, tree);
+        // Index first: if that fails (e.g. a full disk), the branch does not move and the caller sees
+        // the error, so no commit is ever visible without its batch index line.
+        const row = { repo: opts.repo, branch, commit, stage: provenance.stage, changed: changed.length };
+        if (durable) {
+          // Every file's content at once, then every new name at once, then the ref: a few fsync
+          // rounds per commit, however many objects it wrote.
+          const [indexDir] = await Promise.all([indexBatchCommit(store, provenance.batchId, row, true), syncAndClose(written.open)]);
+          await settleAll([...written.dirs, indexDir].map(syncDir));
+        } else {
+          await indexBatchCommit(store, provenance.batchId, row, false);
+        }
+        await writeRefAtomic(args.gitdir, branch, commit, durable);
+        return { commit, created: true, changed, parent: head };
+      } finally {
+        await Promise.allSettled(written.open.splice(0).map((fh) => fh.close()));
+      }
     });
   } catch (err) {
     throw storageError(err, `commit to ${opts.repo} failed`);
   }
+}
+
+/**
+ * The commit a branch of a repo names right now (one small file read when the ref is loose).
+ * @returns null when the repo or the branch has no commit yet.
+ * @throws VigilError E_CORRUPT when the branch's ref file exists but names no commit.
+ */
+export async function readBranchHead(store: RepoStore, repo: string, branch = 'main'): Promise<string | null> {
+  if (!repoExists(store, repo)) return null;
+  return branchHead(gitArgs(store, repo), repo, branch);
+}
+
+/**
+ * Looks paths up in a commit's tree through the shared tree cache: after the first lookup, a
+ * path in an unchanged folder costs no I/O at all, and a moved head costs reading only the trees
+ * that changed.
+ * @returns each path's blob id, or null when the path is not a file at that commit.
+ */
+export async function lookupBlobs(store: RepoStore, repo: string, commit: string | null, paths: readonly string[]): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>(paths.map((p) => [p, null]));
+  if (!commit) return out;
+  const args = gitArgs(store, repo);
+  const root = await commitTree(args, commit);
+  for (const p of paths) {
+    let tree: Tree | null = await readTreeCached(args, root);
+    const segs = assertRepoPath(p).split('/');
+    for (let i = 0; tree && i < segs.length - 1; i++) {
+      const e: Entry | undefined = tree.get(segs[i]!);
+      tree = e?.type === 'tree' ? await readTreeCached(args, e.oid) : null;
+    }
+    const leaf = tree?.get(segs[segs.length - 1]!);
+    if (leaf?.type === 'blob') out.set(p, leaf.oid);
+  }
+  return out;
 }
 
 /**
@@ -121,6 +354,8 @@ async function branchHead(args: GitArgs, repo: string, branch: string): Promise<
   if (text !== null && !/^[0-9a-f]{40}\n?$/.test(text)) {
     throw new VigilError('E_CORRUPT', `${repo}: refs/heads/${branch} names no commit (${JSON.stringify(text.slice(0, 50))}); see vigil repo fsck`);
   }
+  // A loose ref wins over packed-refs (as in git), so the file is the answer.
+  if (text !== null) return text.slice(0, 40);
   try {
     return await git.resolveRef({ ...args, ref: `refs/heads/${branch}` });
   } catch (err) {
@@ -133,13 +368,30 @@ async function branchHead(args: GitArgs, repo: string, branch: string): Promise<
  * Moves a branch by writing its loose ref to a temporary file and renaming it into place, so a
  * reader in another process never sees a half-written ref.
  */
-async function writeRefAtomic(gitdir: string, branch: string, commit: string): Promise<void> {
+async function writeRefAtomic(gitdir: string, branch: string, commit: string, durable: boolean): Promise<void> {
   const file = path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
   await fsp.mkdir(path.dirname(file), { recursive: true });
   // The temp file lives outside refs/, so a writer killed before the rename leaves no fake branch.
   const tmp = path.join(gitdir, `ref-${process.pid}-${Date.now()}.tmp`);
-  await fsp.writeFile(tmp, `${commit}\n`);
+  const fh = await fsp.open(tmp, 'w');
+  try {
+    await fh.writeFile(`${commit}\n`);
+    if (durable) await fh.datasync();
+  } finally {
+    await fh.close();
+  }
   await fsp.rename(tmp, file);
+  if (durable) await syncDir(path.dirname(file));
+}
+
+/** fsync of a folder: makes the names created in it durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Safe file name for a batch id in the batch index. */
@@ -148,8 +400,28 @@ export function batchIndexFile(store: RepoStore, batchId: string): string {
   return path.join(store.dataDir, 'index', 'batches', `${safe}.jsonl`);
 }
 
-async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<string, unknown>): Promise<void> {
+/** Appends the batch index line; with `durable`, fdatasync'd. @returns the index folder (to fsync when durable). */
+async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<string, unknown>, durable: boolean): Promise<string> {
   const file = batchIndexFile(store, batchId);
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  await fsp.appendFile(file, JSON.stringify({ batchId, ...row, at: new Date().toISOString() }) + '\n');
+  const line = JSON.stringify({ batchId, ...row, at: new Date().toISOString() }) + '\n';
+  if (!durable) {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.appendFile(file, line);
+    return path.dirname(file);
+  }
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(file, 'a');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    fh = await fsp.open(file, 'a');
+  }
+  try {
+    await fh.writeFile(line);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  return path.dirname(file);
 }
