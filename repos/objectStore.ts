@@ -50,19 +50,19 @@ export class LocalObjectStore implements ObjectStore {
     const target = this.pathOf(sha256);
     const existing = await this.size(sha256);
     if (existing === bytes.length) return { sha256, size: bytes.length, created: false };
-    await fsp.mkdir(path.dirname(target), { recursive: true });
     const tmpDir = path.join(this.root, 'tmp');
-    await fsp.mkdir(tmpDir, { recursive: true });
     const tmp = path.join(tmpDir, `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
     try {
-      const fh = await fsp.open(tmp, 'wx', 0o444);
+      // Folders are made when missing (ENOENT) rather than before every put: two fewer file
+      // system calls per frame on the ingest path.
+      const fh = await retryInNewFolder(tmpDir, () => fsp.open(tmp, 'wx', 0o444));
       try {
         await fh.writeFile(bytes);
         await fh.sync();
       } finally {
         await fh.close();
       }
-      await fsp.rename(tmp, target);
+      await retryInNewFolder(path.dirname(target), () => fsp.rename(tmp, target));
       await syncDir(path.dirname(target));
     } catch (err) {
       await fsp.rm(tmp, { force: true });
@@ -114,6 +114,18 @@ export class LocalObjectStore implements ObjectStore {
         if (/^[0-9a-f]{62}$/.test(f)) yield d + f;
       }
     }
+  }
+}
+
+/** Runs `fn`; when it fails with ENOENT, creates `dir` and runs it once more. */
+async function retryInNewFolder<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await fsp.mkdir(dir, { recursive: true });
+    await syncDir(path.dirname(dir)); // the new folder's name must be durable too
+    return fn();
   }
 }
 
