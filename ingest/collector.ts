@@ -43,6 +43,7 @@ export class Collector {
   private state: State = { framesCommit: null, pending: [], unstarted: [] };
   private timer: NodeJS.Timeout | null = null;
   private chain: Promise<unknown> = Promise.resolve();
+  private starting: Promise<number> | null = null;
   readonly file: string;
 
   constructor(private readonly store: RepoStore, private readonly opts: CollectorOptions) {
@@ -102,7 +103,7 @@ export class Collector {
       this.cut(false);
       await this.save();
     });
-    void this.startQueued();
+    void this.startQueued().catch((e) => this.opts.onError?.(e));
   }
 
   /** Moves pending frames into batches: full ones always, all of a site's when `flushAll` or when its oldest is too old. */
@@ -110,7 +111,11 @@ export class Collector {
     const commit = this.state.framesCommit;
     if (!commit) return;
     const bySite = new Map<string, State['pending']>();
-    for (const p of this.state.pending) bySite.set(p.site, [...(bySite.get(p.site) ?? []), p]);
+    for (const p of this.state.pending) {
+      const list = bySite.get(p.site);
+      if (list) list.push(p);
+      else bySite.set(p.site, [p]);
+    }
     const keep: State['pending'] = [];
     for (const [site, list] of bySite) {
       let rest = list;
@@ -133,24 +138,41 @@ export class Collector {
     return { batchId: `${site}-${stamp}-${randomBytes(3).toString('hex')}`, site, framesCommit, frames: frames.map(({ path: p, frameId, site: s }): FrameRef => ({ path: p, frameId, site: s })) };
   }
 
-  /** Tries to start every batch not yet started; failures stay queued for the next tick. */
+  /**
+   * Tries to start every batch not yet started, oldest first; failures stay queued for the next
+   * tick. One starter runs at a time (a call while one runs waits for it, then starts whatever is
+   * still queued). The start itself (a Temporal round trip) runs outside the state lock, so
+   * recording newly committed frames (which the ingest API waits for) never waits for Temporal.
+   * @returns how many batches this call started.
+   */
   async startQueued(): Promise<number> {
-    return this.serial(async () => {
+    while (this.starting) await this.starting.catch(() => undefined);
+    const run = (async () => {
       let started = 0;
-      while (this.state.unstarted.length) {
-        const batch = this.state.unstarted[0]!;
+      for (;;) {
+        const batch = this.state.unstarted[0];
+        if (!batch) break;
         try {
           await this.opts.start(batch);
         } catch (err) {
           this.opts.onError?.(err);
           break;
         }
-        this.state.unstarted.shift();
+        await this.serial(async () => {
+          const i = this.state.unstarted.indexOf(batch);
+          if (i >= 0) this.state.unstarted.splice(i, 1);
+          await this.save();
+        });
         started++;
-        await this.save();
       }
       return started;
-    });
+    })();
+    this.starting = run;
+    try {
+      return await run;
+    } finally {
+      if (this.starting === run) this.starting = null;
+    }
   }
 
   /** Cuts batches that waited long enough (all pending when `flushAll`) and starts them. */
