@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import git from 'isomorphic-git';
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
-import { commitChanges, readJson, sha256Hex, type RepoStore } from '../repos/index.js';
+import { commitChanges, gitArgs, lookupBlobs, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore } from '../repos/index.js';
 import type { Device } from './devices.js';
 import { assertTimeZone, compactTimestamp, framePath, frameTag, parseCaptureTime } from './frameTag.js';
 import { sniffImageType } from './sniff.js';
@@ -25,14 +26,35 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Most frames per commit. */
+const MAX_GROUP = 500;
+/** Longest wait for frames still being stored before a group commit starts (see gather()). */
+const GATHER_MS = 5;
+
+/** Frame documents kept per blob id (a blob's content never changes); only read for paths that exist. */
+const FRAME_IDS_KEPT = 10_000;
+
 /**
  * Accepts frames into the `frames` repo. Bytes go to the object store first (fsync'd); frame
- * documents are group-committed: every request waiting at the same moment shares one git commit,
- * and each request is answered only once that commit (and the collector's record of it) is durable.
+ * documents are group-committed: every request waiting while a commit is being written shares the
+ * next one, and each request is answered only once its commit (fsync'd, with the collector's record
+ * of it) is durable.
+ *
+ * Whether a device already sent a frame for a capture time is looked up in the frames repo's tree
+ * at its current head through the repos' shared tree cache: the head is re-read (one small file)
+ * before every lookup, so a commit by another process (a second API server) is seen, and only the
+ * folders it changed are read again. The decisive check runs under the repo lock, against the very
+ * head the group's commit builds on.
  */
 export class FrameIngestor {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
+  /** The collector's recording of committed groups, in commit order. */
+  private recording: Promise<void> = Promise.resolve();
+  private readonly frameIds = new Map<string, string>();
+  /** Requests storing their bytes right now (they will join the queue in a moment). */
+  private storing = 0;
+  private allStored: (() => void) | null = null;
 
   constructor(
     private readonly store: RepoStore,
@@ -57,16 +79,27 @@ export class FrameIngestor {
     const zone = assertTimeZone(tz ?? device.tz);
     const timestamp = compactTimestamp(when);
     const framePathNow = framePath(device.user, device.device, timestamp);
-    const already = await readJson<FrameDoc>(this.store, 'frames', framePathNow).catch(() => null);
-    if (already && already.frameId !== sha256Hex(bytes)) {
+    const tag = frameTag(device.user, device.device, timestamp, zone);
+    const head = await readBranchHead(this.store, 'frames').catch(() => null);
+    const already = (await this.frameIdsAt(head, [framePathNow]).catch(() => null))?.get(framePathNow) ?? null;
+    if (already && already !== sha256Hex(bytes)) {
       // Refused before the bytes are stored, so a conflict leaves nothing behind.
       throw new VigilError('E_CONFLICT', `device ${device.user}/${device.device} already sent a different frame with capture time ${when.toISOString()}`);
     }
-    const put = await this.store.objects.put(bytes);
+    this.storing++;
+    let put: PutResult;
+    try {
+      put = await this.store.objects.put(bytes);
+    } finally {
+      this.storing--;
+      if (this.storing === 0) this.allStored?.();
+    }
+    // The same frame again: its document is committed already (put re-stored the bytes if they were lost).
+    if (already) return { frameId: put.sha256, tag, path: framePathNow, duplicate: true };
     const doc: FrameDoc = {
       kind: 'frame',
       frameId: put.sha256,
-      tag: frameTag(device.user, device.device, timestamp, zone),
+      tag,
       user: device.user,
       device: device.device,
       site: device.site,
@@ -82,12 +115,55 @@ export class FrameIngestor {
     });
   }
 
+  /** The frameId of the document at each path at `head` (null where there is none). */
+  private async frameIdsAt(head: string | null, paths: readonly string[]): Promise<Map<string, string | null>> {
+    const out = new Map<string, string | null>();
+    const args = gitArgs(this.store, 'frames');
+    for (const [p, oid] of await lookupBlobs(this.store, 'frames', head, paths)) {
+      if (!oid) {
+        out.set(p, null);
+        continue;
+      }
+      let id = this.frameIds.get(oid);
+      if (id === undefined) {
+        const { blob } = await git.readBlob({ ...args, oid });
+        try {
+          id = String((JSON.parse(Buffer.from(blob).toString('utf8')) as FrameDoc).frameId);
+        } catch {
+          throw new VigilError('E_CORRUPT', `frames@${head}:${p} is not valid JSON`);
+        }
+        if (this.frameIds.size >= FRAME_IDS_KEPT) this.frameIds.delete(this.frameIds.keys().next().value!);
+        this.frameIds.set(oid, id);
+      }
+      out.set(p, id);
+    }
+    return out;
+  }
+
   private async kick(): Promise<void> {
     if (this.flushing) return;
     this.flushing = (async () => {
       while (this.queue.length) {
-        const group = this.queue.splice(0, 500);
-        await this.flush(group).catch((err) => group.forEach((p) => p.reject(err)));
+        await this.gather();
+        const group = this.queue.splice(0, MAX_GROUP);
+        // The next group's commit starts while this one is being recorded by the collector;
+        // recordings stay in commit order.
+        const committed = await this.commitGroup(group).catch((err: unknown) => {
+          group.forEach((p) => p.reject(err));
+          return null;
+        });
+        if (committed?.fresh.length) {
+          const { fresh, commit } = committed;
+          this.recording = this.recording.then(async () => {
+            try {
+              await this.opts.onCommitted?.(fresh.map((p) => p.doc), commit);
+            } catch (err) {
+              fresh.forEach((p) => p.reject(err));
+              return;
+            }
+            for (const p of fresh) p.resolve({ frameId: p.doc.frameId, tag: p.doc.tag, path: p.path, duplicate: false });
+          });
+        }
       }
     })();
     try {
@@ -98,34 +174,67 @@ export class FrameIngestor {
     }
   }
 
-  /** Resolves once every frame accepted so far is committed. */
-  async drain(): Promise<void> {
-    while (this.flushing || this.queue.length) await (this.flushing ?? this.kick());
+  /**
+   * Under load, waits briefly (at most GATHER_MS) for the frames whose bytes are being stored
+   * right now, so they share this commit instead of paying for one of their own a moment later.
+   * Never waits when nothing else is on its way.
+   */
+  private async gather(): Promise<void> {
+    if (this.storing === 0 || this.queue.length >= MAX_GROUP) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, GATHER_MS);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.allStored = done;
+    });
+    this.allStored = null;
   }
 
-  private async flush(group: Pending[]): Promise<void> {
-    const fresh: Pending[] = [];
-    const seen = new Map<string, string>();
-    for (const p of group) {
-      const existing = seen.get(p.path) ?? (await readJson<FrameDoc>(this.store, 'frames', p.path).catch(() => null))?.frameId;
-      if (existing === p.doc.frameId) {
-        p.resolve({ frameId: p.doc.frameId, tag: p.doc.tag, path: p.path, duplicate: true });
-      } else if (existing) {
-        p.reject(new VigilError('E_CONFLICT', `device ${p.doc.user}/${p.doc.device} already sent a different frame with capture time ${p.doc.capturedAt}`));
-      } else {
-        seen.set(p.path, p.doc.frameId);
-        fresh.push(p);
+  /** Resolves once every frame accepted so far is committed and recorded. */
+  async drain(): Promise<void> {
+    while (this.flushing || this.queue.length) await (this.flushing ?? this.kick());
+    await this.recording;
+  }
+
+  /**
+   * Commits one group's new frame documents. Duplicates and conflicts are answered here; the new
+   * frames are returned with the commit, to be answered once the collector recorded them.
+   */
+  private async commitGroup(group: Pending[]): Promise<{ fresh: Pending[]; commit: string } | null> {
+    let fresh: Pending[] = [];
+    const settled: Array<() => void> = [];
+    // Decided under the repo lock against the head this commit builds on, so a frame another
+    // process committed a moment ago is a duplicate or a conflict here too.
+    const changes = async (head: string | null): Promise<Change[]> => {
+      fresh = [];
+      settled.length = 0;
+      const existing = await this.frameIdsAt(head, [...new Set(group.map((p) => p.path))]);
+      const seen = new Map<string, string>();
+      for (const p of group) {
+        const id = seen.get(p.path) ?? existing.get(p.path) ?? null;
+        if (id === p.doc.frameId) {
+          settled.push(() => p.resolve({ frameId: p.doc.frameId, tag: p.doc.tag, path: p.path, duplicate: true }));
+        } else if (id) {
+          settled.push(() => p.reject(new VigilError('E_CONFLICT', `device ${p.doc.user}/${p.doc.device} already sent a different frame with capture time ${p.doc.capturedAt}`)));
+        } else {
+          seen.set(p.path, p.doc.frameId);
+          fresh.push(p);
+        }
       }
-    }
-    if (!fresh.length) return;
+      return fresh.map((p) => ({ path: p.path, content: JSON.stringify(p.doc, null, 1) + '\n' }));
+    };
     const result = await commitChanges(this.store, {
       repo: 'frames',
-      changes: fresh.map((p) => ({ path: p.path, content: JSON.stringify(p.doc, null, 1) + '\n' })),
-      provenance: { batchId: `ingest-${randomUUID()}`, stage: 'ingest', stageVersion: '1', inputs: [], extra: { frames: fresh.length } },
-      summary: `ingest ${fresh.length} frame(s)`,
+      changes,
+      provenance: (c) => ({ batchId: `ingest-${randomUUID()}`, stage: 'ingest', stageVersion: '1', inputs: [], extra: { frames: c.length } }),
+      summary: (c) => `ingest ${c.length} frame(s)`,
+      durable: true,
     });
-    if (!result.commit) throw new VigilError('E_STORAGE', 'frames commit produced no head');
-    await this.opts.onCommitted?.(fresh.map((p) => p.doc), result.commit);
-    for (const p of fresh) p.resolve({ frameId: p.doc.frameId, tag: p.doc.tag, path: p.path, duplicate: false });
+    for (const s of settled) s();
+    if (!fresh.length) return null;
+    if (!result.commit || !result.created) throw new VigilError('E_STORAGE', 'frames commit produced no head');
+    return { fresh, commit: result.commit };
   }
 }
