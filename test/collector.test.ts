@@ -61,3 +61,34 @@ test('frames committed but not recorded by the collector (a crash in between) ar
   assert.equal(started[0]!.frames.length, 3);
   assert.equal(started[0]!.site, 'north');
 });
+
+test('recording committed frames never waits for a batch start in progress (a slow Temporal)', { timeout: 30_000 }, async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'bob', device: 'cam', site: 'north' });
+  const started: BatchSpec[] = [];
+  let release!: () => void;
+  const slow = new Promise<void>((r) => (release = r));
+  const collector = new Collector(store, {
+    maxFrames: 1,
+    maxWaitMs: 60_000,
+    start: async (b) => {
+      await slow;
+      started.push(b);
+    },
+  });
+  await collector.load();
+  const ing = new FrameIngestor(store, { maxBytes: 1 << 24, onCommitted: (f, c) => collector.add(f, c) });
+  await ing.accept(device, frame('chelsea.png'), at(0)); // its batch's start now hangs
+  const t0 = Date.now();
+  const second = await ing.accept(device, frame('coffee.png'), at(1));
+  assert.equal(second.duplicate, false);
+  assert.ok(Date.now() - t0 < 5_000, 'the second frame was answered while the first batch was still starting');
+  assert.equal(started.length, 0);
+  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 2 });
+  release();
+  await collector.startQueued();
+  assert.equal(started.length, 2);
+  assert.deepEqual(started.map((b) => b.frames.map((f) => f.path)), [['bob-cam/20261127T200000000Z.json'], ['bob-cam/20261127T200001000Z.json']], 'started in order, each once');
+  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0 });
+});

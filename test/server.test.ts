@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { utimes, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -9,7 +10,7 @@ import { after, test } from 'node:test';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import type { FrameDoc } from '../lib/schemas.js';
-import { listFiles, openStore, readJson, repoExists, resolveRef, type RepoStore } from '../repos/index.js';
+import { fsck, listFiles, log, openStore, readJson, repoExists, resolveRef, type RepoStore } from '../repos/index.js';
 import { createApiServer, type ApiServerDeps } from '../server/index.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
@@ -308,6 +309,98 @@ test('20 concurrent uploads of different frames are all accepted and committed',
   assert.equal(files.length, 20);
   for (const r of replies) assert.equal((await readJson<FrameDoc>(env.store, 'frames', r.json.path))?.frameId, r.json.frameId);
   assert.equal(await objectCount(env.store), 20);
+});
+
+/**
+ * One FrameIngestor.accept() for alice/cam1 in a separate process: its own caches, like a second API
+ * server on the same data folder, or this one after a restart.
+ */
+function acceptElsewhere(dir: string, fixture: string, capturedAt: string): Promise<{ ok: true; frame: { frameId: string; duplicate: boolean; path: string } } | { ok: false; code: string }> {
+  const at = (f: string) => JSON.stringify(path.resolve(import.meta.dirname, f));
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import { openStore } from ${at('../repos/index.ts')};
+    import { DeviceRegistry } from ${at('../ingest/devices.ts')};
+    import { FrameIngestor } from ${at('../ingest/frameIngestor.ts')};
+    const [dir, file, capturedAt] = process.argv.slice(1);
+    const device = (await new DeviceRegistry(dir).list()).find((d) => d.user === 'alice' && d.device === 'cam1' && !d.revokedAt);
+    try {
+      const frame = await new FrameIngestor(openStore(dir), { maxBytes: 1 << 24 }).accept(device, readFileSync(file), capturedAt);
+      console.log(JSON.stringify({ ok: true, frame }));
+    } catch (err) {
+      if (!err.code) throw err;
+      console.log(JSON.stringify({ ok: false, code: err.code }));
+    }
+  `;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir, path.join(FIXTURES, fixture), capturedAt], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`accept in another process exited ${code}: ${out}`))));
+  });
+}
+
+test('another process committing to the frames repo: its frames are duplicates or conflicts here, and no writer loses a frame', async () => {
+  const env = await setup();
+  const dir = env.store.dataDir;
+  const T2 = '2024-03-05T06:07:09.000Z';
+  const first = await postFrame(env, CHELSEA);
+  assert.equal(first.status, 202, first.text);
+
+  // A second writer (e.g. another API server) commits a frame after this server has read the head.
+  const other = await acceptElsewhere(dir, 'messi5.jpg', T2);
+  assert.ok(other.ok);
+  assert.equal(other.frame.duplicate, false);
+  // …and sees this server's frame.
+  assert.deepEqual(await acceptElsewhere(dir, 'chelsea.png', ISO), { ok: true, frame: { ...first.json, tag: 'alice-cam1-20240305T060708009Z-Europe.Paris', duplicate: true } });
+
+  const head = await resolveRef(env.store, 'frames', 'main');
+  const dup = await postFrame(env, MESSI, { 'Content-Type': 'image/jpeg', 'X-Capture-Time': T2 });
+  assert.equal(dup.status, 202, dup.text);
+  assert.deepEqual(dup.json, { frameId: sha256(MESSI), tag: 'alice-cam1-20240305T060709000Z-Europe.Paris', path: other.frame.path, duplicate: true });
+  assertError(await postFrame(env, ASTRONAUT, { 'X-Capture-Time': T2 }), 409, 'E_CONFLICT');
+  assert.equal(await resolveRef(env.store, 'frames', 'main'), head, 'neither the duplicate nor the conflict made a commit');
+  assert.equal(await env.store.objects.has(sha256(ASTRONAUT)), false, 'the conflict was seen before the bytes were stored (the moved head was noticed)');
+
+  const third = await postFrame(env, ASTRONAUT, { 'X-Capture-Time': '2024-03-05T06:07:10.000Z' });
+  assert.equal(third.status, 202, third.text);
+  const files = await listFiles(env.store, 'frames');
+  assert.deepEqual(files.map((f) => f.path), [first.json.path, other.frame.path, third.json.path]);
+  assert.equal((await readJson<FrameDoc>(env.store, 'frames', other.frame.path))?.frameId, sha256(MESSI));
+  assert.equal((await log(env.store, 'frames')).length, 3, 'one commit per new frame, both writers on one history');
+  const report = await fsck(env.store);
+  assert.deepEqual(report.problems, []);
+});
+
+test('after a restart (a new process, nothing cached), a duplicate and a conflict are still detected', async () => {
+  const env = await setup();
+  const a = await postFrame(env, CHELSEA);
+  const b = await postFrame(env, MESSI, { 'Content-Type': 'image/jpeg', 'X-Capture-Time': '2024-03-05T06:07:09.000Z' });
+  assert.equal(a.status, 202, a.text);
+  assert.equal(b.status, 202, b.text);
+  const head = await resolveRef(env.store, 'frames', 'main');
+  const again = await acceptElsewhere(env.store.dataDir, 'chelsea.png', ISO);
+  assert.ok(again.ok);
+  assert.equal(again.frame.duplicate, true);
+  assert.equal(again.frame.frameId, a.json.frameId);
+  assert.deepEqual(await acceptElsewhere(env.store.dataDir, 'astronaut.png', '2024-03-05T06:07:09.000Z'), { ok: false, code: 'E_CONFLICT' });
+  assert.equal(await resolveRef(env.store, 'frames', 'main'), head);
+});
+
+test('the same capture time several times at once: one frame wins, its bytes again are duplicates, other bytes conflicts', async () => {
+  const env = await setup();
+  const bodies = [CHELSEA, CHELSEA, ASTRONAUT, CHELSEA, ASTRONAUT];
+  const replies = await Promise.all(bodies.map((b) => postFrame(env, b)));
+  const stored = await readJson<FrameDoc>(env.store, 'frames', 'alice-cam1/20240305T060708009Z.json');
+  assert.ok(stored);
+  for (const [i, r] of replies.entries()) {
+    if (sha256(bodies[i]!) === stored.frameId) assert.equal(r.status, 202, r.text);
+    else assertError(r, 409, 'E_CONFLICT');
+  }
+  const won = replies.filter((r) => r.status === 202);
+  assert.equal(won.filter((r) => r.json.duplicate === false).length, 1, 'exactly one request stored the frame');
+  assert.equal((await log(env.store, 'frames')).length, 1);
 });
 
 test('GET routes: openapi.json, health; unknown route 404, wrong method 405, all JSON', async () => {
