@@ -159,7 +159,9 @@ export class Detector {
 
   /**
    * Detects objects in one encoded image (JPEG, PNG, WebP, ...). Boxes are in original-image
-   * pixels (after EXIF orientation).
+   * pixels (after EXIF orientation). Decoding and letterboxing start at once; inference runs one
+   * image at a time. So a caller that asks for the next image before awaiting this one overlaps
+   * that image's decoding with this one's inference (the detect stage does).
    *
    * @throws VigilError E_BAD_INPUT (empty, undecodable or truncated image), E_TOO_LARGE,
    *   E_MODEL (inference failed or the detector was released).
@@ -168,7 +170,10 @@ export class Detector {
     if (this.#released) {
       return Promise.reject(new VigilError('E_MODEL', `detector for ${this.#config.name} has been released`));
     }
-    const run = this.#queue.then(() => this.#detectNow(bytes));
+    const t0 = performance.now();
+    const prepared = letterbox(bytes, this.#config.inputSize).then((lb) => ({ lb, preprocessMs: performance.now() - t0 }));
+    prepared.catch(() => undefined); // the failure is reported through `run`
+    const run = this.#queue.then(async () => this.#inferNow(await prepared));
     this.#queue = run.then(
       () => undefined,
       () => undefined,
@@ -187,11 +192,8 @@ export class Detector {
     await this.#session.release();
   }
 
-  async #detectNow(bytes: Buffer): Promise<DetectionResult> {
+  async #inferNow({ lb, preprocessMs }: { lb: Awaited<ReturnType<typeof letterbox>>; preprocessMs: number }): Promise<DetectionResult> {
     const S = this.#config.inputSize;
-
-    const t0 = performance.now();
-    const lb = await letterbox(bytes, S);
     const t1 = performance.now();
 
     let data: ArrayLike<number>;
@@ -217,7 +219,7 @@ export class Detector {
       model: { name: this.#config.name, sha256: this.#sha256 },
       image: { width: lb.width, height: lb.height },
       objects,
-      timingsMs: { preprocess: ms(t1 - t0), inference: ms(t2 - t1), postprocess: ms(t3 - t2) },
+      timingsMs: { preprocess: ms(preprocessMs), inference: ms(t2 - t1), postprocess: ms(t3 - t2) },
     };
   }
 }

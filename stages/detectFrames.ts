@@ -2,7 +2,7 @@ import { VigilError } from '../lib/errors.js';
 import type { Detector } from '../detector/index.js';
 import { commitChanges, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import { datumKey } from './datum.js';
-import { DetectionDocSchema, StandardizedDocSchema, type DetectInput, type DetectOutput, type DetectionDoc } from './schema.js';
+import { DetectionDocSchema, StandardizedDocSchema, type DetectInput, type DetectOutput, type DetectionDoc, type StandardizedDoc } from './schema.js';
 
 /** Bump when the detect stage's output for the same input and model would change. */
 export const DETECT_STAGE_VERSION = '1';
@@ -30,21 +30,35 @@ export async function detectFrames(
     readJsons(store, 'standardized', paths, input.standardizedCommit),
     readJsons(store, 'detections', paths).catch(() => new Map<string, unknown>()),
   ]);
+  // First the frames that need inference (a detection with the same datum key is reused)…
+  const work: Array<{ i: number; ref: (typeof input.frames)[number]; std: StandardizedDoc; datum: string }> = [];
   for (const [i, ref] of input.frames.entries()) {
-    onProgress(i);
     const parsed = StandardizedDocSchema.safeParse(stds.get(ref.path));
     if (!parsed.success || parsed.data.object.sha256 !== ref.sha256) {
       throw new VigilError('E_CORRUPT', `standardized@${input.standardizedCommit}:${ref.path} is missing or does not hold ${ref.sha256}`);
     }
-    const std = parsed.data;
-    const datum = datumKey('detect', DETECT_STAGE_VERSION, std.object.sha256, model.sha256);
+    const datum = datumKey('detect', DETECT_STAGE_VERSION, parsed.data.object.sha256, model.sha256);
     const prev = DetectionDocSchema.safeParse(prevs.get(ref.path));
     if (prev.success && prev.data.datum === datum) {
       out.skipped++;
       out.objects += prev.data.objects.length;
       continue;
     }
-    const result = await detector.detect(await store.objects.get(std.object.sha256));
+    work.push({ i, ref, std: parsed.data, datum });
+  }
+  // …then inference, with the next image read and decoded while the current one is inferred.
+  const launch = (w: (typeof work)[number]) => {
+    const p = store.objects.get(w.std.object.sha256).then((bytes) => detector.detect(bytes));
+    p.catch(() => undefined); // awaited below; an early failure must not go unhandled meanwhile
+    return p;
+  };
+  let next = work[0] ? launch(work[0]) : null;
+  for (const [k, w] of work.entries()) {
+    onProgress(w.i);
+    const current = next!;
+    next = work[k + 1] ? launch(work[k + 1]!) : null;
+    const result = await current;
+    const { std, ref, datum } = w;
     const sx = std.width / result.image.width;
     const sy = std.height / result.image.height;
     const doc: DetectionDoc = {
