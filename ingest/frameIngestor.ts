@@ -26,6 +26,20 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+const checkedZones = new Set<string>();
+
+/**
+ * {@link assertTimeZone}, remembering the zones that passed: building an Intl.DateTimeFormat to
+ * check a zone costs more than the rest of a request's checks together.
+ * @throws VigilError E_BAD_INPUT
+ */
+export function checkTimeZone(tz: unknown): string {
+  if (typeof tz === 'string' && checkedZones.has(tz)) return tz;
+  const zone = assertTimeZone(tz);
+  if (checkedZones.size < 10_000) checkedZones.add(zone);
+  return zone;
+}
+
 /** Most frames per commit. */
 const MAX_GROUP = 500;
 /** Longest wait for frames still being stored before a group commit starts (see gather()). */
@@ -76,7 +90,7 @@ export class FrameIngestor {
     if (when.getTime() > now + (this.opts.maxFutureSkewMs ?? 300_000)) {
       throw new VigilError('E_BAD_INPUT', `capture time ${when.toISOString()} is in the future`);
     }
-    const zone = assertTimeZone(tz ?? device.tz);
+    const zone = checkTimeZone(tz ?? device.tz);
     const timestamp = compactTimestamp(when);
     const framePathNow = framePath(device.user, device.device, timestamp);
     const tag = frameTag(device.user, device.device, timestamp, zone);

@@ -2,8 +2,8 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isVigilError, type VigilErrorCode } from '../lib/errors.js';
 import type { Device, DeviceRegistry } from '../ingest/devices.js';
-import type { FrameIngestor } from '../ingest/frameIngestor.js';
-import { assertTimeZone, parseCaptureTime } from '../ingest/frameTag.js';
+import { checkTimeZone, type FrameIngestor } from '../ingest/frameIngestor.js';
+import { parseCaptureTime } from '../ingest/frameTag.js';
 import type { RepoStore } from '../repos/index.js';
 import { OPENAPI } from './openapi.js';
 
@@ -216,7 +216,7 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
     }
     parseCaptureTime(captured);
     const zone = req.headers['x-time-zone'];
-    if (zone !== undefined) assertTimeZone(zone);
+    if (zone !== undefined) checkTimeZone(zone);
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBytes) {
       throw new HttpError(413, 'E_TOO_LARGE', `the frame is ${Number(declared)} bytes; the limit is ${maxBytes}`);
