@@ -8,7 +8,8 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { commitChanges, diskUsage, gitdirOf, listFiles, readJson } from '../repos/index.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { commitChanges, diskUsage, gitdirOf, listFiles, lookupBlobs, readBranchHead, readJson } from '../repos/index.js';
 import { bytes, fmt, now, procCpuMs, round, selfCpuMs, stats, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
 import type { LoadRequest, LoadResult } from './lib/loadgen.js';
 import { startSystem, writeBenchRules } from './lib/system.js';
@@ -41,6 +42,9 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     inProcessWorker: mode === 'pipeline', devices,
   });
   try {
+    // How long the API's event loop was kept from running (the in-process worker shares it).
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const cpu0 = { self: selfCpuMs(), temporal: procCpuMs(sys.temporalPid) ?? 0 };
     const t0 = now();
     const r = await runLoadgen({
@@ -48,6 +52,8 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
       warmupMs, durationMs, captureStartMs: Date.now() - 5 * 86_400_000,
     });
     const runMs = now() - t0;
+    loopDelay.disable();
+    const eventLoopDelayMs = { p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) };
     const cpu = {
       vigilProcessCores: round((selfCpuMs() - cpu0.self) / runMs, 2),
       temporalServerCores: round(((procCpuMs(sys.temporalPid) ?? 0) - cpu0.temporal) / runMs, 2),
@@ -55,15 +61,19 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     };
     const files = await listFiles(sys.store, 'frames');
     const framesInRepo = files.length;
-    // The ingest path's parts, on the repo as the run left it: the conflict/duplicate check (a repo
-    // read, done in accept() and again per frame in the serial group-commit flush), the object put
-    // (fsync'd) and a group commit of 8 frame documents.
-    const probe = { readJsonMs: 0, objectPutMs: 0, commit8Ms: 0 };
+    // The ingest path's parts, on the repo as the run left it: a repo read by path (readJson, a
+    // full path walk), the conflict/duplicate check as the ingestor does it (head re-read, then a
+    // lookup through the tree cache), the object put (fsync'd) and a durable group commit of 8
+    // frame documents.
+    const probe = { readJsonMs: 0, lookupMs: 0, objectPutMs: 0, commit8Ms: 0 };
     {
       let t = now();
       const sample = files.filter((_, i) => i % Math.max(1, Math.floor(files.length / 20)) === 0).slice(0, 20);
       for (const f of sample) await readJson(sys.store, 'frames', f.path);
       probe.readJsonMs = round((now() - t) / Math.max(1, sample.length), 2);
+      t = now();
+      for (const f of sample) await lookupBlobs(sys.store, 'frames', await readBranchHead(sys.store, 'frames'), [f.path]);
+      probe.lookupMs = round((now() - t) / Math.max(1, sample.length), 2);
       t = now();
       for (let i = 0; i < 10; i++) await sys.store.objects.put(randomBytes(100_000));
       probe.objectPutMs = round((now() - t) / 10, 2);
@@ -72,11 +82,11 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
       t = now();
       await commitChanges(sys.store, {
         repo: 'frames', changes: Array.from({ length: 8 }, (_, i) => ({ path: `${dir}/99991231T0000000${i}0Z.json`, content: JSON.stringify(doc, null, 1) + '\n' })),
-        provenance: { batchId: 'bench-probe', stage: 'ingest', stageVersion: '1', inputs: [] }, summary: 'bench probe',
+        provenance: { batchId: 'bench-probe', stage: 'ingest', stageVersion: '1', inputs: [] }, summary: 'bench probe', durable: true,
       });
       probe.commit8Ms = round(now() - t, 1);
     }
-    o.log(`    ingest parts at the end (frames repo of ${framesInRepo} docs): repo read ${probe.readJsonMs} ms, 100 KB object put ${probe.objectPutMs} ms, commit of 8 frame docs ${probe.commit8Ms} ms`);
+    o.log(`    ingest parts at the end (frames repo of ${framesInRepo} docs): repo read ${probe.readJsonMs} ms, frame lookup at head ${probe.lookupMs} ms, 100 KB object put ${probe.objectPutMs} ms, durable commit of 8 frame docs ${probe.commit8Ms} ms`);
     const repoBytes = await diskUsage(gitdirOf(sys.store, 'frames'));
     const batchesStarted = sys.batches.length;
     const batchesDone = sys.batches.filter((b) => b.completedAt).length;
@@ -87,10 +97,10 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     const firstRate = round(tl.slice(0, third).reduce((a, b) => a + b, 0) / third, 1);
     const lastRate = round(tl.slice(-third).reduce((a, b) => a + b, 0) / third, 1);
     o.log(`  ${mode}, ${clients} clients: ${fmt(rate)} accepted frames/s (${r.accepted} in ${durationMs / 1000} s, mean ${bytes(r.meanBytes)}), latency p50 ${lat.p50} p95 ${lat.p95} p99 ${lat.p99} max ${lat.max} ms; first third ${firstRate}/s, last third ${lastRate}/s; statuses ${JSON.stringify(r.statuses)}`);
-    o.log(`    CPU (cores busy on average): API/collector${mode === 'pipeline' ? '/worker' : ''} process ${cpu.vigilProcessCores}, Temporal server ${cpu.temporalServerCores}, load generator ${cpu.loadGeneratorCores}`);
+    o.log(`    CPU (cores busy on average): API/collector${mode === 'pipeline' ? '/worker' : ''} process ${cpu.vigilProcessCores}, Temporal server ${cpu.temporalServerCores}, load generator ${cpu.loadGeneratorCores}; event loop delay p99 ${eventLoopDelayMs.p99} ms, max ${eventLoopDelayMs.max} ms`);
     if (r.errors.length) o.log(`    errors: ${r.errors.join(' | ')}`);
     return {
-      mode, clients, cpu, probe, durationMs, warmupMs, accepted: r.accepted, framesPerSec: rate, latencyMs: lat, statuses: r.statuses,
+      mode, clients, cpu, eventLoopDelayMs, probe, durationMs, warmupMs, accepted: r.accepted, framesPerSec: rate, latencyMs: lat, statuses: r.statuses,
       meanFrameBytes: r.meanBytes, timeline: tl, firstThirdPerSec: firstRate, lastThirdPerSec: lastRate,
       framesInRepo, framesRepoBytes: repoBytes, batchesStarted, batchesCompleted: batchesDone, collector: sys.collector.stats(), errors: r.errors,
     };
@@ -121,20 +131,21 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
       target('p99 latency, whole pipeline running', '<', 100, p99(pipeline), 'ms'),
     ],
     markdown: [
-      '| mode | clients | frames/s | p50 ms | p95 ms | p99 ms | max ms | first third /s | last third /s | cores busy: vigil / temporal / load gen | frames in repo | frames repo on disk |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...[collector, pipeline, wide].filter((m) => m !== null).map((m) => `| ${m.mode === 'collector' ? 'collector + Temporal, no worker' : 'whole pipeline (in-process worker)'} | ${m.clients} | ${m.framesPerSec} | ${m.latencyMs.p50} | ${m.latencyMs.p95} | ${m.latencyMs.p99} | ${m.latencyMs.max} | ${m.firstThirdPerSec} | ${m.lastThirdPerSec} | ${m.cpu.vigilProcessCores} / ${m.cpu.temporalServerCores} / ${m.cpu.loadGeneratorCores} | ${m.framesInRepo} | ${bytes(m.framesRepoBytes)} |`),
+      '| mode | clients | frames/s | p50 ms | p95 ms | p99 ms | max ms | first third /s | last third /s | cores busy: vigil / temporal / load gen | event loop delay p99 / max ms | frames in repo | frames repo on disk |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...[collector, pipeline, wide].filter((m) => m !== null).map((m) => `| ${m.mode === 'collector' ? 'collector + Temporal, no worker' : 'whole pipeline (in-process worker)'} | ${m.clients} | ${m.framesPerSec} | ${m.latencyMs.p50} | ${m.latencyMs.p95} | ${m.latencyMs.p99} | ${m.latencyMs.max} | ${m.firstThirdPerSec} | ${m.lastThirdPerSec} | ${m.cpu.vigilProcessCores} / ${m.cpu.temporalServerCores} / ${m.cpu.loadGeneratorCores} | ${m.eventLoopDelayMs.p99} / ${m.eventLoopDelayMs.max} | ${m.framesInRepo} | ${bytes(m.framesRepoBytes)} |`),
       '',
-      '| parts of the ingest path, after the run | frames in repo | repo read by path | 100 KB object put (fsync) | commit of 8 frame docs |',
-      '| --- | --- | --- | --- | --- |',
-      ...[collector, pipeline, wide].filter((m) => m !== null).map((m) => `| ${m.mode}, ${m.clients} clients | ${m.framesInRepo} | ${m.probe.readJsonMs} ms | ${m.probe.objectPutMs} ms | ${m.probe.commit8Ms} ms |`),
+      '| parts of the ingest path, after the run | frames in repo | repo read by path | frame lookup at head (as ingest does) | 100 KB object put (fsync) | durable commit of 8 frame docs |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...[collector, pipeline, wide].filter((m) => m !== null).map((m) => `| ${m.mode}, ${m.clients} clients | ${m.framesInRepo} | ${m.probe.readJsonMs} ms | ${m.probe.lookupMs} ms | ${m.probe.objectPutMs} ms | ${m.probe.commit8Ms} ms |`),
     ],
     notes: [
       `${CLIENTS} concurrent clients in a separate process, one keep-alive connection and one registered device each, POSTing back to back; mean body ${bytes(collector.meanFrameBytes)} (1280x720 JPEGs, each made unique with a JPEG comment segment so no request is a duplicate).`,
       '"collector" mode: API + collector + embedded Temporal dev server; batch workflows are started but no worker polls, so it measures the ingest path alone. "pipeline" mode: the same plus one in-process worker processing batches during the run (what `vigil start` does).',
-      'Latency is client-side, from sending the request to the end of the 202 answer, which comes after the object fsync and the group commit of the frame documents (and the collector\'s durable state).',
+      'Latency is client-side, from sending the request to the end of the 202 answer, which comes after the object fsync and the durable (fdatasync\'d objects, batch index and ref, fsync\'d folders) group commit of the frame documents, and the collector\'s durable state.',
+      'Event loop delay: perf_hooks.monitorEventLoopDelay in the API process during the run. In pipeline mode the worker runs in the same process, and onnxruntime-node runs each inference synchronously on the main thread (its async run() only defers to setImmediate), so every inference holds up HTTP handling for its whole duration.',
       'Only requests that started and ended inside the measured window are counted. A third run with 32 clients (collector mode; not with --quick) shows how the group commit scales with concurrency.',
-      'After each run, the parts of the ingest path are timed on the repo as the run left it (figures.*.probe): one frames-repo read by path, one fsync\'d 100 KB object put, one commit of 8 frame documents.',
+      'After each run, the parts of the ingest path are timed on the repo as the run left it (figures.*.probe): one frames-repo read by path (readJson; no longer on the ingest path), the duplicate/conflict lookup the ingestor does (head re-read, lookup through the tree cache), one fsync\'d 100 KB object put, one durable commit of 8 frame documents.',
     ],
   };
 }
