@@ -19,6 +19,7 @@ import {
   runReadOnlySql,
   toCsv,
   usersReport,
+  verifyWarehouse,
   DailyReportSchema,
   TABLE_NAMES,
   type AlertRow,
@@ -612,33 +613,62 @@ async function tamperable(): Promise<{ root: string; file: string; rel: string }
   return { root, file: path.join(root, rel), rel };
 }
 
-test('openWarehouse refuses corrupted, truncated, deleted and stray files, naming them', async () => {
+test('openWarehouse checks listed files cheaply; verifyWarehouse re-hashes and finds strays, naming them', async () => {
+  const problemsOf = async (root: string) => (await verifyWarehouse(root)).problems.map((p) => [p.kind, p.file]);
   {
+    // Same-size overwrite: opening does not re-hash (cheap checks only), verify and a verifying open do.
     const { root, file, rel } = await tamperable();
     const size = statSync(file).size;
     const fd = openSync(file, 'r+');
     writeSync(fd, Buffer.from('garbage!garbage!'), 0, 16, Math.floor(size / 2));
     closeSync(fd);
     assert.equal(statSync(file).size, size);
-    await rejects(openWarehouse(root), 'E_CORRUPT', [rel, 'changed']);
+    assert.deepEqual(await problemsOf(root), [['changed', rel]]);
+    assert.equal((await verifyWarehouse(root)).ok, false);
+    await rejects(openWarehouse(root, { verifyHashes: true }), 'E_CORRUPT', [rel, 'changed']);
   }
   {
     const { root, file, rel } = await tamperable();
     truncateSync(file, Math.floor(statSync(file).size / 2));
-    await rejects(openWarehouse(root), 'E_CORRUPT', [rel]);
+    await rejects(openWarehouse(root), 'E_CORRUPT', [rel, 'changed']);
+    assert.deepEqual(await problemsOf(root), [['changed', rel]]);
   }
   {
     const { root, file, rel } = await tamperable();
     unlinkSync(file);
     await rejects(openWarehouse(root), 'E_CORRUPT', [rel, 'missing']);
+    assert.deepEqual(await problemsOf(root), [['missing', rel]]);
   }
   {
-    // Not in the manifest (copied in by hand) and broken: caught by the footer check.
+    // Not in the manifest (copied in by hand) and broken: never read by queries, named by verify.
     const { root } = await tamperable();
     const rel = `threats/day=${DAY}/user=bob/stray.parquet`;
     const src = path.join(root, `threats/day=${DAY}/user=bob/${BATCH}.parquet`);
     writeFileSync(path.join(root, rel), readFileSync(src).subarray(0, 100));
-    await rejects(openWarehouse(root), 'E_CORRUPT', [rel]);
+    const wh = await openWarehouse(root);
+    try {
+      assert.deepEqual(await wh.query('SELECT count(*) AS n FROM threats'), [{ n: DAYDATA.threats.length }]);
+    } finally {
+      wh.close();
+    }
+    assert.deepEqual(await problemsOf(root), [['corrupt', rel]]);
+    await rejects(openWarehouse(root, { verifyHashes: true }), 'E_CORRUPT', [rel]);
+  }
+  {
+    // A whole Parquet file the manifest does not list (an append interrupted before its manifest
+    // line): pending, not an error, and invisible to readers until its batch re-runs.
+    const { root } = await tamperable();
+    const rel = `threats/day=${DAY}/user=bob/unlisted.parquet`;
+    cpSync(path.join(root, `threats/day=${DAY}/user=bob/${BATCH}.parquet`), path.join(root, rel));
+    const r = await verifyWarehouse(root);
+    assert.deepEqual(r.problems.map((p) => [p.kind, p.file]), [['unlisted', rel]]);
+    assert.equal(r.ok, true);
+    const wh = await openWarehouse(root, { verifyHashes: true });
+    try {
+      assert.deepEqual(await wh.query('SELECT count(*) AS n FROM threats'), [{ n: DAYDATA.threats.length }]);
+    } finally {
+      wh.close();
+    }
   }
   {
     // Without hash verification a same-size change is not seen, but a truncation still is.
@@ -651,7 +681,8 @@ test('openWarehouse refuses corrupted, truncated, deleted and stray files, namin
     const { root } = await tamperable();
     mkdirSync(path.join(root, 'frames/misc'), { recursive: true });
     cpSync(path.join(root, `frames/day=${DAY}/user=bob/${BATCH}.parquet`), path.join(root, 'frames/misc/x.parquet'));
-    await rejects(openWarehouse(root), 'E_CORRUPT', ['frames/misc/x.parquet']);
+    assert.deepEqual(await problemsOf(root), [['stray', 'frames/misc/x.parquet']]);
+    await rejects(openWarehouse(root, { verifyHashes: true }), 'E_CORRUPT', ['frames/misc/x.parquet']);
   }
   {
     // A damaged manifest line.
@@ -659,6 +690,16 @@ test('openWarehouse refuses corrupted, truncated, deleted and stray files, namin
     const m = path.join(root, '_manifest.jsonl');
     writeFileSync(m, readFileSync(m, 'utf8').replace('"rows":', '"rows":"x",'));
     await rejects(openWarehouse(root), 'E_CORRUPT', ['line 1']);
+    await rejects(verifyWarehouse(root), 'E_CORRUPT', ['line 1']);
+  }
+  {
+    // A clean warehouse verifies clean, with its totals.
+    const { root } = await tamperable();
+    const r = await verifyWarehouse(root, { rows: true });
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.ok, true);
+    assert.equal(r.rows, totalRows);
+    assert.equal(r.tables.detections.rows, DAYDATA.detections.length);
   }
 });
 

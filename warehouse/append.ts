@@ -17,13 +17,13 @@ import { VigilError } from '../lib/errors.js';
 import { memoryDuckDB } from './instance.js';
 import { duckMessage, sqlIdent, sqlString } from './duck.js';
 import {
-  MANIFEST,
   absolutePath,
-  appendDurably,
+  appendManifestEntries,
   fsyncPath,
   hashFile,
   parquetDefect,
   partitionFile,
+  readCompactedLog,
   readManifest,
   resolveRoot,
   type ManifestEntry,
@@ -45,7 +45,10 @@ export interface AppendResult {
   files: string[];
   /** Rows written by this call (rows of skipped files not counted). */
   rows: number;
-  /** Absolute paths of files that already existed (batch already appended): left untouched. */
+  /**
+   * Absolute paths of files that already existed (batch already appended), or that compaction
+   * has since merged into a compacted file: left untouched, nothing written again.
+   */
   skipped: string[];
 }
 
@@ -59,7 +62,10 @@ export interface AppendResult {
  * create-if-absent) and recorded in `<root>/_manifest.jsonl` with its row count and sha256.
  *
  * Append-only and idempotent: a target file that already exists is never rewritten; it is
- * reported in `skipped` (the same batch appended again). Nothing is ever updated in place.
+ * reported in `skipped` (the same batch appended again). So is a target that compaction already
+ * merged into a compacted file (listed in that day's `_compacted.jsonl`): a batch re-run after
+ * compaction writes nothing twice. Nothing is ever updated in place. Manifest lines are appended
+ * under the manifest lock (see `withManifestLock`).
  *
  * @throws VigilError E_BAD_INPUT for an unknown table or a bad row (naming the table, row index and field);
  *   E_BAD_ID for a bad batch id or part; E_STORAGE when writing fails.
@@ -78,13 +84,13 @@ export async function appendRecords<T extends TableName>(
   if (!Array.isArray(rows)) throw new VigilError('E_BAD_INPUT', `${table}: rows must be an array`);
 
   const valid = rows.map((row, i) => validateRow(table, i, row));
-  const groups = new Map<string, { rel: string; rows: Record<string, unknown>[] }>();
+  const groups = new Map<string, { rel: string; day: string; rows: Record<string, unknown>[] }>();
   for (const row of valid) {
     const day = microsToUtcDay(isoToMicros(row[def.dayColumn] as string));
     const user = def.userColumn === null ? null : (row[def.userColumn] as string);
     const rel = partitionFile(table, day, user, stem);
     let g = groups.get(rel);
-    if (g === undefined) groups.set(rel, (g = { rel, rows: [] }));
+    if (g === undefined) groups.set(rel, (g = { rel, day, rows: [] }));
     g.rows.push(row);
   }
   const result: AppendResult = { files: [], rows: 0, skipped: [] };
@@ -103,7 +109,15 @@ export async function appendRecords<T extends TableName>(
       const target = absolutePath(abs, group.rel);
       if (await exists(target)) {
         manifest ??= await readManifest(abs);
-        await recordIfUnlisted(abs, table, group.rel, batchId, manifest);
+        // Listed: nothing to do. Unlisted but named in the day's compaction log: a compaction
+        // merged it (or is about to) and will remove it; listing it again would count it twice.
+        if (!manifest.has(group.rel) && !(await compactedAway(abs, table, group.day, group.rel))) {
+          await recordIfUnlisted(abs, table, group.rel, batchId, manifest);
+        }
+        result.skipped.push(target);
+        continue;
+      }
+      if (await compactedAway(abs, table, group.day, group.rel)) {
         result.skipped.push(target);
         continue;
       }
@@ -120,6 +134,17 @@ export async function appendRecords<T extends TableName>(
     con?.closeSync();
     instance.closeSync();
   }
+}
+
+/**
+ * True when a compaction named `rel` among the files it replaces (the day's `_compacted.jsonl`,
+ * written before that compaction commits): this batch was appended before and its rows are in a
+ * compacted file now, or will be once that compaction commits.
+ */
+async function compactedAway(root: string, table: TableName, day: string, rel: string): Promise<boolean> {
+  const log = await readCompactedLog(root, table, day);
+  const aborted = new Set(log.filter((l) => l.status === 'aborted').map((l) => l.compaction));
+  return log.some((l) => l.status === 'prepared' && !aborted.has(l.compaction) && l.replaced.some((e) => e.file === rel));
 }
 
 function checkFileId(kind: string, value: unknown): string {
@@ -227,7 +252,7 @@ async function writeGroup(
     }
     await fsyncPath(dir);
     const entry: ManifestEntry = { table, file: rel, rows, bytes, sha256, batch_id: batchId, written_at: new Date().toISOString() };
-    await appendDurably(path.join(root, MANIFEST), JSON.stringify(entry) + '\n');
+    await appendManifestEntries(root, [entry]);
     return true;
   } catch (err) {
     if (err instanceof VigilError) throw err;
@@ -254,7 +279,7 @@ async function recordIfUnlisted(root: string, table: TableName, rel: string, bat
       const rows = Number(reader.getRows()[0]?.[0] ?? 0);
       const { sha256, bytes } = await hashFile(file);
       const entry: ManifestEntry = { table, file: rel, rows, bytes, sha256, batch_id: batchId, written_at: new Date().toISOString() };
-      await appendDurably(path.join(root, MANIFEST), JSON.stringify(entry) + '\n');
+      await appendManifestEntries(root, [entry]);
       manifest.set(rel, entry);
     } finally {
       con.closeSync();

@@ -2,14 +2,17 @@
  * Reports over the warehouse: the Daily Threat Report per user, threat counts per user over a
  * date range (admin bar chart), every record of one frame, and table / CSV formatters.
  *
- * Every report filters on the `day` partition column (hive partitioning), so DuckDB only opens
- * the files of the days asked for, whatever the size of the warehouse.
+ * Every report reads through `scopedQuery`: each table is a relation over exactly the live files
+ * whose days overlap the days asked for (from the manifest, no glob), so DuckDB never opens the
+ * other files, whatever the size of the warehouse. Inside a compacted file (sorted, see
+ * `SORT_KEYS`) the filters on `day`, `user_id`, `frame_id` and `alert_id` skip row groups by their
+ * min/max statistics.
  */
 import { z } from 'zod';
 import { VigilError } from '../lib/errors.js';
 import { IdSchema, Sha256Schema } from '../lib/schemas.js';
 import { sqlString, type JsonRow, type JsonValue } from './duck.js';
-import type { Warehouse } from './open.js';
+import { scopedQuery, type Warehouse } from './open.js';
 import { addDays, dateToDays } from './time.js';
 
 const CountSchema = z.int().min(0);
@@ -179,53 +182,54 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
       ...(user === undefined ? [] : [`"user" = ${sqlString(user)}`, `user_id = ${sqlString(user)}`]),
     ].join(' AND ');
   const hourExpr = tz === undefined ? 'local_hour' : `hour(timezone(${sqlString(tz)}, captured_at))`;
+  const span = { from: days[0] ?? date, to: days[days.length - 1] ?? date };
 
-  const frames = await wh.query(
+  const frames = await scopedQuery(wh, (src) =>
     `SELECT user_id, count(*) AS processed,
             count(*) FILTER (WHERE status = 'standardized') AS standardized,
             count(*) FILTER (WHERE status = 'invalid') AS invalid,
             count(*) FILTER (WHERE camera_fault) AS faults
-       FROM frames WHERE ${where('captured_at')} GROUP BY user_id`,
+       FROM ${src('frames', span)} WHERE ${where('captured_at')} GROUP BY user_id`,
   );
-  const reasons = await wh.query(
-    `SELECT user_id, reason, count(*) AS n FROM frames WHERE ${where('captured_at')} AND status = 'invalid'
+  const reasons = await scopedQuery(wh, (src) =>
+    `SELECT user_id, reason, count(*) AS n FROM ${src('frames', span)} WHERE ${where('captured_at')} AND status = 'invalid'
       GROUP BY ALL ORDER BY user_id, n DESC, reason`,
   );
-  const invalidFrames = await wh.query(
+  const invalidFrames = await scopedQuery(wh, (src) =>
     `SELECT user_id, frame_id, tag, device_id, captured_at, reason, camera_fault,
             row_number() OVER (PARTITION BY user_id ORDER BY captured_at, frame_id) AS rn
-       FROM frames WHERE ${where('captured_at')} AND status = 'invalid'
+       FROM ${src('frames', span)} WHERE ${where('captured_at')} AND status = 'invalid'
     QUALIFY rn <= ${invalidLimit + 1} ORDER BY user_id, rn`,
   );
-  const faults = await wh.query(
+  const faults = await scopedQuery(wh, (src) =>
     `SELECT user_id, device_id, count(*) AS n, min(captured_at) AS first_at, max(captured_at) AS last_at
-       FROM frames WHERE ${where('captured_at')} AND camera_fault GROUP BY ALL ORDER BY user_id, device_id`,
+       FROM ${src('frames', span)} WHERE ${where('captured_at')} AND camera_fault GROUP BY ALL ORDER BY user_id, device_id`,
   );
-  const detections = await wh.query(
-    `SELECT user_id, class, count(*) AS n FROM detections WHERE ${where('captured_at')}
+  const detections = await scopedQuery(wh, (src) =>
+    `SELECT user_id, class, count(*) AS n FROM ${src('detections', span)} WHERE ${where('captured_at')}
       GROUP BY GROUPING SETS ((user_id), (user_id, class)) ORDER BY user_id, n DESC, class`,
   );
-  const threats = await wh.query(
+  const threats = await scopedQuery(wh, (src) =>
     `SELECT user_id, class, device_id, ${hourExpr} AS h, grouping(class, device_id, ${hourExpr}) AS g,
             count(*) AS n, count(DISTINCT frame_id) AS f
-       FROM threats WHERE ${where('captured_at')}
+       FROM ${src('threats', span)} WHERE ${where('captured_at')}
       GROUP BY GROUPING SETS ((user_id), (user_id, class), (user_id, device_id), (user_id, ${hourExpr}))
       ORDER BY user_id, n DESC, class, device_id, h`,
   );
-  const safe = await wh.query(
-    `SELECT user_id, sum(frames) AS frames, sum(objects) AS objects FROM non_matches WHERE ${where('hour')} GROUP BY user_id`,
+  const safe = await scopedQuery(wh, (src) =>
+    `SELECT user_id, sum(frames) AS frames, sum(objects) AS objects FROM ${src('non_matches', span)} WHERE ${where('hour')} GROUP BY user_id`,
   );
-  const alerts = await wh.query(
+  const alerts = await scopedQuery(wh, (src) =>
     `SELECT user_id, count(*) AS total,
             count(*) FILTER (WHERE status = 'delivered') AS delivered, count(*) FILTER (WHERE status = 'failed') AS failed,
             count(*) FILTER (WHERE status = 'suppressed') AS suppressed, count(*) FILTER (WHERE status = 'outbox') AS outbox
-       FROM alerts WHERE ${where('created_at')} GROUP BY user_id`,
+       FROM ${src('alerts', span)} WHERE ${where('created_at')} GROUP BY user_id`,
   );
-  const deliveries = await wh.query(
+  const deliveries = await scopedQuery(wh, (src) =>
     `SELECT a.user_id, count(*) AS attempts,
             count(*) FILTER (WHERE d.outcome = 'delivered') AS delivered, count(*) FILTER (WHERE d.outcome = 'retry') AS retries,
             count(*) FILTER (WHERE d.outcome = 'failed') AS failed, count(*) FILTER (WHERE d.outcome = 'suppressed') AS suppressed
-       FROM deliveries d JOIN (SELECT DISTINCT alert_id, user_id FROM alerts WHERE ${where('created_at')}) a USING (alert_id)
+       FROM ${src('deliveries', { from: span.from })} d JOIN (SELECT DISTINCT alert_id, user_id FROM ${src('alerts', span)} WHERE ${where('created_at')}) a USING (alert_id)
       WHERE d.day >= ${sqlString(days[0] ?? date)} GROUP BY a.user_id`,
   );
 
@@ -309,7 +313,7 @@ export interface UsersReportOptions {
 /**
  * Per user, between two UTC days inclusive: frames, invalid frames, camera faults, threats (matches
  * and distinct frames), alerts and alerts delivered. The numbers behind the admin bar chart.
- * Only the `day` partitions in the range are read. Users with no record in the range are absent.
+ * Only the files holding days of the range are read. Users with no record in the range are absent.
  * @throws VigilError E_BAD_INPUT for bad dates or `from` after `to`.
  */
 export async function usersReport(wh: Warehouse, opts: UsersReportOptions): Promise<UsersReport> {
@@ -317,13 +321,14 @@ export async function usersReport(wh: Warehouse, opts: UsersReportOptions): Prom
   const to = checkDate('to', opts.to);
   if (from > to) throw new VigilError('E_BAD_INPUT', `from ${from} is after to ${to}`);
   const range = `day BETWEEN ${sqlString(from)} AND ${sqlString(to)}`;
-  const frames = await wh.query(
+  const span = { from, to };
+  const frames = await scopedQuery(wh, (src) =>
     `SELECT user_id, count(*) AS n, count(*) FILTER (WHERE status = 'invalid') AS invalid, count(*) FILTER (WHERE camera_fault) AS faults
-       FROM frames WHERE ${range} GROUP BY user_id`,
+       FROM ${src('frames', span)} WHERE ${range} GROUP BY user_id`,
   );
-  const threats = await wh.query(`SELECT user_id, count(*) AS n, count(DISTINCT frame_id) AS f FROM threats WHERE ${range} GROUP BY user_id`);
-  const alerts = await wh.query(
-    `SELECT user_id, count(*) AS n, count(*) FILTER (WHERE status = 'delivered') AS delivered FROM alerts WHERE ${range} GROUP BY user_id`,
+  const threats = await scopedQuery(wh, (src) => `SELECT user_id, count(*) AS n, count(DISTINCT frame_id) AS f FROM ${src('threats', span)} WHERE ${range} GROUP BY user_id`);
+  const alerts = await scopedQuery(wh, (src) =>
+    `SELECT user_id, count(*) AS n, count(*) FILTER (WHERE status = 'delivered') AS delivered FROM ${src('alerts', span)} WHERE ${range} GROUP BY user_id`,
   );
   const ids = new Set<string>([...frames, ...threats, ...alerts].map((r) => str(r.user_id)));
   const pick = (rows: JsonRow[], id: string): JsonRow => rows.find((r) => r.user_id === id) ?? {};
@@ -357,30 +362,34 @@ export async function findFrameRecords(wh: Warehouse, frameId: string): Promise<
   const r = Sha256Schema.safeParse(frameId);
   if (!r.success) throw new VigilError('E_BAD_INPUT', `frame id must be a sha256 (64 lowercase hex), got ${JSON.stringify(frameId)}`);
   const id = sqlString(r.data);
-  const frames = await wh.query(`SELECT * FROM frames WHERE frame_id = ${id} ORDER BY captured_at, batch_id`);
+  const frames = await scopedQuery(wh, (src) => `SELECT * FROM ${src('frames')} WHERE frame_id = ${id} ORDER BY captured_at, batch_id`);
   const days = [...new Set(frames.map((f) => str(f.day)))].sort();
   const users = [...new Set(frames.map((f) => str(f.user)))].sort();
+  const span = days.length === 0 ? undefined : { from: days[0]!, to: days[days.length - 1]! };
+  const onwards = days.length === 0 ? undefined : { from: days[0]! };
   const prune = days.length === 0 ? '' : ` AND day IN (${inList(days)}) AND "user" IN (${inList(users)})`;
   const after = days.length === 0 ? '' : ` AND day >= ${sqlString(days[0]!)} AND "user" IN (${inList(users)})`;
 
-  const detections = await wh.query(`SELECT * FROM detections WHERE frame_id = ${id}${prune} ORDER BY batch_id, score DESC, class`);
-  const threats = await wh.query(`SELECT * FROM threats WHERE frame_id = ${id}${prune} ORDER BY batch_id, rule_id, class, score DESC`);
-  const alerts = await wh.query(`SELECT * FROM alerts WHERE frame_id = ${id}${after} ORDER BY created_at, alert_id`);
+  const detections = await scopedQuery(wh, (src) =>
+    `SELECT * FROM ${src('detections', span)} WHERE frame_id = ${id}${prune} ORDER BY batch_id, score DESC, class, box_x, box_y, box_w, box_h`);
+  const threats = await scopedQuery(wh, (src) =>
+    `SELECT * FROM ${src('threats', span)} WHERE frame_id = ${id}${prune} ORDER BY batch_id, rule_id, class, score DESC, captured_at`);
+  const alerts = await scopedQuery(wh, (src) => `SELECT * FROM ${src('alerts', onwards)} WHERE frame_id = ${id}${after} ORDER BY created_at, alert_id`);
   const alertIds = [...new Set(alerts.map((a) => str(a.alert_id)))];
   const firstAlertDay = alerts.map((a) => str(a.day)).sort()[0];
   const deliveries =
     alertIds.length === 0
       ? []
-      : await wh.query(
-          `SELECT * FROM deliveries WHERE alert_id IN (${inList(alertIds)}) AND day >= ${sqlString(firstAlertDay ?? '0000-01-01')} ORDER BY alert_id, channel, attempt, "at"`,
+      : await scopedQuery(wh, (src) =>
+          `SELECT * FROM ${src('deliveries', { from: firstAlertDay ?? '0000-01-01' })} WHERE alert_id IN (${inList(alertIds)}) AND day >= ${sqlString(firstAlertDay ?? '0000-01-01')} ORDER BY alert_id, channel, attempt, "at", status_code`,
         );
   const safeFrames = frames.filter((f) => f.status === 'standardized');
   const nonMatches =
     safeFrames.length === 0 || threats.length > 0
       ? []
-      : await wh.query(
-          `SELECT n.* FROM non_matches n
-             JOIN (SELECT DISTINCT user_id, device_id, date_trunc('hour', captured_at) AS h, batch_id FROM frames
+      : await scopedQuery(wh, (src) =>
+          `SELECT n.* FROM ${src('non_matches', span)} n
+             JOIN (SELECT DISTINCT user_id, device_id, date_trunc('hour', captured_at) AS h, batch_id FROM ${src('frames', span)}
                     WHERE frame_id = ${id}${prune} AND status = 'standardized') f
                ON n.user_id = f.user_id AND n.device_id = f.device_id AND n.hour = f.h AND n.batch_id = f.batch_id
             WHERE n.day IN (${inList(days)}) AND n."user" IN (${inList(users)})
@@ -388,7 +397,7 @@ export async function findFrameRecords(wh: Warehouse, frameId: string): Promise<
         );
   const commits = [...new Set(threats.map((t) => str(t.rules_commit)))];
   const ruleVersions =
-    commits.length === 0 ? [] : await wh.query(`SELECT * FROM rule_versions WHERE rules_commit IN (${inList(commits)}) ORDER BY "at", rules_commit`);
+    commits.length === 0 ? [] : await scopedQuery(wh, (src) => `SELECT * FROM ${src('rule_versions')} WHERE rules_commit IN (${inList(commits)}) ORDER BY "at", rules_commit`);
 
   const out: FrameRecords = {
     frameId: r.data,
