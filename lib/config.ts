@@ -41,6 +41,11 @@ export const ConfigSchema = z.object({
    * so the others are the light stages of other chunks, which then never wait behind a queued detect.
    */
   VIGIL_WORKER_ACTIVITIES: int(1, 64).default(4),
+  /**
+   * On stop, how long a worker lets running activities finish and report before cancelling them
+   * (a cancelled activity is redone after the restart).
+   */
+  VIGIL_SHUTDOWN_GRACE_MS: int(0, 600_000).default(30_000),
   /** Temporal frontend; unset = start the embedded dev server. */
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().default('default'),

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { Connection } from '@temporalio/client';
 import { VigilError } from '../lib/errors.js';
 // @ts-expect-error plain JS module without types
 import { ensureTemporal } from '../scripts/temporal.mjs';
@@ -66,6 +67,20 @@ export async function startDevServer(opts: { dataDir: string; port: number; uiPo
       throw new VigilError('E_UNAVAILABLE', `Temporal dev server did not start: ${lines.slice(-3).join(' | ') || 'no output'}`);
     }
     await new Promise((r) => setTimeout(r, 200));
+  }
+  // The port opens before the frontend is ready: wait until it answers (or the server dies).
+  for (;;) {
+    try {
+      const probe = await Connection.connect({ address: `127.0.0.1:${opts.port}`, connectTimeout: 5000 });
+      await probe.close();
+      break;
+    } catch (err) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new VigilError('E_UNAVAILABLE', `Temporal dev server did not become healthy: ${(err as Error).message}; ${lines.slice(-3).join(' | ') || 'no output'}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
   return {
     address: `127.0.0.1:${opts.port}`,

@@ -91,7 +91,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       });
     });
     stopping = true;
-    log('vigil: stopping…');
+    log(`vigil: stopping… (running activities get up to ${Math.round(config.VIGIL_SHUTDOWN_GRACE_MS / 1000)} s to finish)`);
   } finally {
     await stopAll();
   }

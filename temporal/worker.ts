@@ -33,7 +33,7 @@ export async function createVigilWorker(
       cooldownMs: config.VIGIL_ALERT_COOLDOWN_MS, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS,
     }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? config.VIGIL_WORKER_ACTIVITIES,
-    shutdownGraceTime: '5 seconds',
+    shutdownGraceTime: config.VIGIL_SHUTDOWN_GRACE_MS,
   });
   return {
     worker,

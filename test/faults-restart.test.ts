@@ -85,7 +85,7 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
     { timeoutMs: 90_000, intervalMs: 100 },
   );
   const firstIdentity = `${system.pid}@`;
-  const stop1 = await system.stop('SIGINT', { group: true, ms: 30_000 });
+  const stop1 = await system.stop('SIGINT', { group: true, ms: 90_000 });
   t.diagnostic(`Ctrl-C at +${((Date.now() - started) / 1000).toFixed(1)} s; vigil start exited ${JSON.stringify(stop1)}`);
   assert.deepEqual(stop1, { code: 0, signal: null }, `Ctrl-C stops vigil start cleanly: ${plain(system.lines.slice(-5).join(' / '))}`);
   assert.ok(system.lines.includes('vigil: stopped.'));
@@ -136,7 +136,7 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   }, () => {
     assert.deepEqual([...stranded.values()].map((a) => `${a.activityType} in ${a.workflowId}`), []);
   });
-  const stop2 = await system.stop('SIGINT', { group: true, ms: 30_000 });
+  const stop2 = await system.stop('SIGINT', { group: true, ms: 90_000 });
   assert.deepEqual(stop2, { code: 0, signal: null });
 
   const check = await checkRepos(store, paths, batchIds);
