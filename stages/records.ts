@@ -1,6 +1,6 @@
 import path from 'node:path';
 import {
-  appendRecords, type AlertRow, type DeliveryRow, type DetectionRow, type FrameRow, type NonMatchRow, type ThreatRow,
+  appendRecords, autoCompact, type AlertRow, type DeliveryRow, type DetectionRow, type FrameRow, type NonMatchRow, type ThreatRow,
 } from '../warehouse/index.js';
 import { localTime } from '../ingest/frameTag.js';
 import { VigilError } from '../lib/errors.js';
@@ -41,7 +41,8 @@ const hourOf = (iso: string) => new Date(Math.floor(Date.parse(iso) / 3_600_000)
  * The records stage: appends what a chunk did to the Parquet warehouse — frames (with invalid
  * reasons), detections, threat matches, safe frames aggregated per user, device and hour, alerts
  * and every delivery attempt with the provider's response, and the rule version. Append-only and
- * idempotent: a re-run of the same batch part finds its files and writes nothing.
+ * idempotent: a re-run of the same batch part finds its files and writes nothing. Then runs the
+ * warehouse's automatic compaction (`autoCompact`: closed days and months, at most hourly).
  */
 export async function recordsStage(store: RepoStore, input: RecordsInput): Promise<RecordsOutput> {
   const frames: FrameRow[] = [];
@@ -149,5 +150,8 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
       out.rule_versions = r.rows;
     }
   }
+  // Now and then (at most hourly per warehouse, within a time budget, only when no other
+  // compaction runs) merge the small files of closed days and months. Never fails the stage.
+  await autoCompact(root).catch((err: unknown) => console.warn(`vigil: warehouse compaction skipped: ${err instanceof Error ? err.message : String(err)}`));
   return out;
 }

@@ -252,7 +252,15 @@ export async function compactWarehouse(root: string, opts: CompactOptions = {}):
           group = [];
           groupStart = Date.now();
           const tc = Date.now();
-          const { committed, dropped } = await commitGroup(abs, g, opts, log);
+          let outcome: { committed: Prepared[]; dropped: number };
+          try {
+            outcome = await commitGroup(abs, g, opts, log);
+          } catch (err) {
+            // Whatever the manifest says now decides: committed ones are finished, the others undone.
+            if (!isSimulatedCrash(err)) for (const p of g) await settle(abs, p.journal).catch(() => undefined);
+            throw err;
+          }
+          const { committed, dropped } = outcome;
           log(`  committed ${committed.length} partition(s) in ${Date.now() - tc} ms`);
           result.dropped += dropped;
           for (const p of committed) {
@@ -277,7 +285,7 @@ export async function compactWarehouse(root: string, opts: CompactOptions = {}):
         if (group.length > 0) await flush();
       } catch (err) {
         // Prepared partitions of the failed group are undone; committed ones stay committed.
-        if (!isSimulatedCrash(err)) for (const p of group) await undo(abs, p.journal).catch(() => undefined);
+        if (!isSimulatedCrash(err)) for (const p of group) await settle(abs, p.journal).catch(() => undefined);
         throw err;
       } finally {
         con.closeSync();
@@ -468,6 +476,13 @@ async function writeDayLogs(root: string, j: Journal, inputs: readonly ManifestE
     await fs.mkdir(path.dirname(file), { recursive: true });
     await appendDurably(file, JSON.stringify(line) + '\n');
   }
+}
+
+/** Finishes a compaction whose output the manifest lists, undoes one it does not. */
+async function settle(root: string, j: Journal): Promise<void> {
+  const live = await readManifest(root);
+  if (live.has(j.output)) await finish(root, j, live);
+  else await undo(root, j);
 }
 
 /** A compaction that did not commit: its output removed, `aborted` lines where it had logged, journal removed. */
