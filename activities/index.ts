@@ -1,4 +1,4 @@
-import type { Detector } from '../detector/index.js';
+import type { ImageDetector } from '../detector/index.js';
 import type { RepoStore } from '../repos/index.js';
 import type { ValidateConfig } from '../validate/index.js';
 import { makeAlertActivities } from './alerts.js';
@@ -13,7 +13,7 @@ export interface ActivityDeps {
   store: RepoStore;
   validateConfig: ValidateConfig;
   /** The worker's detector, loaded once on first use. */
-  detector: () => Promise<Detector>;
+  detector: () => Promise<ImageDetector>;
   rulesDir: string;
   modelConfig: string;
   cooldownMs: number;

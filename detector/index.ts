@@ -9,6 +9,7 @@
  * ```
  */
 export { Detector, DetectorOptionsSchema, type DetectorOptions, type DetectorModelInfo } from './detector.js';
+export { DetectorPool, type ImageDetector } from './pool.js';
 export {
   BoxSchema,
   DetectedObjectSchema,

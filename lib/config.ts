@@ -42,6 +42,11 @@ export const ConfigSchema = z.object({
    */
   VIGIL_WORKER_ACTIVITIES: int(1, 64).default(4),
   /**
+   * Inference sessions per worker; VIGIL_THREADS is shared between them. 1: each image uses every
+   * thread; more: several images are inferred at once, one thread each (more throughput).
+   */
+  VIGIL_INFERENCE_SESSIONS: int(1, 64).default(1),
+  /**
    * On stop, how long a worker lets running activities finish and report before cancelling them
    * (a cancelled activity is redone after the restart).
    */

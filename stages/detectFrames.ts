@@ -1,5 +1,5 @@
 import { VigilError } from '../lib/errors.js';
-import type { Detector } from '../detector/index.js';
+import type { ImageDetector } from '../detector/index.js';
 import { commitChanges, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import { datumKey } from './datum.js';
 import { DetectionDocSchema, StandardizedDocSchema, type DetectInput, type DetectOutput, type DetectionDoc, type StandardizedDoc } from './schema.js';
@@ -19,7 +19,7 @@ const round1 = (v: number) => Math.round(v * 10) / 10;
 export async function detectFrames(
   store: RepoStore,
   input: DetectInput,
-  detector: Detector,
+  detector: ImageDetector,
   onProgress: (done: number) => void = () => undefined,
 ): Promise<DetectOutput> {
   const out: DetectOutput = { detectionsCommit: null, detected: 0, skipped: 0, objects: 0 };

@@ -80,7 +80,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     log(`vigil: data        ${config.VIGIL_DATA}`);
     log(`vigil: API         ${apiUrl}/v1  (OpenAPI: ${apiUrl}/v1/openapi.json)`);
     log(`vigil: Temporal    ${address}${dev ? ` (embedded; Web UI ${dev.uiUrl})` : ''}`);
-    log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE}, ${config.VIGIL_THREADS} inference thread(s)`);
+    log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE}, ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s)`);
     log('vigil: ready. Ctrl-C stops everything.');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

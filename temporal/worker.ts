@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { Detector } from '../detector/index.js';
+import { DetectorPool } from '../detector/index.js';
 import type { Config } from '../lib/config.js';
 import { openStore, type RepoStore } from '../repos/index.js';
 import { defaultValidateConfig, loadValidateConfig } from '../validate/index.js';
@@ -20,8 +20,8 @@ export async function createVigilWorker(
 ): Promise<{ worker: Worker; close: () => Promise<void> }> {
   const store = opts.store ?? openStore(config.VIGIL_DATA);
   const validateConfig = config.VIGIL_VALIDATE_CONFIG ? await loadValidateConfig(config.VIGIL_VALIDATE_CONFIG) : defaultValidateConfig;
-  let detector: Promise<Detector> | null = null;
-  const getDetector = () => (detector ??= Detector.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS }));
+  let detector: Promise<DetectorPool> | null = null;
+  const getDetector = () => (detector ??= DetectorPool.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS, sessions: config.VIGIL_INFERENCE_SESSIONS }));
   await getDetector();
   const worker = await Worker.create({
     connection,

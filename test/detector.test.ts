@@ -405,3 +405,26 @@ describe('decodeYolov8 (pure)', () => {
     await rejectsWith(async () => decodeYolov8(data, [1, 84, 2], geo, opts), 'E_MODEL');
   });
 });
+
+test('DetectorPool: two sessions find what one detector finds, concurrently, and refuse a bad size', async () => {
+  const { Detector, DetectorPool } = await import('../detector/index.js');
+  const bytes = await readFile(path.resolve(import.meta.dirname, 'fixtures/images/chelsea.png'));
+  const other = await readFile(path.resolve(import.meta.dirname, 'fixtures/images/messi5.jpg'));
+  const one = await Detector.load(MODEL_JSON, { threads: 1 });
+  const pool = await DetectorPool.load(MODEL_JSON, { threads: 2, sessions: 2 });
+  try {
+    assert.equal(pool.size, 2);
+    assert.deepEqual(pool.model, one.model);
+    const [a, b, c] = await Promise.all([pool.detect(bytes), pool.detect(other), pool.detect(bytes)]);
+    const ref = await one.detect(bytes);
+    const classes = (r: typeof ref) => r.objects.map((o) => `${o.class}:${o.score.toFixed(3)}`);
+    assert.deepEqual(classes(a), classes(ref));
+    assert.deepEqual(classes(c), classes(ref));
+    assert.ok(b.objects.some((o) => o.class === 'person'));
+  } finally {
+    await one.release();
+    await pool.release();
+  }
+  await assert.rejects(DetectorPool.load(MODEL_JSON, { sessions: 0 }), (e) => isVigilError(e, 'E_CONFIG'));
+  await assert.rejects(pool.detect(bytes), (e) => isVigilError(e, 'E_MODEL'), 'released');
+});
