@@ -10,6 +10,7 @@
  */
 export { Detector, DetectorOptionsSchema, type DetectorOptions, type DetectorModelInfo } from './detector.js';
 export { DetectorPool, type ImageDetector } from './pool.js';
+export { ThreadedDetector } from './threaded.js';
 export {
   BoxSchema,
   DetectedObjectSchema,

@@ -6,6 +6,7 @@
  */
 import { VigilError } from '../lib/errors.js';
 import { Detector, type DetectorModelInfo, type DetectorOptions } from './detector.js';
+import { ThreadedDetector } from './threaded.js';
 import type { DetectionResult } from './schema.js';
 
 /** What the detect stage needs from a detector: a model identity and `detect`. */
@@ -17,26 +18,30 @@ export interface ImageDetector {
 
 /** A pool of {@link Detector} sessions (see the module comment). */
 export class DetectorPool implements ImageDetector {
-  readonly #sessions: Detector[];
+  readonly #sessions: ImageDetector[];
   readonly #busy: number[];
 
-  private constructor(sessions: Detector[]) {
+  private constructor(sessions: ImageDetector[]) {
     this.#sessions = sessions;
     this.#busy = sessions.map(() => 0);
   }
 
   /**
    * Loads `sessions` sessions of the model, sharing `threads` intra-op threads between them
-   * (at least one each).
+   * (at least one each). With `threaded`, each session lives in its own worker thread (see
+   * ThreadedDetector; `nice` lowers its priority), so inference never blocks this thread.
    * @throws VigilError E_CONFIG for a bad count; the errors of {@link Detector.load}.
    */
-  static async load(configPath: string, opts: DetectorOptions & { sessions?: number } = {}): Promise<DetectorPool> {
+  static async load(configPath: string, opts: DetectorOptions & { sessions?: number; threaded?: boolean; nice?: number } = {}): Promise<DetectorPool> {
     const n = opts.sessions ?? 1;
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new VigilError('E_CONFIG', `sessions must be an integer 1-64, got ${n}`);
+    const { sessions: _n, threaded, nice, ...detectorOpts } = opts;
     const threads = opts.threads === undefined ? undefined : Math.max(1, Math.floor(opts.threads / n));
-    const sessions: Detector[] = [];
+    const sessions: ImageDetector[] = [];
     try {
-      for (let i = 0; i < n; i++) sessions.push(await Detector.load(configPath, { ...opts, threads }));
+      for (let i = 0; i < n; i++) {
+        sessions.push(threaded ? await ThreadedDetector.load(configPath, { ...detectorOpts, threads, nice }) : await Detector.load(configPath, { ...detectorOpts, threads }));
+      }
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release()));
       throw err;

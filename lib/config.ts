@@ -47,6 +47,11 @@ export const ConfigSchema = z.object({
    */
   VIGIL_INFERENCE_SESSIONS: int(1, 64).default(1),
   /**
+   * Nice value (0-19) of the inference threads. Inference runs in worker threads; at a lower
+   * priority it yields the cores to the API, git writes and the light stages whenever they need them.
+   */
+  VIGIL_INFERENCE_NICE: int(0, 19).default(10),
+  /**
    * On stop, how long a worker lets running activities finish and report before cancelling them
    * (a cancelled activity is redone after the restart).
    */

@@ -21,7 +21,7 @@ export async function createVigilWorker(
   const store = opts.store ?? openStore(config.VIGIL_DATA);
   const validateConfig = config.VIGIL_VALIDATE_CONFIG ? await loadValidateConfig(config.VIGIL_VALIDATE_CONFIG) : defaultValidateConfig;
   let detector: Promise<DetectorPool> | null = null;
-  const getDetector = () => (detector ??= DetectorPool.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS, sessions: config.VIGIL_INFERENCE_SESSIONS }));
+  const getDetector = () => (detector ??= DetectorPool.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS, sessions: config.VIGIL_INFERENCE_SESSIONS, threaded: true, nice: config.VIGIL_INFERENCE_NICE }));
   await getDetector();
   const worker = await Worker.create({
     connection,

@@ -428,3 +428,30 @@ test('DetectorPool: two sessions find what one detector finds, concurrently, and
   await assert.rejects(DetectorPool.load(MODEL_JSON, { sessions: 0 }), (e) => isVigilError(e, 'E_CONFIG'));
   await assert.rejects(pool.detect(bytes), (e) => isVigilError(e, 'E_MODEL'), 'released');
 });
+
+test('ThreadedDetector: the same detections from a worker thread; errors keep their codes; released means refused', async () => {
+  const { Detector, ThreadedDetector, DetectorPool } = await import('../detector/index.js');
+  const bytes = await readFile(path.resolve(import.meta.dirname, 'fixtures/images/chelsea.png'));
+  const here = await Detector.load(MODEL_JSON, { threads: 1 });
+  const threaded = await ThreadedDetector.load(MODEL_JSON, { threads: 1, nice: 5 });
+  try {
+    assert.deepEqual(threaded.model, here.model);
+    const [a, b] = await Promise.all([threaded.detect(bytes), threaded.detect(bytes)]);
+    const ref = await here.detect(bytes);
+    assert.deepEqual(a.objects, ref.objects);
+    assert.deepEqual(b.objects, ref.objects);
+    assert.equal(bytes.length > 0, true, 'the caller keeps its buffer');
+    await assert.rejects(threaded.detect(Buffer.from('not an image')), (e) => isVigilError(e, 'E_BAD_INPUT'));
+  } finally {
+    await here.release();
+    await threaded.release();
+  }
+  await assert.rejects(threaded.detect(bytes), (e) => isVigilError(e, 'E_MODEL'));
+  await assert.rejects(ThreadedDetector.load('/nonexistent/model.json'), (e) => isVigilError(e, 'E_NOT_FOUND'));
+  const pool = await DetectorPool.load(MODEL_JSON, { threads: 2, sessions: 2, threaded: true });
+  try {
+    assert.equal((await pool.detect(bytes)).objects[0]?.class, 'cat');
+  } finally {
+    await pool.release();
+  }
+});
