@@ -4,6 +4,7 @@ import type { ValidateConfig } from '../validate/index.js';
 import { makeAlertActivities } from './alerts.js';
 import { makeDetectActivity } from './detect.js';
 import { makeRecordsActivity } from './records.js';
+import { makeReprocessActivity } from './reprocess.js';
 import { makeRulesActivity } from './rules.js';
 import { makeThreatsActivity } from './threats.js';
 import { makeValidateActivity } from './validate.js';
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     threatsStage: makeThreatsActivity(deps.store),
     ...makeAlertActivities(deps.store, { cooldownMs: deps.cooldownMs, maxAttempts: deps.maxDeliveryAttempts }),
     recordsStage: makeRecordsActivity(deps.store),
+    planReprocess: makeReprocessActivity(deps.store),
   };
 }
 

@@ -12,6 +12,7 @@ import { registerDevice } from './commands/device.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerRepo } from './commands/repo.js';
 import { registerReplay } from './commands/replay.js';
+import { registerReprocess } from './commands/reprocess.js';
 import { registerReport } from './commands/report.js';
 import { registerRules } from './commands/rules.js';
 import { registerTrace } from './commands/trace.js';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerTrace(program);
   registerReplay(program);
+  registerReprocess(program);
   registerWarehouse(program);
   return program;
 }

@@ -52,6 +52,21 @@ export const ConfigSchema = z.object({
    */
   VIGIL_INFERENCE_NICE: int(0, 19).default(10),
   /**
+   * Nightly reprocessing: a Temporal Schedule re-runs the frames of the last VIGIL_REPROCESS_DAYS days
+   * through the DAG under the rules and model in force (new alerts recorded, not sent). Five-field
+   * cron, in VIGIL_REPROCESS_TZ; `off` removes the schedule.
+   */
+  VIGIL_REPROCESS_CRON: z.string().regex(/^(off|(\S+\s+){4}\S+)$/, 'a five-field cron expression or "off"').default('30 3 * * *'),
+  VIGIL_REPROCESS_TZ: z.string().refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'an IANA time zone').default('UTC'),
+  VIGIL_REPROCESS_DAYS: int(1, 366).default(1),
+  /**
    * On stop, how long a worker lets running activities finish and report before cancelling them
    * (a cancelled activity is redone after the restart).
    */

@@ -18,8 +18,11 @@ export const ALERTS_STAGE_VERSION = '1';
 export const AlertDocSchema = z.object({
   kind: z.literal('alert'),
   alert: AlertSchema,
-  /** `suppressed`: inside the cooldown of an earlier alert (recorded, never sent). */
-  status: z.enum(['pending', 'suppressed']),
+  /**
+   * `pending`: to be delivered. `suppressed`: inside the cooldown of an earlier alert (recorded,
+   * never sent). `recorded`: raised by reprocessing history (recorded, never sent: the event is past).
+   */
+  status: z.enum(['pending', 'suppressed', 'recorded']),
   suppressedBy: z.string().optional(),
   deliveries: z.array(DeliverySchema),
 });
@@ -35,13 +38,15 @@ export interface PrepareAlertsInput {
   invalidCommit: string | null;
   cameraFaultPaths: string[];
   rulesCommit: string | null;
+  /** False when reprocessing history: new alerts are `recorded`, planned on no channel (default true). */
+  deliver?: boolean;
 }
 
 /** A prepared alert, by reference. */
 export interface AlertRef {
   alertId: string;
   path: string;
-  status: 'pending' | 'suppressed';
+  status: AlertDoc['status'];
 }
 
 /** Output of the prepare-alerts step. */
@@ -134,8 +139,10 @@ export async function prepareAlerts(
     const at = Date.parse(c.alert.capturedAt);
     const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
     const contacts = rules?.users[c.alert.user]?.contacts ?? {};
-    const deliveries: Delivery[] = suppressed ? [] : planDeliveries(c.alert, contacts, opts.settings);
-    const doc: AlertDoc = { kind: 'alert', alert: c.alert, status: suppressed ? 'suppressed' : 'pending', ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
+    const live = input.deliver !== false;
+    const deliveries: Delivery[] = suppressed || !live ? [] : planDeliveries(c.alert, contacts, opts.settings);
+    const status = suppressed ? 'suppressed' : live ? 'pending' : 'recorded';
+    const doc: AlertDoc = { kind: 'alert', alert: c.alert, status, ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
     changes.push({ path: c.path, content: JSON.stringify(doc, null, 1) + '\n' });
     refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status });
     if (!suppressed && (!last || at >= Date.parse(last.lastAt))) {

@@ -122,7 +122,7 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
       alert_id: alert.alertId, frame_id: alert.frameId, user_id: alert.user, device_id: alert.device, rule_id: alert.ruleId,
       classes: [...new Set(alert.matches.map((m) => m.class))], max_score: Math.max(0, ...alert.matches.map((m) => m.score)),
       created_at: alert.createdAt, batch_id: input.batchId,
-      status: status === 'suppressed' ? 'suppressed' : deliveredReal ? 'delivered' : allOutbox ? 'outbox' : unknown ? 'unknown' : 'failed',
+      status: status === 'suppressed' || status === 'recorded' ? status : deliveredReal ? 'delivered' : allOutbox ? 'outbox' : unknown ? 'unknown' : 'failed',
       channels: planned.length,
     });
   }

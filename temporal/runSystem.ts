@@ -7,6 +7,7 @@ import { ensureRepo, openStore, STAGE_REPOS } from '../repos/index.js';
 import { createApiServer } from '../server/index.js';
 import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
+import { ensureReprocessSchedule } from './schedule.js';
 import { makeBatchStarter } from './starter.js';
 import { createVigilWorker, quietTemporalLogs } from './worker.js';
 
@@ -35,6 +36,10 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const address = config.TEMPORAL_ADDRESS ?? dev!.address;
     const client = await connectClient(config, address);
     stops.push(() => client.connection.close());
+    const schedule = await ensureReprocessSchedule(client, config).catch((e: Error) => {
+      log(`vigil: nightly reprocessing not scheduled: ${e.message.split('\n')[0]}`);
+      return undefined;
+    });
     const workerConn = await connectWorker(config, address);
     stops.push(() => workerConn.close());
     const { worker, close } = await createVigilWorker(config, workerConn, { store });
@@ -81,6 +86,9 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     log(`vigil: API         ${apiUrl}/v1  (OpenAPI: ${apiUrl}/v1/openapi.json)`);
     log(`vigil: Temporal    ${address}${dev ? ` (embedded; Web UI ${dev.uiUrl})` : ''}`);
     log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE}, ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s)`);
+    if (schedule !== undefined) {
+      log(`vigil: reprocess   ${schedule ? `the last ${config.VIGIL_REPROCESS_DAYS} day(s) at "${config.VIGIL_REPROCESS_CRON}" ${config.VIGIL_REPROCESS_TZ} (schedule ${schedule})` : 'off'}`);
+    }
     log('vigil: ready. Ctrl-C stops everything.');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

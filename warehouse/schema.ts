@@ -157,8 +157,8 @@ export const AlertRowSchema = z.strictObject({
   max_score: Score,
   created_at: InstantSchema,
   batch_id: BatchIdSchema,
-  /** Final state: delivered on at least one channel, failed on all, unknown (sent without an answer on a channel that is never resent), suppressed (cooldown), or kept in the outbox. */
-  status: z.enum(['delivered', 'failed', 'unknown', 'suppressed', 'outbox']),
+  /** Final state: delivered on at least one channel, failed on all, unknown (sent without an answer on a channel that is never resent), suppressed (cooldown), recorded (raised by reprocessing history, never sent), or kept in the outbox. */
+  status: z.enum(['delivered', 'failed', 'unknown', 'suppressed', 'recorded', 'outbox']),
   /** Channels the alert was sent to. */
   channels: Count,
 });

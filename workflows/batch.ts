@@ -39,6 +39,8 @@ export interface BatchInput {
   maxDeliveryAttempts?: number;
   /** The rules commit in force; resolved once per batch when absent (a replay may pin another). */
   rulesCommit?: string | null;
+  /** False when reprocessing history: new alerts are recorded, not delivered (default true). */
+  deliver?: boolean;
   /** Carried across continue-as-new. */
   done?: BatchSummary;
 }
@@ -51,6 +53,7 @@ export interface ChunkInput {
   frames: FrameRef[];
   rulesCommit: string | null;
   maxDeliveryAttempts: number;
+  deliver?: boolean;
 }
 
 /** What a batch (or chunk) did. */
@@ -123,7 +126,7 @@ export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
   let alertsCommit: string | null = null;
   let alertPaths: string[] = [];
   if (unsafePaths.length || cameraFaultPaths.length) {
-    const a = await quick.prepareAlerts({ batchId: input.batchId, threatsCommit, unsafePaths, invalidCommit: v.invalidCommit, cameraFaultPaths, rulesCommit: input.rulesCommit });
+    const a = await quick.prepareAlerts({ batchId: input.batchId, threatsCommit, unsafePaths, invalidCommit: v.invalidCommit, cameraFaultPaths, rulesCommit: input.rulesCommit, deliver: input.deliver ?? true });
     alertsCommit = a.alertsCommit;
     alertPaths = a.alerts.map((x) => x.path);
     s.alerts = a.alerts.length;
@@ -167,7 +170,7 @@ export async function batchWorkflow(input: BatchInput): Promise<BatchSummary> {
     rulesErrors = r.errors;
   }
   let summary = input.done ?? { ...empty(), rulesCommit, rulesErrors };
-  const chunk = (frames: FrameRef[], part: string): ChunkInput => ({ batchId: input.batchId, part, framesCommit: input.framesCommit, frames, rulesCommit: rulesCommit ?? null, maxDeliveryAttempts });
+  const chunk = (frames: FrameRef[], part: string): ChunkInput => ({ batchId: input.batchId, part, framesCommit: input.framesCommit, frames, rulesCommit: rulesCommit ?? null, maxDeliveryAttempts, deliver: input.deliver ?? true });
   if (input.frames.length <= chunkSize && !input.done) {
     return add(summary, await chunkWorkflow(chunk(input.frames, 'p0')));
   }

@@ -1,0 +1,117 @@
+/**
+ * Nightly reprocessing on the real Temporal server: past frames go through the DAG again under
+ * the rules in force; unchanged work is skipped; new alerts are recorded, never sent; the
+ * schedule is created, updated and removed from the settings.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type { Device } from '../ingest/devices.js';
+import { listFiles, readJson, resolveRef, type RepoStore } from '../repos/index.js';
+import { AlertDocSchema } from '../stages/alerts.js';
+import { readAttempts } from '../stages/ledger.js';
+import { ensureReprocessSchedule, reprocessScheduleId } from '../temporal/schedule.js';
+import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
+import { createVigilWorker } from '../temporal/worker.js';
+import type { ReprocessSummary } from '../workflows/index.js';
+import { ingestFixtures, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const T0 = Date.UTC(2026, 10, 27, 21, 0, 0);
+let env: TestWorkflowEnvironment;
+let worker: Worker;
+let running: Promise<void>;
+let closeWorker: () => Promise<void>;
+let store: RepoStore;
+let device: Device;
+let rulesDir: string;
+let config: ReturnType<typeof testConfig>;
+
+function writeRules(unsafe: string[]): void {
+  mkdirSync(path.join(rulesDir, 'users'), { recursive: true });
+  writeFileSync(path.join(rulesDir, 'global.yaml'), `rules:\n  - { id: 100, name: animals, unsafe: [${unsafe.join(', ')}], minScore: 0.5 }\n`);
+  writeFileSync(path.join(rulesDir, 'users', 'alice.yaml'), 'user: alice\nrules: [100]\ncontacts:\n  email: [alice@example.com]\n');
+}
+
+before(async () => {
+  env = await startTemporal();
+  const dir = tmpDir();
+  ({ store, device } = await setupDevice(dir));
+  rulesDir = path.join(dir, 'rules-src');
+  writeRules(['dog']);
+  config = { ...testConfig(dir, env.address, 'reprocess-test'), VIGIL_RULES: rulesDir };
+  const w = await createVigilWorker(config, env.nativeConnection, { store });
+  worker = w.worker;
+  closeWorker = w.close;
+  running = worker.run();
+});
+
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await closeWorker?.();
+  await env?.teardown();
+});
+
+const reprocess = (id: string) =>
+  env.client.workflow.execute('reprocessWorkflow', { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId: id, args: [{ window: { fromMs: T0 - 3_600_000, toMs: T0 + 3_600_000 }, pageSize: 1 }] }) as Promise<ReprocessSummary>;
+
+test('reprocessing under new rules: past frames decided again without inference, new alerts recorded and never sent', async () => {
+  const batch = await ingestFixtures(store, device, ['chelsea.png', 'home.jpg', 'truncated.jpg'], T0);
+  await makeBatchStarter(env.client, config)(batch);
+  const live = await env.client.workflow.result(batchWorkflowId(batch.batchId));
+  assert.equal(live.unsafe, 0, 'a cat is safe while the rules only name dogs');
+  assert.equal(live.alerts, 0);
+  const detectionsBefore = await resolveRef(store, 'detections', 'main');
+
+  writeRules(['dog', 'cat']);
+  const first = await reprocess('reprocess-1');
+  assert.equal(first.frames, 3, 'every decided frame of the window, the invalid one too');
+  assert.equal(first.batches, 3, 'one child batch per page of 1 frame');
+  assert.equal(first.detected, 0, 'same images, same model: no inference');
+  assert.equal(first.unsafe, 1);
+  assert.equal(first.alerts, 1);
+  assert.equal(await resolveRef(store, 'detections', 'main'), detectionsBefore, 'no new detections commit');
+  const alerts = await Promise.all((await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/')).map(async (f) => AlertDocSchema.parse(await readJson(store, 'alerts', f.path))));
+  assert.equal(alerts.length, 1);
+  assert.equal(alerts[0]!.status, 'recorded');
+  assert.deepEqual(alerts[0]!.deliveries, [], 'planned on no channel');
+  assert.deepEqual(await readAttempts(store, alerts[0]!.alert.alertId), [], 'nothing sent, not even to the outbox');
+
+  // Again with nothing changed: no new decision, the same alert.
+  const threatsHead = await resolveRef(store, 'threats', 'main');
+  const second = await reprocess('reprocess-2');
+  assert.deepEqual([second.frames, second.detected, second.unsafe, second.alerts], [3, 0, 1, 1]);
+  assert.equal(await resolveRef(store, 'threats', 'main'), threatsHead, 'same rules: no new threats commit');
+});
+
+test('the nightly schedule follows the settings: created, updated, triggered, removed', async () => {
+  const id = await ensureReprocessSchedule(env.client, { ...config, VIGIL_REPROCESS_CRON: '30 3 * * *' });
+  assert.equal(id, reprocessScheduleId(config));
+  const handle = env.client.schedule.getHandle(id!);
+  let d = await handle.describe();
+  assert.deepEqual(d.spec.cronExpressions ?? [], []);
+  assert.equal(d.action.type, 'startWorkflow');
+  assert.equal(d.action.type === 'startWorkflow' && d.action.workflowType, 'reprocessWorkflow');
+  const hours = (x: typeof d) => x.spec.calendars?.map((c) => JSON.stringify([c.hour, c.minute])) ?? [];
+  assert.deepEqual(hours(d), [JSON.stringify([[{ start: 3, end: 3, step: 1 }], [{ start: 30, end: 30, step: 1 }]])]);
+  await ensureReprocessSchedule(env.client, { ...config, VIGIL_REPROCESS_CRON: '0 2 * * *' });
+  d = await handle.describe();
+  assert.deepEqual(hours(d), [JSON.stringify([[{ start: 2, end: 2, step: 1 }], [{ start: 0, end: 0, step: 1 }]])], 'updated in place');
+  // Triggered now: a reprocessing run starts on the worker's task queue and completes.
+  await handle.trigger();
+  let runId: string | undefined;
+  for (let i = 0; i < 120 && !runId; i++) {
+    runId = (await handle.describe()).info.recentActions[0]?.action.workflow.workflowId;
+    if (!runId) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(runId, 'the schedule started a workflow');
+  const summary = (await env.client.workflow.getHandle(runId).result()) as ReprocessSummary;
+  assert.ok(summary.window.from < summary.window.to);
+  assert.equal(await ensureReprocessSchedule(env.client, { ...config, VIGIL_REPROCESS_CRON: 'off' }), null);
+  await assert.rejects(handle.describe(), (e) => e instanceof ScheduleNotFoundError);
+});
