@@ -77,6 +77,8 @@ test('--help of the root and of every command exits 0 and names its options', as
     [['ingest'], ['<paths...>', '--device-key', 'VIGIL_DEVICE_KEY', '--url', '--time', '--tz', '--follow', '--json']],
     [['start'], []],
     [['worker'], []],
+    [['reprocess'], ['--days', '--json']],
+    [['replay'], ['--rules', '--device', '--ref', '--limit', '--json']],
   ];
   await Promise.all(
     cases.map(async ([cmd, mentions]) => {

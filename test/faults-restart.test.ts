@@ -57,6 +57,8 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
     TEMPORAL_ADDRESS: '', TEMPORAL_TASK_QUEUE: QUEUE, VIGIL_BATCH_MAX_FRAMES: '5', VIGIL_BATCH_MAX_WAIT_MS: '1000', VIGIL_CHUNK_SIZE: '4',
     VIGIL_THREADS: '1', VIGIL_RULES: catEmailRules(dir), SENDGRID_API_KEY: sendgrid.apiKey, SENDGRID_BASE_URL: sendgrid.url,
     ALERT_EMAIL_FROM: 'vigil@example.com', ALERT_TIMEOUT_MS: '2000',
+    // No nightly reprocessing: a run starting mid-test would add batch workflows to the counts.
+    VIGIL_REPROCESS_CRON: 'off',
   };
   const startSystem = async () => {
     const p = spawnVigil(['start'], env, { readyLine: /^vigil: ready/, detached: true });

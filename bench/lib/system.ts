@@ -100,6 +100,7 @@ export interface RunningSystem {
 export function benchConfig(o: SystemOptions, extra: Record<string, string> = {}): Config {
   return loadConfig({
     VIGIL_DATA: o.dataDir,
+    VIGIL_REPROCESS_CRON: 'off',
     VIGIL_HOST: '127.0.0.1',
     VIGIL_PORT: '0',
     VIGIL_BATCH_MAX_FRAMES: String(o.batchMaxFrames),
