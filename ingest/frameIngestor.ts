@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import git from 'isomorphic-git';
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
@@ -242,7 +241,9 @@ export class FrameIngestor {
     const result = await commitChanges(this.store, {
       repo: 'frames',
       changes,
-      provenance: (c) => ({ batchId: `ingest-${randomUUID()}`, stage: 'ingest', stageVersion: '1', inputs: [], extra: { frames: c.length } }),
+      // One ingest batch id per hour of arrival: `vigil batch inspect ingest-<YYYYMMDDTHH>` lists that
+      // hour's commits, and the batch index gets one file per hour instead of one per group commit.
+      provenance: (c) => ({ batchId: `ingest-${new Date().toISOString().slice(0, 13).replace(/-/g, '')}`, stage: 'ingest', stageVersion: '1', inputs: [], extra: { frames: c.length } }),
       summary: (c) => `ingest ${c.length} frame(s)`,
       durable: true,
     });
