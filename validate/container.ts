@@ -71,6 +71,27 @@ function ended(bytes: Buffer, end: number): ContainerScan {
   return { complete: true, trailingBytes: Math.max(0, bytes.length - end) };
 }
 
+/**
+ * From `i` inside a JPEG's entropy-coded data (after an SOS header), the offset of the next marker
+ * that ends it: stuffed `FF 00` bytes and restart markers belong to the data, `FF` fill bytes are
+ * skipped. Null when the bytes end first.
+ */
+export function skipEntropyData(bytes: Buffer, i: number): number | null {
+  const n = bytes.length;
+  while (i < n) {
+    if (bytes[i] !== 0xff) {
+      i++;
+      continue;
+    }
+    const next = bytes[i + 1];
+    if (next === undefined) return null;
+    if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) i += 2;
+    else if (next === 0xff) i++;
+    else return i;
+  }
+  return null;
+}
+
 /** Walks JPEG markers (skipping segment payloads and entropy-coded data) to the EOI marker. */
 function scanJpeg(bytes: Buffer): ContainerScan {
   let i = 2; // after SOI
@@ -90,17 +111,9 @@ function scanJpeg(bytes: Buffer): ContainerScan {
     if (i > n) return INCOMPLETE;
     if (marker === 0xda) {
       // SOS: entropy-coded data runs until a marker other than stuffing (FF00) or a restart (FFD0-FFD7).
-      while (i < n) {
-        if (bytes[i] !== 0xff) {
-          i++;
-          continue;
-        }
-        const next = bytes[i + 1];
-        if (next === undefined) return INCOMPLETE;
-        if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) i += 2;
-        else if (next === 0xff) i++;
-        else break;
-      }
+      const end = skipEntropyData(bytes, i);
+      if (end === null) return INCOMPLETE;
+      i = end;
     }
   }
   return INCOMPLETE;

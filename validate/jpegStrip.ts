@@ -2,6 +2,7 @@
  * Lossless metadata removal from a baseline or progressive JPEG: the image data is copied byte for
  * byte, every metadata segment is left out. Pure, no decoder involved.
  */
+import { skipEntropyData } from './container.js';
 
 /** APP1..APP13, APP15 and COM: EXIF, XMP, ICC, IPTC/Photoshop, MPF, vendor data, comments. */
 function isMetadata(marker: number): boolean {
@@ -41,18 +42,9 @@ export function stripJpegMetadata(bytes: Buffer): Buffer | null {
     if (length < 2 || i + length > n) return null;
     i += length;
     if (marker === 0xda) {
-      // Entropy-coded data runs to the next marker that is not stuffing (FF 00) or a restart.
-      while (i < n) {
-        if (bytes[i] !== 0xff) {
-          i++;
-          continue;
-        }
-        const next = bytes[i + 1];
-        if (next === undefined) return null;
-        if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) i += 2;
-        else if (next === 0xff) i++;
-        else break;
-      }
+      const end = skipEntropyData(bytes, i);
+      if (end === null) return null;
+      i = end;
     }
     if (!isMetadata(marker)) parts.push(bytes.subarray(start, i));
   }

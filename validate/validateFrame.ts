@@ -2,7 +2,7 @@
  * The validate-and-standardize operation: untrusted frame bytes in, either a standardized JPEG
  * or a machine-readable refusal out. No I/O besides the in-memory image codec.
  */
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { VigilError } from '../lib/errors.js';
 import type { ValidateConfig } from './config.js';
 import { scanContainer, sniffFormat, type ContainerScan, type SniffedFormat } from './container.js';
@@ -14,6 +14,19 @@ import type { LumaStats, ValidationOutcome, ValidationRejection } from './schema
 
 /** Longest side of the greyscale copy luma statistics are computed on. */
 const STATS_MAX_DIMENSION = 256;
+
+/** Luma statistics of a small greyscale copy of `image` (at most STATS_MAX_DIMENSION a side). */
+async function grayStats(image: Sharp): Promise<LumaStats> {
+  const gray = await image
+    .greyscale()
+    .resize({ width: STATS_MAX_DIMENSION, height: STATS_MAX_DIMENSION, fit: 'inside', withoutEnlargement: true })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (gray.info.channels !== 1) {
+    throw new VigilError('E_UNSUPPORTED', `validateFrame: expected 1 greyscale channel, got ${gray.info.channels}`);
+  }
+  return lumaStats(gray.data);
+}
 
 /** Builds a refusal; the message is forced onto one line. */
 function reject(reason: InvalidReason, message: string, stats?: LumaStats): ValidationRejection {
@@ -156,15 +169,7 @@ export async function validateFrame(bytes: Buffer, config: ValidateConfig): Prom
   const raw = { raw: { width: info.width, height: info.height, channels: info.channels } } as const;
 
   // Camera-fault checks on a small greyscale copy of what will be output.
-  const gray = await sharp(pixels.data, raw)
-    .greyscale()
-    .resize({ width: STATS_MAX_DIMENSION, height: STATS_MAX_DIMENSION, fit: 'inside', withoutEnlargement: true })
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  if (gray.info.channels !== 1) {
-    throw new VigilError('E_UNSUPPORTED', `validateFrame: expected 1 greyscale channel, got ${gray.info.channels}`);
-  }
-  const stats = lumaStats(gray.data);
+  const stats = await grayStats(sharp(pixels.data, raw));
   const verdict = classifyLuma(stats, config.contrast);
   if (verdict !== undefined) return reject(verdict.reason, verdict.message, stats);
 
@@ -222,20 +227,13 @@ function fitsAsIs(meta: Metadata, scan: ContainerScan, config: ValidateConfig, w
  * corrupt or truncated stream fails as in the full decode), for the camera-fault checks.
  */
 async function keepImageData(stripped: Buffer, meta: Metadata, scan: ContainerScan, config: ValidateConfig, warnings: string[]): Promise<ValidationOutcome> {
-  let gray: { data: Buffer; info: OutputInfo };
+  let stats: LumaStats;
   try {
-    gray = await sharp(stripped, { limitInputPixels: config.maxPixels, failOn: config.failOn })
-      .greyscale()
-      .resize({ width: STATS_MAX_DIMENSION, height: STATS_MAX_DIMENSION, fit: 'inside', withoutEnlargement: true })
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    stats = await grayStats(sharp(stripped, { limitInputPixels: config.maxPixels, failOn: config.failOn }));
   } catch (err) {
+    if (err instanceof VigilError) throw err;
     return decodeFailure(err, 'pixels', 'jpeg', scan);
   }
-  if (gray.info.channels !== 1) {
-    throw new VigilError('E_UNSUPPORTED', `validateFrame: expected 1 greyscale channel, got ${gray.info.channels}`);
-  }
-  const stats = lumaStats(gray.data);
   const verdict = classifyLuma(stats, config.contrast);
   if (verdict !== undefined) return reject(verdict.reason, verdict.message, stats);
   if (scan.trailingBytes > 0) {
