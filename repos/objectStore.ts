@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
 import { assertSha256 } from '../lib/ids.js';
+import { fsyncPath as syncDir } from '../lib/fsync.js';
 
 /** Result of storing bytes. */
 export interface PutResult {
@@ -129,14 +130,6 @@ async function retryInNewFolder<T>(dir: string, fn: () => Promise<T>): Promise<T
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Maps a low-level storage failure (ENOSPC, EIO, …) to a typed E_STORAGE error. */
 export function storageError(err: unknown, message: string): VigilError {

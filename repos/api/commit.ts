@@ -10,6 +10,7 @@ import { withLock } from '../lock.js';
 import { formatCommitMessage } from '../provenance.js';
 import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, type RepoStore } from '../store.js';
 import { storageError } from '../objectStore.js';
+import { fsyncPath as syncDir } from '../../lib/fsync.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
 export type Change = { path: string; content: Buffer | string } | { path: string; delete: true };
@@ -384,15 +385,6 @@ async function writeRefAtomic(gitdir: string, branch: string, commit: string, du
   if (durable) await syncDir(path.dirname(file));
 }
 
-/** fsync of a folder: makes the names created in it durable. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Safe file name for a batch id in the batch index. */
 export function batchIndexFile(store: RepoStore, batchId: string): string {
