@@ -1,25 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { batchCommits, fsck, listFiles, readJson, resolveRef, sha256Hex, type RepoStore } from '../repos/index.js';
 import type { DetectionDoc, InvalidDoc } from '../stages/schema.js';
 import { makeBatchStarter, batchWorkflowId } from '../temporal/starter.js';
-import { createVigilWorker } from '../temporal/worker.js';
 import type { BatchSummary } from '../workflows/index.js';
 import type { Device } from '../ingest/devices.js';
-import { ingestFixtures, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
+import { ingestFixtures, runWorker, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
 const FILES = ['chelsea.png', 'astronaut.png', 'camera.png', 'messi5.jpg', 'coffee.png', 'rocket.jpg', 'truncated.jpg'];
 const ANIMALS = new Set(['bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe']);
 
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
-let closeWorker: () => Promise<void>;
+let stopWorker: (() => Promise<void>) | undefined;
 let store: RepoStore;
 let device: Device;
 let config: ReturnType<typeof testConfig>;
@@ -29,16 +25,11 @@ before(async () => {
   const dir = tmpDir();
   ({ store, device } = await setupDevice(dir));
   config = testConfig(dir, env.address, 'pipeline-test');
-  const w = await createVigilWorker(config, env.nativeConnection, { store });
-  worker = w.worker;
-  closeWorker = w.close;
-  running = worker.run();
+  stopWorker = (await runWorker(env, config, store)).stop;
 });
 
 after(async () => {
-  worker?.shutdown();
-  await running;
-  await closeWorker?.();
+  await stopWorker?.();
   await env?.teardown();
 });
 

@@ -9,23 +9,19 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { Device } from '../ingest/devices.js';
 import { listFiles, readJson, resolveRef, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
 import { ensureReprocessSchedule, reprocessScheduleId } from '../temporal/schedule.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
-import { createVigilWorker } from '../temporal/worker.js';
 import type { ReprocessSummary } from '../workflows/index.js';
-import { ingestFixtures, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
+import { ingestFixtures, runWorker, setupDevice, startTemporal, testConfig } from './helpers/pipeline.js';
 import { tmpDir } from './helpers/tmp.js';
 
 const T0 = Date.UTC(2026, 10, 27, 21, 0, 0);
 let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
-let closeWorker: () => Promise<void>;
+let stopWorker: (() => Promise<void>) | undefined;
 let store: RepoStore;
 let device: Device;
 let rulesDir: string;
@@ -44,16 +40,11 @@ before(async () => {
   rulesDir = path.join(dir, 'rules-src');
   writeRules(['dog']);
   config = { ...testConfig(dir, env.address, 'reprocess-test'), VIGIL_RULES: rulesDir };
-  const w = await createVigilWorker(config, env.nativeConnection, { store });
-  worker = w.worker;
-  closeWorker = w.close;
-  running = worker.run();
+  stopWorker = (await runWorker(env, config, store)).stop;
 });
 
 after(async () => {
-  worker?.shutdown();
-  await running;
-  await closeWorker?.();
+  await stopWorker?.();
   await env?.teardown();
 });
 

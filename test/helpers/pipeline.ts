@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { DeviceRegistry, type Device } from '../../ingest/devices.js';
 import { FrameIngestor } from '../../ingest/frameIngestor.js';
@@ -66,4 +66,19 @@ export async function setupDevice(dataDir: string, user = 'alice', device = 'cam
   const registry = new DeviceRegistry(dataDir);
   const { device: d } = await registry.add({ user, device, site: 'hq', tz });
   return { store, registry, device: d };
+}
+
+/** A Vigil worker running on a test's Temporal environment; `stop` shuts it down and releases the model. */
+export async function runWorker(env: TestWorkflowEnvironment, config: Config, store?: RepoStore): Promise<{ worker: Worker; stop: () => Promise<void> }> {
+  const { createVigilWorker } = await import('../../temporal/worker.js');
+  const { worker, close } = await createVigilWorker(config, env.nativeConnection, store ? { store } : {});
+  const running = worker.run();
+  return {
+    worker,
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      await close();
+    },
+  };
 }
