@@ -85,8 +85,8 @@ export function withConnection<T>(wh: Warehouse, fn: (con: DuckDBConnection, cat
   const run = s.queue.then(async () => {
     const st = stateOf(wh);
     for (let attempt = 1; ; attempt++) {
-      await sync(st, attempt > 1);
       try {
+        await sync(st, attempt > 1);
         return await fn(st.con, st.catalog);
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
@@ -168,7 +168,14 @@ export async function openWarehouse(root: string, opts: OpenOptions = {}): Promi
     state.con = con;
     await con.run(`SET TimeZone = 'UTC'`);
     await con.run(`SET parquet_metadata_cache = true`);
-    await sync(state as State);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sync(state as State, attempt > 1);
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !GONE.test(duckMessage(err))) throw err;
+      }
+    }
     for (const [name, sql] of Object.entries(DERIVED_VIEWS)) await con.run(`CREATE VIEW ${sqlIdent(name)} AS ${sql}`);
     await con.run(`SET autoinstall_known_extensions = false`);
     await con.run(`SET autoload_known_extensions = false`);
