@@ -10,8 +10,9 @@
  * <root>/<table>/day=YYYY-MM-DD/user=<user_id>/gen_0.parquet     (frames, detections, threats, non_matches, alerts)
  * <root>/<table>/day=YYYY-MM-DD/gen_0.parquet                    (deliveries, rule_versions)
  * ```
- * Each (table, day, user) partition holds one file: the compacted best case. The real writer adds
- * one file per batch part and partition.
+ * Each (table, day, user) partition holds one file (the real writer adds one file per batch part
+ * and partition, so real warehouses hold more, smaller files). `ensureCompacted` then makes a
+ * compacted copy with `compactWarehouse` (hard links, so the generated files stay as they are).
  *
  * Data: `devices` cameras, 10 per user, frames spread uniformly over `days` days from January 1st, 2 % invalid
  * (0.4 % camera faults), 0-5 objects per valid frame (mean 2.5) from a street-camera class mix,
@@ -19,12 +20,13 @@
  * (threat frame, rule), one or two delivery attempts per alert, safe frames aggregated per user,
  * device, UTC hour and batch. Cached under the bench cache folder, keyed by the parameters.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { MANIFEST, TABLES, type ManifestEntry, type TableName } from '../../warehouse/index.js';
+import { MANIFEST, TABLES, compactWarehouse, type CompactResult, type ManifestEntry, type TableName } from '../../warehouse/index.js';
 import { mapLimit } from './http.js';
 import { now, round } from './common.js';
 
@@ -300,4 +302,70 @@ async function manifestEntries(root: string, counts: Map<string, number>): Promi
   return hashed.map((h) => ({
     table: h.table, file: h.rel, rows: counts.get(h.rel) ?? 0, bytes: h.bytes, sha256: h.sha256, batch_id: path.basename(h.rel, '.parquet'), written_at: writtenAt,
   }));
+}
+
+/** A compacted copy of a dataset and how the compaction went (stored as `<dir>/compacted/compaction.json`). */
+export interface Compacted {
+  root: string;
+  /** When the copy was compacted. */
+  at: string;
+  /** Hard-linking the generated files into the copy. */
+  linkMs: number;
+  /** compactWarehouse's result on the copy (partitions summarised). */
+  result: Omit<CompactResult, 'partitions'> & { partitions: number; months: number; days: number; bytesBefore: number; bytesAfter: number };
+  /** Live files per table before and after. */
+  filesBefore: Record<string, number>;
+  filesAfter: Record<string, number>;
+}
+
+/**
+ * The dataset compacted: a copy of its warehouse made of hard links (instant, and compaction only
+ * ever removes links and writes new files, so the generated files are untouched), compacted with
+ * `compactWarehouse` at the current time (every day of a past year closed: one file per table and
+ * month). Cached next to the dataset; `cached` says whether this call compacted.
+ */
+export async function ensureCompacted(ds: Dataset, log: (s: string) => void): Promise<{ compacted: Compacted; cached: boolean }> {
+  const dir = path.join(path.dirname(ds.root), 'compacted');
+  const marker = path.join(dir, 'compaction.json');
+  if (existsSync(marker)) return { compacted: { ...(JSON.parse(readFileSync(marker, 'utf8')) as Compacted), root: path.join(dir, 'warehouse') }, cached: true };
+  const staging = `${dir}.building-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  try {
+    const root = path.join(staging, 'warehouse');
+    const t0 = now();
+    execFileSync('cp', ['-al', ds.root, root]);
+    const linkMs = round(now() - t0, 0);
+    log(`    hard-linked ${Object.values(ds.files).reduce((a, b) => a + b, 0).toLocaleString('en-US')} files in ${round(linkMs / 1000, 1)} s; compacting…`);
+    let lines = 0;
+    const r = await compactWarehouse(root, {
+      log: (l) => {
+        if (!l.startsWith('  ') || ++lines % 12 === 0) log(`    ${l.trim()}`);
+      },
+    });
+    const count = (rel: string[]) => {
+      const out: Record<string, number> = {};
+      for (const f of rel) out[f.split('/')[0]!] = (out[f.split('/')[0]!] ?? 0) + 1;
+      return out;
+    };
+    const after = readFileSync(path.join(root, MANIFEST), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as ManifestEntry).file);
+    const compacted: Compacted = {
+      root: '',
+      at: new Date().toISOString(),
+      linkMs,
+      result: {
+        ...r, partitions: r.partitions.length,
+        months: r.partitions.filter((p) => p.period === 'month').length, days: r.partitions.filter((p) => p.period === 'day').length,
+        bytesBefore: r.partitions.reduce((n, p) => n + p.bytesBefore, 0), bytesAfter: r.partitions.reduce((n, p) => n + p.bytesAfter, 0),
+      },
+      filesBefore: ds.files,
+      filesAfter: count(after),
+    };
+    writeFileSync(path.join(staging, 'compaction.json'), JSON.stringify(compacted, null, 2));
+    renameSync(staging, dir);
+    return { compacted: { ...compacted, root: path.join(dir, 'warehouse') }, cached: false };
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
 }
