@@ -536,6 +536,12 @@ test('autoCompact runs at most once per interval, only when no other compaction 
     delete process.env.VIGIL_WAREHOUSE_AUTOCOMPACT;
   }
   assert.ok((await autoCompact(root, { now: new Date(NOW_FEB.getTime() + 8 * 3_600_000) }))!.partitions.length > 0);
+  // Two records stages finishing at once in one worker: one compacts, the other returns at once.
+  await appendBatch(root, makeBatch('2026-02-01', 0, '-late'));
+  const later = new Date(NOW_FEB.getTime() + 10 * 3_600_000);
+  const both = await Promise.all([autoCompact(root, { now: later }), autoCompact(root, { now: later })]);
+  assert.equal(both.filter((x) => x !== null).length, 1);
+  assert.deepEqual((await verifyWarehouse(root)).problems, []);
 });
 
 test('vigil warehouse compact and verify, as a subprocess', async () => {

@@ -629,7 +629,19 @@ export interface AutoCompactOptions {
 export async function autoCompact(root: string, opts: AutoCompactOptions = {}): Promise<CompactResult | null> {
   if (process.env.VIGIL_WAREHOUSE_AUTOCOMPACT === '0') return null;
   const abs = resolveRoot(root);
-  if (!existsSync(path.join(abs, MANIFEST))) return null;
+  // One at a time per process without queueing behind it (the lock file covers other processes).
+  if (AUTO_RUNNING.has(abs) || !existsSync(path.join(abs, MANIFEST))) return null;
+  AUTO_RUNNING.add(abs);
+  try {
+    return await autoCompactOnce(abs, opts);
+  } finally {
+    AUTO_RUNNING.delete(abs);
+  }
+}
+
+const AUTO_RUNNING = new Set<string>();
+
+async function autoCompactOnce(abs: string, opts: AutoCompactOptions): Promise<CompactResult | null> {
   const stateFile = path.join(abs, AUTO_COMPACT_STATE);
   const now = opts.now ?? new Date();
   let state: { at?: string; remaining?: number } = {};
