@@ -14,7 +14,7 @@ import {
   type DuckDBConnection,
 } from '@duckdb/node-api';
 import { VigilError } from '../lib/errors.js';
-import { memoryDuckDB } from './instance.js';
+import { memoryDuckDB, sharedWriterDuckDB } from './instance.js';
 import { duckMessage, sqlIdent, sqlString } from './duck.js';
 import {
   absolutePath,
@@ -96,14 +96,15 @@ export async function appendRecords<T extends TableName>(
   const result: AppendResult = { files: [], rows: 0, skipped: [] };
   if (groups.size === 0) return result;
 
-  const instance = await memoryDuckDB();
+  const instance = await sharedWriterDuckDB();
+  const staging = `staging_${process.pid}_${++stagingSeq}`;
   let con: DuckDBConnection | undefined;
   try {
     con = await instance.connect();
     await con.run(`SET TimeZone = 'UTC'`);
     const columns = Object.entries(def.columns);
     const ordered = [...groups.values()].sort((a, b) => (a.rel < b.rel ? -1 : 1));
-    await stage(con, columns, ordered.map((g) => g.rows));
+    await stage(con, staging, columns, ordered.map((g) => g.rows));
     let manifest: Map<string, ManifestEntry> | undefined;
     for (const [g, group] of ordered.entries()) {
       const target = absolutePath(abs, group.rel);
@@ -121,7 +122,7 @@ export async function appendRecords<T extends TableName>(
         result.skipped.push(target);
         continue;
       }
-      const written = await writeGroup(con, abs, table, group.rel, g, columns, batchId, group.rows.length);
+      const written = await writeGroup(con, staging, abs, table, group.rel, g, columns, batchId, group.rows.length);
       if (written) {
         result.files.push(target);
         result.rows += group.rows.length;
@@ -131,10 +132,13 @@ export async function appendRecords<T extends TableName>(
     }
     return result;
   } finally {
+    await con?.run(`DROP TABLE IF EXISTS ${staging}`).catch(() => undefined);
     con?.closeSync();
-    instance.closeSync();
   }
 }
+
+/** Names the staging table of each append: calls share one DuckDB and may run at once. */
+let stagingSeq = 0;
 
 /**
  * True when a compaction named `rel` among the files it replaces (the day's `_compacted.jsonl`,
@@ -173,10 +177,10 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /** Loads every group into one staging table (`_g` = group index, `_i` = order inside the group). */
-async function stage(con: DuckDBConnection, columns: [string, SqlType][], groups: Record<string, unknown>[][]): Promise<void> {
+async function stage(con: DuckDBConnection, staging: string, columns: [string, SqlType][], groups: Record<string, unknown>[][]): Promise<void> {
   const cols = columns.map(([name, type]) => `${sqlIdent(name)} ${type}`).join(', ');
-  await con.run(`CREATE TABLE staging (${cols}, _g INTEGER, _i INTEGER)`);
-  const app = await con.createAppender('staging');
+  await con.run(`CREATE TABLE ${staging} (${cols}, _g INTEGER, _i INTEGER)`);
+  const app = await con.createAppender(staging);
   try {
     groups.forEach((rows, g) => {
       rows.forEach((row, i) => {
@@ -227,6 +231,7 @@ function appendValue(app: DuckDBAppender, type: SqlType, v: unknown): void {
  */
 async function writeGroup(
   con: DuckDBConnection,
+  staging: string,
   root: string,
   table: TableName,
   rel: string,
@@ -240,7 +245,7 @@ async function writeGroup(
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await fs.mkdir(dir, { recursive: true });
-    const select = `SELECT ${columns.map(([n]) => sqlIdent(n)).join(', ')} FROM staging WHERE _g = ${g} ORDER BY _i`;
+    const select = `SELECT ${columns.map(([n]) => sqlIdent(n)).join(', ')} FROM ${staging} WHERE _g = ${g} ORDER BY _i`;
     await con.run(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
     await fsyncPath(tmp);
     const { sha256, bytes } = await hashFile(tmp);

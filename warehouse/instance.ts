@@ -40,3 +40,18 @@ export function memoryDuckDB(opts: DuckOptions = {}): Promise<DuckDBInstance> {
   if (opts.memoryLimit !== undefined) config.memory_limit = opts.memoryLimit;
   return DuckDBInstance.create(':memory:', config);
 }
+
+let shared: Promise<DuckDBInstance> | null = null;
+
+/**
+ * One in-memory DuckDB per process for writing Parquet files (appends), created on first use and
+ * kept: creating an instance costs more than a small append itself, and the records stage appends
+ * to several tables for every chunk. Callers connect, use uniquely named tables, and drop them.
+ */
+export function sharedWriterDuckDB(): Promise<DuckDBInstance> {
+  shared ??= memoryDuckDB({ threads: 1, memoryLimit: '512MB' }).catch((err: unknown) => {
+    shared = null;
+    throw err;
+  });
+  return shared;
+}
