@@ -40,19 +40,26 @@ async function* gitOut(gitdir: string, args: string[], stdin?: AsyncIterable<str
   }
 }
 
-/** Lists `(path, oid)` of every blob in the tree of `commit`, under `prefix` if given (`git ls-tree -r -z`). */
-async function lsTree(gitdir: string, commit: string, prefix?: string): Promise<Array<{ path: string; oid: string }>> {
-  const chunks: Buffer[] = [];
-  for await (const c of gitOut(gitdir, ['ls-tree', '-r', '-z', '--full-tree', commit, ...(prefix ? ['--', prefix] : [])])) chunks.push(c);
-  const out: Array<{ path: string; oid: string }> = [];
-  for (const rec of Buffer.concat(chunks).toString('utf8').split('\0')) {
-    // "<mode> blob <oid>\t<path>"
-    const tab = rec.indexOf('\t');
-    if (tab < 0) continue;
-    const [, type, oid] = rec.slice(0, tab).split(' ');
-    if (type === 'blob' && oid) out.push({ path: rec.slice(tab + 1), oid });
+/**
+ * Yields `(path, oid)` of every blob in the tree of `commit`, under `prefix` if given, as
+ * `git ls-tree -r -z` prints them (path order), while it prints them.
+ */
+async function* lsTree(gitdir: string, commit: string, prefix?: string): AsyncGenerator<{ path: string; oid: string }> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of gitOut(gitdir, ['ls-tree', '-r', '-z', '--full-tree', commit, ...(prefix ? ['--', prefix] : [])])) {
+    rest = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+    let from = 0;
+    for (let nul = rest.indexOf(0, from); nul >= 0; nul = rest.indexOf(0, from)) {
+      // "<mode> blob <oid>\t<path>"
+      const rec = rest.subarray(from, nul).toString('utf8');
+      from = nul + 1;
+      const tab = rec.indexOf('\t');
+      if (tab < 0) continue;
+      const [, type, oid] = rec.slice(0, tab).split(' ');
+      if (type === 'blob' && oid) yield { path: rec.slice(tab + 1), oid };
+    }
+    rest = rest.subarray(from);
   }
-  return out;
 }
 
 /**
@@ -68,10 +75,19 @@ export async function* walkBlobs(store: RepoStore, repo: string, ref = 'main', o
   const commit = await resolveRef(store, repo, ref);
   if (!commit) return;
   const gitdir = gitdirOf(store, repo);
-  const files = await lsTree(gitdir, commit, opts.prefix);
-  if (files.length === 0) return;
+  // The listing feeds cat-file as it comes: both run at once, in path order.
+  const files: Array<{ path: string; oid: string }> = [];
   async function* requests() {
-    for (let i = 0; i < files.length; i += 4096) yield files.slice(i, i + 4096).map((f) => `${f.oid}\n`).join('');
+    let batch = '';
+    for await (const f of lsTree(gitdir, commit!, opts.prefix)) {
+      files.push(f);
+      batch += `${f.oid}\n`;
+      if (batch.length >= 64 * 1024) {
+        yield batch;
+        batch = '';
+      }
+    }
+    if (batch) yield batch;
   }
   let buf: Buffer = Buffer.alloc(0);
   let next = 0;
