@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   DuckDBDateValue,
@@ -244,9 +245,18 @@ async function writeGroup(
   const dir = path.dirname(target);
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await fs.mkdir(dir, { recursive: true });
     const select = `SELECT ${columns.map(([n]) => sqlIdent(n)).join(', ')} FROM ${staging} WHERE _g = ${g} ORDER BY _i`;
-    await con.run(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+    // A compaction finishing meanwhile removes partition folders it emptied: between our mkdir and
+    // the file's creation, the folder can vanish. Once the temp file is in it, it cannot.
+    for (let attempt = 1; ; attempt++) {
+      await fs.mkdir(dir, { recursive: true });
+      try {
+        await con.run(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+        break;
+      } catch (err) {
+        if (attempt >= 5 || existsSync(dir)) throw err;
+      }
+    }
     await fsyncPath(tmp);
     const { sha256, bytes } = await hashFile(tmp);
     try {
