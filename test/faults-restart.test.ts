@@ -91,13 +91,15 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   t.diagnostic(`Ctrl-C at +${((Date.now() - started) / 1000).toFixed(1)} s; vigil start exited ${JSON.stringify(stop1)}`);
   assert.deepEqual(stop1, { code: 0, signal: null }, `Ctrl-C stops vigil start cleanly: ${plain(system.lines.slice(-5).join(' / '))}`);
   assert.ok(system.lines.includes('vigil: stopped.'));
-  // runSystem stops the worker before the embedded server, but a terminal's Ctrl-C reaches the
-  // server's process directly (same process group): results of activities that finish during the
-  // worker's grace time can no longer be reported, and that work is redone after the restart.
+  // runSystem stops the worker before the embedded server (which has its own process group, so the
+  // terminal's Ctrl-C does not reach it): results of activities that finish during the worker's
+  // grace time must still be reported.
   const lostResults = system.lines.filter((l) => /Network error while completing activity/.test(l));
+  // For the todo below: what vigil printed around the stop.
+  if (lostResults.length) for (const l of system.lines.slice(-20)) t.diagnostic(`vigil: ${plain(l)}`);
   await t.test('Ctrl-C loses no finished activity result', {
     todo: lostResults.length
-      ? "product bug: temporal/devServer.ts spawns the dev server in vigil's process group, so a terminal's Ctrl-C stops it at once, before runSystem has drained the worker (spawn it detached so that it stops last, as stopAll intends)"
+      ? 'open product bug: the embedded server now runs in its own process group and stops last, and activities get VIGIL_SHUTDOWN_GRACE_MS (30 s) to finish, yet a CI run still saw one "Network error while completing activity" during the Ctrl-C; cause not pinned down (the completion may race the worker connection closing). That work is redone after the restart (its datum keys make the redo write nothing new)'
       : undefined,
   }, () => {
     assert.deepEqual(lostResults.map((l) => plain(l).slice(0, 120)), []);
