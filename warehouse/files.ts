@@ -353,7 +353,16 @@ export async function rewriteManifest(root: string, entries: Iterable<ManifestEn
 }
 
 /** Every `*.parquet` file under `<root>/<table>`, as relative `/`-separated paths, sorted. */
-export async function listParquet(root: string, table: TableName): Promise<string[]> {
+export function listParquet(root: string, table: TableName): Promise<string[]> {
+  return listTableFiles(root, table, (name) => name.endsWith('.parquet'));
+}
+
+/**
+ * Every file under `<root>/<table>` whose name `keep` accepts (default: any), as relative
+ * `/`-separated paths, sorted. A missing table folder is empty.
+ * @throws VigilError E_STORAGE when a folder cannot be listed.
+ */
+export async function listTableFiles(root: string, table: TableName, keep: (name: string) => boolean = () => true): Promise<string[]> {
   const out: string[] = [];
   async function walk(dirRel: string): Promise<void> {
     let entries: import('node:fs').Dirent[];
@@ -366,7 +375,7 @@ export async function listParquet(root: string, table: TableName): Promise<strin
     for (const e of entries) {
       const rel = `${dirRel}/${e.name}`;
       if (e.isDirectory()) await walk(rel);
-      else if (e.name.endsWith('.parquet')) out.push(rel);
+      else if (keep(e.name)) out.push(rel);
     }
   }
   await walk(table);

@@ -18,6 +18,7 @@ import {
   parquetDefect,
   parseLayoutPath,
   readCompactedLog,
+  listTableFiles,
   readManifest,
   resolveRoot,
   type ManifestEntry,
@@ -112,7 +113,7 @@ export async function verifyWarehouse(root: string, opts: VerifyOptions = {}): P
   const pending: { table: TableName; rel: string; file: string }[] = [];
   for (const table of TABLE_NAMES) {
     const byUser = TABLES[table].userColumn !== null;
-    for (const rel of await listFiles(abs, table)) {
+    for (const rel of await listTableFiles(abs, table)) {
       const file = absolutePath(abs, rel);
       const base = rel.slice(rel.lastIndexOf('/') + 1);
       if (base.startsWith('.')) continue; // a writer's temporary file
@@ -228,27 +229,6 @@ async function checkRows(root: string, entries: ManifestEntry[], add: (kind: Pro
     con.closeSync();
     instance.closeSync();
   }
-}
-
-/** Every file under `<root>/<table>` (any name), relative, sorted. */
-async function listFiles(root: string, table: TableName): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(dirRel: string): Promise<void> {
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = await fs.readdir(path.join(root, ...dirRel.split('/')), { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new VigilError('E_STORAGE', `cannot list ${path.join(root, dirRel)}: ${(err as Error).message}`);
-    }
-    for (const e of entries) {
-      const rel = `${dirRel}/${e.name}`;
-      if (e.isDirectory()) await walk(rel);
-      else out.push(rel);
-    }
-  }
-  await walk(table);
-  return out.sort();
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time; the first error wins. */
