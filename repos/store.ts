@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import { VigilError } from '../lib/errors.js';
-import { gitFs } from './gitFs.js';
 import { LocalObjectStore, type ObjectStore } from './objectStore.js';
 
 /** The repos every Vigil installation has, in pipeline order. */
@@ -50,7 +49,7 @@ export function gitdirOf(store: RepoStore, repo: string): string {
 
 /** The isomorphic-git arguments for a repo. */
 export function gitArgs(store: RepoStore, repo: string) {
-  return { fs: gitFs, gitdir: gitdirOf(store, repo), cache: store.cache };
+  return { fs, gitdir: gitdirOf(store, repo), cache: store.cache };
 }
 
 /** True when the repo exists. */
@@ -63,7 +62,7 @@ export async function ensureRepo(store: RepoStore, repo: string): Promise<void> 
   if (repoExists(store, repo)) return;
   const gitdir = gitdirOf(store, repo);
   await fs.promises.mkdir(gitdir, { recursive: true });
-  await git.init({ fs: gitFs, gitdir, bare: true, defaultBranch: 'main' });
+  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
 }
 
 /** Lists the repos under the data folder. */
