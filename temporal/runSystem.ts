@@ -9,7 +9,7 @@ import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
 import { ensureReprocessSchedule } from './schedule.js';
 import { makeBatchStarter } from './starter.js';
-import { createVigilWorker, quietTemporalLogs } from './worker.js';
+import { createVigilWorker, installTemporalRuntime } from './worker.js';
 
 /**
  * `vigil start`: the whole system in one process tree — the embedded Temporal dev server (unless
@@ -20,7 +20,7 @@ import { createVigilWorker, quietTemporalLogs } from './worker.js';
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
   const store = openStore(config.VIGIL_DATA);
   for (const r of STAGE_REPOS) await ensureRepo(store, r);
-  quietTemporalLogs();
+  installTemporalRuntime();
   let dev: DevServer | null = null;
   let stopping = false;
   const stops: Array<() => Promise<void> | void> = [];

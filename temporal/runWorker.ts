@@ -1,13 +1,13 @@
 import type { Config } from '../lib/config.js';
 import { connectWorker } from './connection.js';
-import { createVigilWorker, quietTemporalLogs } from './worker.js';
+import { createVigilWorker, installTemporalRuntime } from './worker.js';
 
 /**
  * `vigil worker`: runs only a worker against TEMPORAL_ADDRESS (a Temporal cluster, or another
  * host's embedded server) until SIGINT/SIGTERM. Many hosts can run it against one cluster.
  */
 export async function runWorker(config: Config, log: (msg: string) => void = console.log): Promise<void> {
-  quietTemporalLogs();
+  installTemporalRuntime();
   const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.VIGIL_TEMPORAL_PORT}`;
   const connection = await connectWorker(config, address);
   const { worker, close } = await createVigilWorker(config, connection);

@@ -44,12 +44,15 @@ export async function createVigilWorker(
 }
 
 /**
- * Installs the Temporal runtime with a quieter logger (VIGIL_LOG_LEVEL, default WARN), so that
- * `vigil start` prints its own lines rather than the SDK's INFO chatter. Call before connecting.
+ * Installs the Temporal runtime for a vigil process: a quieter logger (VIGIL_LOG_LEVEL, default
+ * WARN), so that `vigil start` prints its own lines rather than the SDK's INFO chatter, and no
+ * signal handling of its own: `vigil start` and `vigil worker` handle SIGINT/SIGTERM themselves
+ * and stop the worker in their order (the SDK's hook would start the worker's shutdown at the
+ * same moment, beside theirs). Call before connecting.
  */
-export function quietTemporalLogs(level = (process.env.VIGIL_LOG_LEVEL ?? 'WARN').toUpperCase()): void {
+export function installTemporalRuntime(level = (process.env.VIGIL_LOG_LEVEL ?? 'WARN').toUpperCase()): void {
   try {
-    Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
+    Runtime.install({ logger: new DefaultLogger(level as LogLevel), shutdownSignals: [] });
   } catch {
     // already installed in this process
   }

@@ -19,7 +19,7 @@ import { createApiServer } from '../../server/index.js';
 import { connectClient, connectWorker } from '../../temporal/connection.js';
 import { startDevServer, type DevServer } from '../../temporal/devServer.js';
 import { batchWorkflowId, makeBatchStarter } from '../../temporal/starter.js';
-import { createVigilWorker, quietTemporalLogs } from '../../temporal/worker.js';
+import { createVigilWorker, installTemporalRuntime } from '../../temporal/worker.js';
 import type { BatchSummary } from '../../workflows/index.js';
 import { freePort, outboxOnly, wall } from './common.js';
 import { MODEL_CONFIG } from './paths.js';
@@ -118,7 +118,7 @@ export function benchConfig(o: SystemOptions, extra: Record<string, string> = {}
 /** Starts the system. Call `stop()` in a finally. */
 export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
   outboxOnly();
-  quietTemporalLogs();
+  installTemporalRuntime();
   const stops: Array<() => Promise<void> | void> = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await Promise.resolve(s()).catch(() => undefined);
