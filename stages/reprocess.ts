@@ -4,7 +4,7 @@
  */
 import { FrameDocSchema, type FrameRef } from '../lib/schemas.js';
 import { VigilError } from '../lib/errors.js';
-import { listFiles, readJsons, repoExists, resolveRef, type RepoStore } from '../repos/index.js';
+import { listFiles, lookupBlobs, readBranchHead, readJsons, repoExists, resolveRef, type RepoStore } from '../repos/index.js';
 
 /** Input of {@link planReprocess}: a capture-time window and a page. */
 export interface ReprocessPlanInput {
@@ -47,13 +47,13 @@ export async function planReprocess(store: RepoStore, input: ReprocessPlanInput)
     const m = /^[a-z0-9_]+-[a-z0-9_]+\/(\d{8}T\d{9}Z)\.json$/.exec(p);
     return m !== null && m[1]! >= from && m[1]! < to;
   };
+  const inRange = (await listFiles(store, 'frames', framesCommit)).map((f) => f.path).filter((p) => (input.after ? p > input.after : true) && inWindow(p));
+  // Decided = has a threats or invalid document at its head (looked up, not listed: only these paths).
   const decided = new Set<string>();
   for (const repo of ['threats', 'invalid']) {
-    if (repoExists(store, repo)) for (const f of await listFiles(store, repo)) decided.add(f.path);
+    for (const [p, oid] of await lookupBlobs(store, repo, await readBranchHead(store, repo), inRange)) if (oid) decided.add(p);
   }
-  const candidates = (await listFiles(store, 'frames', framesCommit))
-    .map((f) => f.path)
-    .filter((p) => (input.after ? p > input.after : true) && inWindow(p) && decided.has(p));
+  const candidates = inRange.filter((p) => decided.has(p));
   const page = candidates.slice(0, input.limit);
   const docs = await readJsons(store, 'frames', page, framesCommit);
   const frames: FrameRef[] = [];
