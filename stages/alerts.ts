@@ -218,6 +218,43 @@ export async function deliverAlert(
   return result;
 }
 
+/** What delivering the pending alerts of one chunk did, summed over its alerts. */
+export interface DeliverManyResult {
+  alerts: number;
+  delivered: number;
+  failed: number;
+  unknown: number;
+  /** Deliveries still to retry (the caller retries the whole call; what went out is never resent). */
+  retry: number;
+}
+
+/**
+ * {@link deliverAlert} for several alerts of one commit, `concurrency` at a time: one call (one
+ * activity) per chunk instead of one per alert. Each alert keeps its own ledger, so a retry of the
+ * whole call sends only the deliveries that have no `delivered`, `failed` or `unknown` attempt yet.
+ */
+export async function deliverAlerts(
+  store: RepoStore,
+  input: { alertsCommit: string; paths: string[] },
+  settings: ChannelSettings,
+  finalAttempt = false,
+  concurrency = 4,
+): Promise<DeliverManyResult> {
+  const out: DeliverManyResult = { alerts: input.paths.length, delivered: 0, failed: 0, unknown: 0, retry: 0 };
+  let next = 0;
+  const lane = async () => {
+    while (next < input.paths.length) {
+      const r = await deliverAlert(store, { alertsCommit: input.alertsCommit, path: input.paths[next++]! }, settings, finalAttempt);
+      out.delivered += r.delivered;
+      out.failed += r.failed;
+      out.unknown += r.unknown;
+      out.retry += r.retry;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, input.paths.length)) }, lane));
+  return out;
+}
+
 /**
  * A stable, secret-free key naming one planned delivery: the channel and a hash of its target
  * (the ledger and the warehouse never hold an address, number or webhook URL).

@@ -243,3 +243,28 @@ test('a provider that accepts but answers after the timeout', async (t) => {
     assert.equal(acceptedPerAlert(sendgrid.received).get(alertId), 1);
   });
 });
+
+test('one chunk, two alerts, one 500: one delivery activity for the chunk; its retry resends only the failed e-mail', async () => {
+  sendgrid.reset();
+  sendgrid.failNext(1, 500);
+  const before = new Set((await listFiles(store, 'alerts').catch(() => [])).map((f) => f.path));
+  const batch = await ingestFrames(store, [0, 1].map((i) => ({ device, file: 'chelsea.png', atMs: T0 + (hour++ + i) * 3 * HOUR })));
+  hour++;
+  await makeBatchStarter(env.client, config)(batch);
+  const workflowId = batchWorkflowId(batch.batchId);
+  const summary: BatchSummary = await withTimeout('the batch', env.client.workflow.result(workflowId), 90_000);
+  const docs = await Promise.all((await listFiles(store, 'alerts')).filter((f) => !before.has(f.path) && !f.path.startsWith('cooldowns/')).map(async (f) => AlertDocSchema.parse(await readJson(store, 'alerts', f.path))));
+  const ids = docs.map((d) => d.alert.alertId).sort();
+  assert.equal(ids.length, 2, 'two alerts (three hours apart: no cooldown)');
+  assert.equal(summary.delivered, 2);
+  assert.equal(summary.failedDeliveries, 0);
+  assert.deepEqual([...acceptedPerAlert(sendgrid.received)].sort(), ids.map((id) => [id, 1]), 'exactly one 2xx per alert');
+  const ledgers = await Promise.all(ids.map(attemptsOf));
+  assert.deepEqual(ledgers.map((l) => l.map(([, status]) => status)).sort((a, b) => a.length - b.length), [[202], [500, 202]], 'the retry sent only the e-mail that had failed');
+  const scheduled: string[] = [];
+  for (const e of (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []) {
+    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (name) scheduled.push(name);
+  }
+  assert.deepEqual(scheduled.filter((n) => n.startsWith('deliver')), ['deliverAlerts'], 'one delivery activity for the chunk');
+});

@@ -1,4 +1,4 @@
-import { continueAsNew, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { FrameRef } from '../lib/schemas.js';
 
@@ -16,10 +16,14 @@ const quick = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-/** Delivery retries with backoff; the last attempt records a failure instead of throwing. */
+/**
+ * Delivery retries with backoff; the last attempt records a failure instead of throwing. A chunk's
+ * deliveries share one activity, so its time limit allows for many slow providers (the heartbeat
+ * still notices a dead worker within 30 s).
+ */
 function deliveryActivities(maxAttempts: number) {
   return proxyActivities<Activities>({
-    startToCloseTimeout: '2 minutes',
+    startToCloseTimeout: '15 minutes',
     heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: maxAttempts, nonRetryableErrorTypes: NON_RETRYABLE },
   });
@@ -133,9 +137,15 @@ export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
     s.suppressed = a.alerts.filter((x) => x.status === 'suppressed').length;
     if (alertsCommit) {
       s.commits.push(`alerts@${alertsCommit}`);
-      const { deliverAlert } = deliveryActivities(input.maxDeliveryAttempts);
+      const { deliverAlert, deliverAlerts } = deliveryActivities(input.maxDeliveryAttempts);
       const pending = a.alerts.filter((x) => x.status === 'pending');
-      const results = await Promise.all(pending.map((x) => deliverAlert({ alertsCommit: alertsCommit!, path: x.path })));
+      // One activity per chunk (each activity costs the Temporal server about as much as a small
+      // stage); histories begun before this change replay their per-alert activities.
+      const results = !pending.length
+        ? []
+        : patched('deliver-alerts-per-chunk')
+          ? [await deliverAlerts({ alertsCommit, paths: pending.map((x) => x.path) })]
+          : await Promise.all(pending.map((x) => deliverAlert({ alertsCommit: alertsCommit!, path: x.path })));
       for (const r of results) {
         s.delivered += r.delivered;
         s.failedDeliveries += r.failed;
