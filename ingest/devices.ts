@@ -30,42 +30,84 @@ function hashSecret(secret: string): string {
 }
 
 /**
+ * How stale the in-memory registry may be with respect to a change made by another process (the
+ * `vigil device revoke` CLI): the file is stat'ed at most this often. A change made through this
+ * instance (add, revoke) is seen at once.
+ */
+export const REGISTRY_RECHECK_MS = 100;
+
+/**
  * The device registry: a JSON file under the data folder, changed only under a lock and by atomic
- * rename, re-read when it changes on disk (so the CLI and a running server can share it).
+ * rename. Kept in memory: the file is stat'ed at most every {@link REGISTRY_RECHECK_MS} (one stat
+ * shared by every request arriving meanwhile) and re-read when its identity, size or modification
+ * time changed, so the CLI and a running server can share it and a revoked key is refused within
+ * that bound. Authenticating a request costs no file system call in between.
  */
 export class DeviceRegistry {
-  private cache: { mtimeMs: number; devices: Device[] } | null = null;
+  private cache: { sig: string; devices: Device[]; checkedAt: number } | null = null;
+  /** The check in progress, shared by concurrent callers. */
+  private checking: Promise<Device[]> | null = null;
+  /** Bumped by invalidate(): a check begun before must not store what it read. */
+  private generation = 0;
   readonly file: string;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, private readonly recheckMs = REGISTRY_RECHECK_MS) {
     this.file = path.join(dataDir, 'devices.json');
   }
 
   /** Every device, revoked ones included. */
   async list(): Promise<Device[]> {
+    const c = this.cache;
+    if (c && performance.now() - c.checkedAt < this.recheckMs) return c.devices;
+    if (this.checking) return this.checking;
+    const checking = this.reload().finally(() => {
+      if (this.checking === checking) this.checking = null;
+    });
+    this.checking = checking;
+    return checking;
+  }
+
+  private async reload(): Promise<Device[]> {
+    const checkedAt = performance.now();
+    const generation = this.generation;
     let st;
     try {
-      st = await fsp.stat(this.file);
+      st = await fsp.stat(this.file, { bigint: true });
     } catch {
+      // No registry yet (or unreadable): no device, until the file appears.
+      if (generation === this.generation) this.cache = { sig: 'absent', devices: [], checkedAt };
       return [];
     }
-    if (this.cache?.mtimeMs === st.mtimeMs) return this.cache.devices;
+    // Replaced by rename (a new inode) or changed in place: either way the signature differs.
+    const sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    if (this.cache?.sig === sig) {
+      const devices = this.cache.devices;
+      if (generation === this.generation) this.cache = { sig, devices, checkedAt };
+      return devices;
+    }
     const parsed = RegistrySchema.safeParse(JSON.parse(await fsp.readFile(this.file, 'utf8')));
     if (!parsed.success) throw new VigilError('E_CORRUPT', `device registry ${this.file} is malformed: ${parsed.error.issues[0]?.message}`);
-    this.cache = { mtimeMs: st.mtimeMs, devices: parsed.data.devices };
+    if (generation === this.generation) this.cache = { sig, devices: parsed.data.devices, checkedAt };
     return parsed.data.devices;
   }
 
   private async update(fn: (devices: Device[]) => Device[]): Promise<void> {
     await fsp.mkdir(path.dirname(this.file), { recursive: true });
     await withLock(`${this.file}.lock`, async () => {
-      this.cache = null;
+      this.invalidate();
       const devices = fn([...(await this.list())]);
       const tmp = `${this.file}.${process.pid}.tmp`;
       await fsp.writeFile(tmp, JSON.stringify({ version: 1, devices }, null, 2) + '\n', { mode: 0o600 });
       await fsp.rename(tmp, this.file);
-      this.cache = null;
+      this.invalidate();
     });
+  }
+
+  /** Forgets the cached registry: the next list() reads the file (and waits for no check begun before). */
+  private invalidate(): void {
+    this.generation++;
+    this.cache = null;
+    this.checking = null;
   }
 
   /**

@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { DeviceRegistry } from '../ingest/devices.js';
+import { DeviceRegistry, REGISTRY_RECHECK_MS } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import type { FrameDoc } from '../lib/schemas.js';
 import { fsck, listFiles, log, openStore, readJson, repoExists, resolveRef, type RepoStore } from '../repos/index.js';
@@ -224,6 +224,25 @@ test('device keys: unknown, missing, malformed and revoked keys get 401 and noth
   assertError(await request(env.port, { path: '/v1/devices/me', headers: { Authorization: `Bearer ${env.key}` } }), 401, 'E_UNAUTHORIZED');
   assert.equal(await objectCount(env.store), 0);
   assert.equal(repoExists(env.store, 'frames'), false);
+});
+
+test('device registry kept in memory: a change through the instance is seen at once, another process\'s within REGISTRY_RECHECK_MS', async () => {
+  const dir = tmpDir('vigil-server-');
+  const server = new DeviceRegistry(dir);
+  const cli = new DeviceRegistry(dir); // as `vigil device add/revoke` in another process
+  const a = await server.add({ user: 'alice', device: 'cam1' });
+  assert.equal((await server.authenticate(a.key))?.device, 'cam1');
+  const b = await cli.add({ user: 'bob', device: 'cam2' });
+  await new Promise((r) => setTimeout(r, REGISTRY_RECHECK_MS + 20));
+  assert.equal((await server.authenticate(b.key))?.device, 'cam2', 'a device added elsewhere is known after the bound');
+  await cli.revoke('bob', 'cam2');
+  await new Promise((r) => setTimeout(r, REGISTRY_RECHECK_MS + 20));
+  assert.equal(await server.authenticate(b.key), null, 'a key revoked elsewhere is refused after the bound');
+  await server.revoke('alice', 'cam1');
+  assert.equal(await server.authenticate(a.key), null, 'a key revoked through the instance is refused at once');
+  // Concurrent requests share one check of the file.
+  const many = await Promise.all(Array.from({ length: 20 }, () => server.list()));
+  assert.ok(many.every((l) => l === many[0]));
 });
 
 test('size limit: 413 from Content-Length before reading, and for a chunked body while streaming', async () => {
