@@ -6,9 +6,11 @@
  * const ruleSet = await loadRuleSet('rules');          // throws E_CONFIG on a bad set
  * const version = ruleSetHash(ruleSet);                // sha256 of serializeRuleSet(ruleSet)
  * const decision = evaluate(detectionDoc, ruleSet);    // { unsafe, configured, matches, rulesFired }
+ * const fired = compileRuleSet(ruleSet);              // many detections: fired(doc) = evaluate(doc, ruleSet).rulesFired
  * ```
  */
 export { checkRules, type CheckRulesOptions } from './check.js';
+export { compileRuleSet } from './compile.js';
 export { evaluate, type EvaluableDetection, type EvaluateContext } from './evaluate.js';
 export { listRuleFiles, type RuleFileList } from './files.js';
 export { ruleSetHash } from './hash.js';
