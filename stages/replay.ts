@@ -5,8 +5,8 @@
  * before putting it in force.
  */
 import { VigilError } from '../lib/errors.js';
-import { repoExists, resolveRef, walkBlobs, type RepoStore, type WalkedBlob } from '../repos/index.js';
-import { evaluate, ruleSetHash, type RuleSet } from '../rules/index.js';
+import { repoExists, resolveRef, walkBlobBatches, type RepoStore, type WalkedBlob } from '../repos/index.js';
+import { compileRuleSet, ruleSetHash, type RuleSet } from '../rules/index.js';
 import { DetectionDocSchema } from './schema.js';
 
 /** A frame whose decision the replayed rules change. */
@@ -62,42 +62,56 @@ export async function replayRules(store: RepoStore, ruleSet: RuleSet, opts: { re
     rulesHash: ruleSetHash(ruleSet),
     frames: 0, unsafeBefore: 0, unsafeAfter: 0, newlyUnsafe: 0, noLongerUnsafe: 0, otherRules: 0, changes: [], ms: 0,
   };
-  const threats = report.threatsCommit ? walkBlobs(store, 'threats', report.threatsCommit, { prefix: opts.prefix }) : null;
-  let pending: WalkedBlob | null | undefined = threats ? undefined : null;
-  /** The threat decision stored at `path`, advancing the threats stream (both streams are in path order). */
-  const recordedAt = async (path: string): Promise<number[] | null> => {
-    for (;;) {
-      if (pending === undefined) pending = (await threats!.next()).value ?? null;
-      const here: WalkedBlob | null = pending ?? null;
-      if (here === null || here.path > path) return null;
-      pending = undefined;
-      if (here.path === path) {
-        const doc = JSON.parse(here.bytes.toString('utf8')) as { decision?: { unsafe?: boolean; rulesFired?: number[] } };
-        return doc.decision?.unsafe ? (doc.decision.rulesFired ?? []) : [];
+  if (!report.detectionsCommit) return { ...report, ms: Math.round(performance.now() - t0) };
+  const rulesFired = compileRuleSet(ruleSet);
+  // Both streams are in path order and hand over one chunk of blobs at a time: the threat decision
+  // of a detection is looked up by advancing a cursor over the current chunk of threats.
+  const threats = report.threatsCommit ? walkBlobBatches(store, 'threats', report.threatsCommit, { prefix: opts.prefix }) : null;
+  let recorded: WalkedBlob[] = [];
+  let at = 0;
+  let threatsDone = threats === null;
+  try {
+    for await (const batch of walkBlobBatches(store, 'detections', report.detectionsCommit, { prefix: opts.prefix })) {
+      for (const blob of batch) {
+        if (blob.path.startsWith('.')) continue;
+        const parsed = DetectionDocSchema.safeParse(JSON.parse(blob.bytes.toString('utf8')));
+        if (!parsed.success) throw new VigilError('E_CORRUPT', `detections@${report.detectionsCommit}:${blob.path} is not a detection document`);
+        const det = parsed.data;
+        const after = rulesFired(det);
+        // The threat decision stored at this path (null: none), advancing the threats cursor.
+        let before: number[] | null = null;
+        for (;;) {
+          if (at === recorded.length) {
+            if (threatsDone) break;
+            const n = await threats!.next();
+            if (n.done) threatsDone = true;
+            else [recorded, at] = [n.value, 0];
+            continue;
+          }
+          const here = recorded[at]!;
+          if (here.path > blob.path) break;
+          at++;
+          if (here.path === blob.path) {
+            const doc = JSON.parse(here.bytes.toString('utf8')) as { decision?: { unsafe?: boolean; rulesFired?: number[] } };
+            before = doc.decision?.unsafe ? (doc.decision.rulesFired ?? []) : [];
+            break;
+          }
+        }
+        report.frames++;
+        if (before?.length) report.unsafeBefore++;
+        if (after.length) report.unsafeAfter++;
+        if (sameRules(before ?? [], after)) continue;
+        if (!before?.length) report.newlyUnsafe++;
+        else if (!after.length) report.noLongerUnsafe++;
+        else report.otherRules++;
+        if (report.changes.length < limit) {
+          report.changes.push({ path: blob.path, frameId: det.frameId, user: det.user, device: det.device, capturedAt: det.capturedAt, before, after });
+        }
       }
     }
-  };
-  if (!report.detectionsCommit) return { ...report, ms: Math.round(performance.now() - t0) };
-  for await (const blob of walkBlobs(store, 'detections', report.detectionsCommit, { prefix: opts.prefix })) {
-    if (blob.path.startsWith('.')) continue;
-    const parsed = DetectionDocSchema.safeParse(JSON.parse(blob.bytes.toString('utf8')));
-    if (!parsed.success) throw new VigilError('E_CORRUPT', `detections@${report.detectionsCommit}:${blob.path} is not a detection document`);
-    const det = parsed.data;
-    const decision = evaluate(det, ruleSet);
-    const after = decision.unsafe ? decision.rulesFired : [];
-    const before = await recordedAt(blob.path);
-    report.frames++;
-    if (before?.length) report.unsafeBefore++;
-    if (after.length) report.unsafeAfter++;
-    if (sameRules(before ?? [], after)) continue;
-    if (!before?.length) report.newlyUnsafe++;
-    else if (!after.length) report.noLongerUnsafe++;
-    else report.otherRules++;
-    if (report.changes.length < limit) {
-      report.changes.push({ path: blob.path, frameId: det.frameId, user: det.user, device: det.device, capturedAt: det.capturedAt, before, after });
-    }
+  } finally {
+    await threats?.return(undefined);
   }
-  await threats?.return(undefined);
   report.ms = Math.round(performance.now() - t0);
   return report;
 }
