@@ -13,22 +13,42 @@ export interface LocalTime {
 /** ISO 8601 date-time with an explicit `Z` or offset (no local, zone-less times). */
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
-/** One formatter per zone: building them is slow, using them is pure. */
-const formatters = new Map<string, Intl.DateTimeFormat>();
+/**
+ * A zone's formatter, and whether its pattern is "<hour>:<minute>" (checked once on a known
+ * instant), so that a plain `format` string of the shape `HH:MM` can be read without formatToParts.
+ */
+interface ZoneFormatter {
+  readonly format: Intl.DateTimeFormat;
+  readonly hourColonMinute: boolean;
+}
 
-function formatterFor(timeZone: string): Intl.DateTimeFormat {
+/** One formatter per zone: building them is slow, using them is pure. */
+const formatters = new Map<string, ZoneFormatter>();
+
+function formatterFor(timeZone: string): ZoneFormatter {
   let f = formatters.get(timeZone);
   if (!f) {
+    let format: Intl.DateTimeFormat;
     try {
-      f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', hour: '2-digit', minute: '2-digit' });
+      format = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', hour: '2-digit', minute: '2-digit' });
     } catch {
       throw new VigilError('E_BAD_INPUT', `unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as Europe/Paris`, {
         tz: timeZone,
       });
     }
+    const parts = format.formatToParts(0);
+    const hourColonMinute = parts.length === 3 && parts[0]!.type === 'hour' && parts[1]!.type === 'literal' && parts[1]!.value === ':' && parts[2]!.type === 'minute';
+    f = { format, hourColonMinute };
     if (formatters.size < 1000) formatters.set(timeZone, f);
   }
   return f;
+}
+
+/** Value of two ASCII digits at `i` of `s`, or -1. */
+function twoDigits(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
 }
 
 function toEpochMs(at: string | Date): number {
@@ -51,7 +71,15 @@ function toEpochMs(at: string | Date): number {
  */
 export function localTime(at: string | Date, timeZone: string): LocalTime {
   const ms = toEpochMs(at);
-  const parts = formatterFor(timeZone).formatToParts(ms);
+  const f = formatterFor(timeZone);
+  if (f.hourColonMinute) {
+    // Fast path: the formatted string itself, when it is exactly "HH:MM" (else the parts below).
+    const text = f.format.format(ms);
+    const hour = text.length === 5 && text.charCodeAt(2) === 58 ? twoDigits(text, 0) : -1;
+    const minute = hour >= 0 ? twoDigits(text, 3) : -1;
+    if (minute >= 0 && minute <= 59) return { hour: hour % 24, minute };
+  }
+  const parts = f.format.formatToParts(ms);
   const hour = Number(parts.find((p) => p.type === 'hour')?.value);
   const minute = Number(parts.find((p) => p.type === 'minute')?.value);
   if (!Number.isInteger(hour) || !Number.isInteger(minute)) {

@@ -115,3 +115,18 @@ test('walkBlobBatches: blobs cut at chunk boundaries anywhere, some larger than 
   for await (const b of walkBlobs(store, 'docs', 'main', { prefix: 'd3/' })) one.push(b.path);
   assert.deepEqual(one, gitOrder.filter((p) => p.startsWith('d3/')));
 });
+
+test('localTime reads the formatted "HH:MM" exactly as formatToParts does (zones with DST, odd offsets)', async () => {
+  const { localTime } = await import('../rules/index.js');
+  const r = seededRandom(11);
+  for (const tz of [...ZONES, 'Asia/Kolkata', 'America/St_Johns', 'Pacific/Chatham', 'Africa/Monrovia']) {
+    const f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', hour: '2-digit', minute: '2-digit' });
+    for (let i = 0; i < 2000; i++) {
+      // 1900-2100, so pre-standard local mean times with odd seconds are met too
+      const ms = Date.UTC(1900, 0, 1) + Math.floor(r() * 200 * 365.25 * 86_400_000);
+      const parts = f.formatToParts(ms);
+      const expected = { hour: Number(parts.find((p) => p.type === 'hour')!.value) % 24, minute: Number(parts.find((p) => p.type === 'minute')!.value) };
+      assert.deepEqual(localTime(new Date(ms).toISOString(), tz), expected, `${tz} ${new Date(ms).toISOString()}`);
+    }
+  }
+});
