@@ -25,7 +25,9 @@ interface CompiledRule {
 }
 
 /** What applies to one (user, device); `fallback`: decided by {@link evaluate} itself. */
-type Compiled = { readonly fallback: false; readonly rules: readonly CompiledRule[]; readonly deviceHours: Window | null } | { readonly fallback: true };
+type Compiled =
+  | { readonly fallback: false; readonly rules: readonly CompiledRule[]; readonly deviceHours: Window | null; readonly someHours: boolean }
+  | { readonly fallback: true };
 
 /** Same test as isWithinActiveHours, on precomputed minutes. */
 const within = (w: Window, time: LocalTime): boolean => {
@@ -38,17 +40,14 @@ const toWindow = (h: ActiveHours): Window => ({ from: clockMinutes(h.from), to: 
 function compileFor(ruleSet: RuleSet, user: string, device: string): Compiled {
   const eff = resolveRules(ruleSet, user, device);
   try {
-    return {
-      fallback: false,
-      deviceHours: eff.activeHours ? toWindow(eff.activeHours) : null,
-      rules: eff.rules.map((r) => ({
-        ruleId: r.ruleId,
-        classes: new Set(r.classes),
-        minScore: r.minScore,
-        minArea: Math.max(r.minBoxArea ?? 0, eff.minBoxArea ?? 0),
-        hours: r.activeHours ? toWindow(r.activeHours) : null,
-      })),
-    };
+    const rules = eff.rules.map((r) => ({
+      ruleId: r.ruleId,
+      classes: new Set(r.classes),
+      minScore: r.minScore,
+      minArea: Math.max(r.minBoxArea ?? 0, eff.minBoxArea ?? 0),
+      hours: r.activeHours ? toWindow(r.activeHours) : null,
+    }));
+    return { fallback: false, deviceHours: eff.activeHours ? toWindow(eff.activeHours) : null, rules, someHours: rules.some((r) => r.hours !== null) };
   } catch {
     // An invalid clock (impossible in a checked rule set): let evaluate raise its error when, and
     // only when, it would.
@@ -71,16 +70,16 @@ export function compileRuleSet(ruleSet: RuleSet): (detection: EvaluableDetection
     if (!c) devices.set(detection.device, (c = compileFor(ruleSet, detection.user, detection.device)));
     if (c.fallback) return evaluate(detection, ruleSet).rulesFired;
     if (c.rules.length === 0) return [];
+    // The local time, computed once and only when some active hours apply (as evaluate does).
     let now: LocalTime | undefined;
-    const clock = (): LocalTime => (now ??= localTime(detection.capturedAt, detection.tz));
-    if (c.deviceHours && !within(c.deviceHours, clock())) return [];
+    if (c.deviceHours) {
+      now = localTime(detection.capturedAt, detection.tz);
+      if (!within(c.deviceHours, now)) return [];
+    }
     let active = c.rules;
-    for (const r of c.rules) {
-      if (r.hours) {
-        const t = clock();
-        active = c.rules.filter((x) => !x.hours || within(x.hours, t));
-        break;
-      }
+    if (c.someHours) {
+      const t = (now ??= localTime(detection.capturedAt, detection.tz));
+      active = c.rules.filter((x) => !x.hours || within(x.hours, t));
     }
     const fired: number[] = [];
     const { objects, image } = detection;

@@ -46,23 +46,27 @@ async function* gitOut(gitdir: string, args: string[], stdin?: AsyncIterable<str
 
 /**
  * Yields `(path, oid)` of every blob in the tree of `commit`, under `prefix` if given, as
- * `git ls-tree -r -z` prints them (path order), while it prints them.
+ * `git ls-tree -r -z` prints them (path order), while it prints them (those of each chunk of its
+ * output at once).
  */
-async function* lsTree(gitdir: string, commit: string, prefix?: string): AsyncGenerator<{ path: string; oid: string }> {
-  let rest: Buffer = Buffer.alloc(0);
-  for await (const chunk of gitOut(gitdir, ['ls-tree', '-r', '-z', '--full-tree', commit, ...(prefix ? ['--', prefix] : [])])) {
-    rest = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+async function* lsTree(gitdir: string, commit: string, prefix?: string): AsyncGenerator<Array<{ path: string; oid: string }>> {
+  let rest: Buffer | null = null;
+  for await (let chunk of gitOut(gitdir, ['ls-tree', '-r', '-z', '--full-tree', commit, ...(prefix ? ['--', prefix] : [])])) {
+    // Only a record cut by the previous chunk is joined with this one.
+    if (rest) chunk = Buffer.concat([rest, chunk]);
+    const out: Array<{ path: string; oid: string }> = [];
     let from = 0;
-    for (let nul = rest.indexOf(0, from); nul >= 0; nul = rest.indexOf(0, from)) {
-      // "<mode> blob <oid>\t<path>"
-      const rec = rest.subarray(from, nul).toString('utf8');
+    for (let nul = chunk.indexOf(0, from); nul >= 0; nul = chunk.indexOf(0, from)) {
+      // "<mode> blob <oid>\t<path>": the header is ASCII, the path UTF-8.
+      const tab = chunk.indexOf(0x09, from);
+      if (tab >= 0 && tab < nul) {
+        const [, type, oid] = chunk.toString('latin1', from, tab).split(' ');
+        if (type === 'blob' && oid) out.push({ path: chunk.toString('utf8', tab + 1, nul), oid });
+      }
       from = nul + 1;
-      const tab = rec.indexOf('\t');
-      if (tab < 0) continue;
-      const [, type, oid] = rec.slice(0, tab).split(' ');
-      if (type === 'blob' && oid) yield { path: rec.slice(tab + 1), oid };
     }
-    rest = rest.subarray(from);
+    rest = from < chunk.length ? Buffer.from(chunk.subarray(from)) : null;
+    if (out.length) yield out;
   }
 }
 
@@ -85,9 +89,11 @@ export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'ma
   const files: Array<{ path: string; oid: string }> = [];
   async function* requests() {
     let batch = '';
-    for await (const f of lsTree(gitdir, commit!, opts.prefix)) {
-      files.push(f);
-      batch += `${f.oid}\n`;
+    for await (const listed of lsTree(gitdir, commit!, opts.prefix)) {
+      for (const f of listed) {
+        files.push(f);
+        batch += `${f.oid}\n`;
+      }
       if (batch.length >= 64 * 1024) {
         yield batch;
         batch = '';
