@@ -44,6 +44,10 @@ export async function startDevServer(opts: { dataDir: string; port: number; uiPo
   const child = spawn(bin, [
     'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--ui-port', String(opts.uiPort),
     '--db-filename', dbFile, '--namespace', 'default', '--log-level', 'warn',
+    // SQLite's write-ahead log instead of its default rollback journal (a journal file created and
+    // deleted per transaction): about a fifth less server CPU per activity, measured. synchronous=full
+    // keeps every commit fsync'd, so a power loss still loses no workflow start or completion.
+    '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=full',
     // Its own process group: a Ctrl-C at the terminal reaches vigil only, which then stops the
     // worker first and the server last, so finished activities are reported before it goes.
   ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
