@@ -66,12 +66,12 @@ export async function replayRules(store: RepoStore, ruleSet: RuleSet, opts: { re
   const rulesFired = compileRuleSet(ruleSet);
   // Both streams are in path order and hand over one chunk of blobs at a time: the threat decision
   // of a detection is looked up by advancing a cursor over the current chunk of threats.
-  const threats = report.threatsCommit ? walkBlobBatches(store, 'threats', report.threatsCommit, { prefix: opts.prefix }) : null;
+  const threats = report.threatsCommit ? walkBlobBatches(store, 'threats', report.threatsCommit, { prefix: opts.prefix, resolved: true }) : null;
   let recorded: WalkedBlob[] = [];
   let at = 0;
   let threatsDone = threats === null;
   try {
-    for await (const batch of walkBlobBatches(store, 'detections', report.detectionsCommit, { prefix: opts.prefix })) {
+    for await (const batch of walkBlobBatches(store, 'detections', report.detectionsCommit, { prefix: opts.prefix, resolved: true })) {
       for (const blob of batch) {
         if (blob.path.startsWith('.')) continue;
         const parsed = DetectionDocSchema.safeParse(JSON.parse(blob.bytes.toString('utf8')));

@@ -78,11 +78,13 @@ async function* lsTree(gitdir: string, commit: string, prefix?: string): AsyncGe
  * output as one array (one await per ~64 KiB instead of one per file); see {@link walkBlobs}
  * for one blob at a time.
  * @param opts.prefix only files under this folder (e.g. `alice-cam1/`).
+ * @param opts.resolved `ref` is a full commit id that resolveRef already gave: not looked up again.
  * @throws VigilError E_NOT_FOUND (repo or ref), E_TOOL_MISSING (no git), E_HASH_MISMATCH, E_STORAGE.
  */
-export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'main', opts: { prefix?: string } = {}): AsyncGenerator<WalkedBlob[]> {
+export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'main', opts: { prefix?: string; resolved?: boolean } = {}): AsyncGenerator<WalkedBlob[]> {
   if (!repoExists(store, repo)) throw new VigilError('E_NOT_FOUND', `no repo named ${repo}`);
-  const commit = await resolveRef(store, repo, ref);
+  if (opts.resolved && !/^[0-9a-f]{40}$/.test(ref)) throw new VigilError('E_BAD_ID', `${repo}: ${JSON.stringify(ref)} is not a commit id`);
+  const commit = opts.resolved ? ref : await resolveRef(store, repo, ref);
   if (!commit) return;
   const gitdir = gitdirOf(store, repo);
   // The listing feeds cat-file as it comes: both run at once, in path order.
