@@ -1,7 +1,7 @@
-import git from 'isomorphic-git';
 import { VigilError } from '../../lib/errors.js';
 import { assertRepoPath, gitArgs, type RepoStore } from '../store.js';
 import { lookupBlobs } from './commit.js';
+import { readBlobBytes } from './objects.js';
 import { resolveRef } from './resolve.js';
 
 /**
@@ -17,7 +17,7 @@ export async function readFiles(store: RepoStore, repo: string, paths: readonly 
   if (!commit || paths.length === 0) return out;
   const args = gitArgs(store, repo);
   for (const [p, oid] of await lookupBlobs(store, repo, commit, paths)) {
-    if (oid) out.set(p, Buffer.from((await git.readBlob({ ...args, oid })).blob));
+    if (oid) out.set(p, await readBlobBytes(args, oid));
   }
   return out;
 }

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import git from 'isomorphic-git';
+import { isVigilError } from '../lib/errors.js';
+import { parseTree, readBlobBytes, readCommitTree, readObject, readTreeEntries } from '../repos/api/objects.js';
+import { commitChanges, gitArgs, gitdirOf, openStore } from '../repos/index.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const prov = { batchId: 'b1', stage: 'test', stageVersion: '1', inputs: [] };
+
+/** A repo with nested folders and binary content; returns its head. */
+async function sample() {
+  const store = openStore(tmpDir());
+  const c = await commitChanges(store, {
+    repo: 'detections',
+    changes: [
+      { path: 'u1-d1/20261128T000000000Z.json', content: '{"a":1}\n' },
+      { path: 'u1-d1/20261128T000001000Z.json', content: '{"a":2}\n' },
+      { path: 'u2-d9/deep/er/x.bin', content: Buffer.from([0, 255, 1, 254, 0, 0, 10]) },
+    ],
+    provenance: prov, summary: 'sample',
+  });
+  return { store, args: gitArgs(store, 'detections'), head: c.commit! };
+}
+
+/** Every object reachable from `head`, read both ways. */
+async function compareAll(args: ReturnType<typeof gitArgs>, head: string): Promise<number> {
+  let n = 0;
+  const tree = await readCommitTree(args, head);
+  assert.equal(tree, (await git.readCommit({ ...args, oid: head })).commit.tree);
+  const walk = async (oid: string): Promise<void> => {
+    const ours = await readTreeEntries(args, oid);
+    assert.deepEqual(ours, (await git.readTree({ ...args, oid })).tree.map((e) => ({ mode: e.mode, path: e.path, oid: e.oid, type: e.type })));
+    n++;
+    for (const e of ours) {
+      if (e.type === 'tree') await walk(e.oid);
+      else {
+        assert.deepEqual(await readBlobBytes(args, e.oid), Buffer.from((await git.readBlob({ ...args, oid: e.oid })).blob));
+        n++;
+      }
+    }
+  };
+  await walk(tree);
+  return n;
+}
+
+test('git objects: loose blobs, trees and commits read as isomorphic-git reads them', async () => {
+  const { args, head } = await sample();
+  assert.equal(await compareAll(args, head), 5 + 3, 'every tree (5) and blob (3) compared');
+});
+
+test('git objects: packed objects (after git gc) are read too', async () => {
+  const { store, args, head } = await sample();
+  execFileSync('git', ['--git-dir', gitdirOf(store, 'detections'), 'gc', '--quiet', '--prune=now']);
+  const loose = (await fsp.readdir(path.join(args.gitdir, 'objects'))).filter((d) => /^[0-9a-f]{2}$/.test(d));
+  assert.deepEqual(loose, [], 'nothing loose is left');
+  assert.equal(await compareAll(args, head), 8);
+});
+
+test('git objects: a damaged, mistyped, missing or misnamed object is refused', async () => {
+  const { args, head } = await sample();
+  const tree = await readCommitTree(args, head);
+  const blob = (await readTreeEntries(args, tree)).find((e) => e.type === 'tree')!;
+  await assert.rejects(readBlobBytes(args, tree), (e) => isVigilError(e, 'E_CORRUPT'), 'a tree is not a blob');
+  await assert.rejects(readObject(args, '0'.repeat(40)), (e) => isVigilError(e, 'E_NOT_FOUND'));
+  await assert.rejects(readObject(args, '../../../etc/passwd'), (e) => isVigilError(e, 'E_BAD_ID'));
+  const file = path.join(args.gitdir, 'objects', blob.oid.slice(0, 2), blob.oid.slice(2));
+  await fsp.chmod(file, 0o644);
+  await fsp.writeFile(file, 'not zlib');
+  await assert.rejects(readObject(args, blob.oid), (e) => isVigilError(e, 'E_CORRUPT'));
+  // Valid zlib, wrong content for its name.
+  const other = path.join(args.gitdir, 'objects', head.slice(0, 2), head.slice(2));
+  await fsp.copyFile(other, file);
+  await assert.rejects(readObject(args, blob.oid), (e) => isVigilError(e, 'E_CORRUPT') && /does not hash/.test((e as Error).message));
+});
+
+test('parseTree: a truncated entry is refused, not misread', () => {
+  const good = Buffer.concat([Buffer.from('100644 a.json\0'), Buffer.alloc(20, 0xab)]);
+  assert.deepEqual(parseTree(good), [{ mode: '100644', path: 'a.json', oid: 'ab'.repeat(20), type: 'blob' }]);
+  assert.throws(() => parseTree(good.subarray(0, good.length - 1)), (e) => isVigilError(e, 'E_CORRUPT'));
+  assert.throws(() => parseTree(Buffer.from('100644 no-nul')), (e) => isVigilError(e, 'E_CORRUPT'));
+});
