@@ -1,6 +1,7 @@
-import git from 'isomorphic-git';
 import { VigilError } from '../../lib/errors.js';
-import { assertRepoPath, gitArgs, type RepoStore } from '../store.js';
+import { gitArgs, type RepoStore } from '../store.js';
+import { readCommitTree, readTreeEntries } from './objects.js';
+import { readFiles } from './readMany.js';
 import { resolveRef } from './resolve.js';
 
 /**
@@ -8,16 +9,7 @@ import { resolveRef } from './resolve.js';
  * @returns the bytes, or null when the file (or any commit) does not exist.
  */
 export async function readFile(store: RepoStore, repo: string, filepath: string, ref = 'main'): Promise<Buffer | null> {
-  assertRepoPath(filepath);
-  const oid = await resolveRef(store, repo, ref);
-  if (!oid) return null;
-  try {
-    const { blob } = await git.readBlob({ ...gitArgs(store, repo), oid, filepath });
-    return Buffer.from(blob);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'NotFoundError') return null;
-    throw err;
-  }
+  return (await readFiles(store, repo, [filepath], ref)).get(filepath) ?? null;
 }
 
 /** Reads and JSON-parses one file; null when absent. @throws VigilError E_CORRUPT on bad JSON. */
@@ -42,7 +34,7 @@ export interface TreeFile {
 export async function listTree(store: RepoStore, repo: string, treeOid: string, prefix = ''): Promise<TreeFile[]> {
   const args = gitArgs(store, repo);
   const out: TreeFile[] = [];
-  for (const e of (await git.readTree({ ...args, oid: treeOid })).tree) {
+  for (const e of await readTreeEntries(args, treeOid)) {
     if (e.type === 'tree') out.push(...(await listTree(store, repo, e.oid, `${prefix}${e.path}/`)));
     else out.push({ path: prefix + e.path, oid: e.oid });
   }
@@ -53,6 +45,5 @@ export async function listTree(store: RepoStore, repo: string, treeOid: string, 
 export async function listFiles(store: RepoStore, repo: string, ref = 'main'): Promise<TreeFile[]> {
   const oid = await resolveRef(store, repo, ref);
   if (!oid) return [];
-  const { commit } = await git.readCommit({ ...gitArgs(store, repo), oid });
-  return listTree(store, repo, commit.tree);
+  return listTree(store, repo, await readCommitTree(gitArgs(store, repo), oid));
 }

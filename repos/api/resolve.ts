@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import git from 'isomorphic-git';
 import { VigilError } from '../../lib/errors.js';
 import { gitArgs, repoExists, type RepoStore } from '../store.js';
@@ -10,6 +12,8 @@ import { gitArgs, repoExists, type RepoStore } from '../store.js';
 export async function resolveRef(store: RepoStore, repo: string, ref = 'main'): Promise<string | null> {
   if (!repoExists(store, repo)) throw new VigilError('E_NOT_FOUND', `no repo named ${repo}`);
   const args = gitArgs(store, repo);
+  // A full id of a loose commit (what stage outputs and provenance name) needs no object scan.
+  if (/^[0-9a-f]{40}$/.test(ref) && existsSync(path.join(args.gitdir, 'objects', ref.slice(0, 2), ref.slice(2)))) return ref;
   if (/^[0-9a-f]{4,40}$/.test(ref)) {
     try {
       return await git.expandOid({ ...args, oid: ref });
