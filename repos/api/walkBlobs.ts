@@ -9,6 +9,7 @@ export interface WalkedBlob {
   path: string;
   /** git blob id, checked against the bytes. */
   oid: string;
+  /** The blob's bytes: a view into a chunk of git's output (Buffer.from it to keep it long and small). */
   bytes: Buffer;
 }
 
