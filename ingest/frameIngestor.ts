@@ -1,7 +1,7 @@
 import git from 'isomorphic-git';
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
-import { commitChanges, gitArgs, lookupBlobs, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore } from '../repos/index.js';
+import { commitChanges, gitArgs, lookupBlobs, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore, type StagedPut } from '../repos/index.js';
 import type { Device } from './devices.js';
 import { assertTimeZone, compactTimestamp, framePath, frameTag, parseCaptureTime } from './frameTag.js';
 import { sniffImageType } from './sniff.js';
@@ -21,6 +21,8 @@ export type OnFramesCommitted = (frames: FrameDoc[], framesCommit: string) => Pr
 interface Pending {
   doc: FrameDoc;
   path: string;
+  /** The frame's bytes, written but not yet durable nor named: published by the group commit. */
+  staged: StagedPut;
   resolve: (r: AcceptedFrame) => void;
   reject: (e: unknown) => void;
 }
@@ -48,10 +50,11 @@ const GATHER_MS = 5;
 const FRAME_IDS_KEPT = 10_000;
 
 /**
- * Accepts frames into the `frames` repo. Bytes go to the object store first (fsync'd); frame
- * documents are group-committed: every request waiting while a commit is being written shares the
- * next one, and each request is answered only once its commit (fsync'd, with the collector's record
- * of it) is durable.
+ * Accepts frames into the `frames` repo. Bytes are staged in the object store first (written, not
+ * yet durable nor named); frame documents are group-committed: every request waiting while a commit
+ * is being written shares the next one, whose fsync rounds also make the group's bytes durable and
+ * give them their names, before its ref moves. Each request is answered only once its bytes, its
+ * commit and the collector's record of it are durable.
  *
  * Whether a device already sent a frame for a capture time is looked up in the frames repo's tree
  * at its current head through the repos' shared tree cache: the head is re-read (one small file)
@@ -101,14 +104,17 @@ export class FrameIngestor {
     }
     this.storing++;
     let put: PutResult;
+    let staged: StagedPut | null = null;
     try {
-      put = await this.store.objects.put(bytes);
+      // The same frame again: its document is committed already; put() re-stores the bytes
+      // durably if they were lost. A new frame's bytes are only staged: its group commit makes
+      // them durable with the frame documents, in the same fsync rounds.
+      put = already ? await this.store.objects.put(bytes) : (staged = await this.store.objects.stage(bytes));
     } finally {
       this.storing--;
       if (this.storing === 0) this.allStored?.();
     }
-    // The same frame again: its document is committed already (put re-stored the bytes if they were lost).
-    if (already) return { frameId: put.sha256, tag, path: framePathNow, duplicate: true };
+    if (!staged) return { frameId: put.sha256, tag, path: framePathNow, duplicate: true };
     const doc: FrameDoc = {
       kind: 'frame',
       frameId: put.sha256,
@@ -123,7 +129,7 @@ export class FrameIngestor {
       object: { sha256: put.sha256, size: put.size, mediaType },
     };
     return new Promise<AcceptedFrame>((resolve, reject) => {
-      this.queue.push({ doc, path: framePathNow, resolve, reject });
+      this.queue.push({ doc, path: framePathNow, staged, resolve, reject });
       void this.kick();
     });
   }
@@ -246,7 +252,10 @@ export class FrameIngestor {
       provenance: (c) => ({ batchId: `ingest-${new Date().toISOString().slice(0, 13).replace(/-/g, '')}`, stage: 'ingest', stageVersion: '1', inputs: [], extra: { frames: c.length } }),
       summary: (c) => `ingest ${c.length} frame(s)`,
       durable: true,
-    });
+      // The new frames' bytes become durable and get their names in the commit's own fsync
+      // rounds, before its ref moves: a committed frame document always names durable bytes.
+      durableWith: () => fresh.map((p) => () => p.staged.publish()),
+    }).finally(() => Promise.all(group.map((p) => p.staged.discard())));
     for (const s of settled) s();
     if (!fresh.length) return null;
     if (!result.commit || !result.created) throw new VigilError('E_STORAGE', 'frames commit produced no head');

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
 import { assertSha256 } from '../lib/ids.js';
@@ -15,13 +16,36 @@ export interface PutResult {
 }
 
 /**
+ * Bytes written but not yet durable nor visible under their name (see {@link ObjectStore.stage}).
+ * `created` tells whether publishing will create the object (false: identical bytes are stored).
+ */
+export interface StagedPut extends PutResult {
+  /**
+   * Makes the object durable and visible: its content is made durable, then it gets its name.
+   * Resolves to the folders whose new entries must still be fsync'd for the name to be durable
+   * (the caller fsyncs them, typically together with other files' folders). Call at most once.
+   * @throws VigilError E_STORAGE
+   */
+  publish(): Promise<string[]>;
+  /** Drops what was staged and never published (no-op after publish). Never throws. */
+  discard(): Promise<void>;
+}
+
+/**
  * A content-addressed object store: bytes are stored once under their SHA-256, and every read
  * re-hashes them. The local folder implementation is the default; an S3-compatible store can
  * implement the same interface when workers run on many hosts.
  */
 export interface ObjectStore {
-  /** Stores bytes; storing the same bytes again writes nothing. */
+  /** Stores bytes durably (content and name); storing the same bytes again writes nothing. */
   put(bytes: Buffer): Promise<PutResult>;
+  /**
+   * Writes bytes without waiting for them to be durable, for a caller that makes many objects
+   * durable at once (the ingestor's group commit): nothing is visible under the object's name
+   * until {@link StagedPut.publish}, so an object that has a name always has its whole content
+   * on disk, after a crash or power loss too.
+   */
+  stage(bytes: Buffer): Promise<StagedPut>;
   /** Reads and verifies bytes. @throws VigilError E_NOT_FOUND, E_HASH_MISMATCH */
   get(sha256: string): Promise<Buffer>;
   /** True when the object exists (no verification). */
@@ -37,7 +61,7 @@ export function sha256Hex(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Local-folder object store: `<root>/<aa>/<bbbb…>`, written via temp file, fsync and rename. */
+/** Local-folder object store: `<root>/<aa>/<bbbb…>`, written via temp file, fdatasync and rename. */
 export class LocalObjectStore implements ObjectStore {
   constructor(readonly root: string) {}
 
@@ -47,29 +71,95 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async put(bytes: Buffer): Promise<PutResult> {
+    const staged = await this.stage(bytes);
+    try {
+      const dirs = await staged.publish();
+      await Promise.all(dirs.map((d) => syncDir(d)));
+    } catch (err) {
+      await staged.discard();
+      throw storageError(err, `could not store object ${staged.sha256}`);
+    }
+    return { sha256: staged.sha256, size: staged.size, created: staged.created };
+  }
+
+  /**
+   * Writes the bytes to a temp file under `<root>/tmp` (no fsync). publish() fdatasyncs it and
+   * renames it to its name (a name therefore only ever appears with its whole content, even
+   * across a power loss); the caller fsyncs the folder publish() names.
+   */
+  async stage(bytes: Buffer): Promise<StagedPut> {
     const sha256 = sha256Hex(bytes);
     const target = this.pathOf(sha256);
+    const size = bytes.length;
     const existing = await this.size(sha256);
-    if (existing === bytes.length) return { sha256, size: bytes.length, created: false };
+    if (existing === size) {
+      // Already named, so its content is durable; its folder entry may still be in flight
+      // (another writer between its rename and its folder fsync), so the folder is named too.
+      return { sha256, size, created: false, publish: async () => [path.dirname(target)], discard: async () => undefined };
+    }
     const tmpDir = path.join(this.root, 'tmp');
     const tmp = path.join(tmpDir, `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    let fh: FileHandle | null = null;
     try {
-      // Folders are made when missing (ENOENT) rather than before every put: two fewer file
+      // Folders are made when missing (ENOENT) rather than before every write: fewer file
       // system calls per frame on the ingest path.
-      const fh = await retryInNewFolder(tmpDir, () => fsp.open(tmp, 'wx', 0o444));
-      try {
-        await fh.writeFile(bytes);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await retryInNewFolder(path.dirname(target), () => fsp.rename(tmp, target));
-      await syncDir(path.dirname(target));
+      fh = await retryInNewFolder(tmpDir, () => fsp.open(tmp, 'wx', 0o444));
+      await fh.writeFile(bytes);
     } catch (err) {
-      await fsp.rm(tmp, { force: true });
+      await fh?.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw storageError(err, `could not store object ${sha256}`);
     }
-    return { sha256, size: bytes.length, created: existing === null };
+    // The handle stays open for publish()'s fdatasync, unless many staged objects are waiting.
+    if (openStaged < MAX_OPEN_STAGED) openStaged++;
+    else {
+      const h = fh;
+      fh = null;
+      try {
+        await h.close();
+      } catch (err) {
+        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+        throw storageError(err, `could not store object ${sha256}`);
+      }
+    }
+    let state: 'staged' | 'published' | 'discarded' = 'staged';
+    const release = async (): Promise<void> => {
+      const h = fh;
+      if (!h) return;
+      fh = null;
+      openStaged--;
+      await h.close();
+    };
+    return {
+      sha256,
+      size,
+      created: existing === null,
+      publish: async () => {
+        if (state !== 'staged') throw new VigilError('E_STORAGE', `object ${sha256}: staged write already ${state}`);
+        state = 'published';
+        try {
+          const h = fh ?? (await fsp.open(tmp, 'r'));
+          try {
+            await h.datasync();
+          } finally {
+            if (h === fh) await release();
+            else await h.close();
+          }
+          await retryInNewFolder(path.dirname(target), () => fsp.rename(tmp, target));
+        } catch (err) {
+          await release().catch(() => undefined);
+          await fsp.rm(tmp, { force: true }).catch(() => undefined);
+          throw storageError(err, `could not store object ${sha256}`);
+        }
+        return [path.dirname(target)];
+      },
+      discard: async () => {
+        if (state !== 'staged') return;
+        state = 'discarded';
+        await release().catch(() => undefined);
+        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      },
+    };
   }
 
   async get(sha256: string): Promise<Buffer> {
@@ -117,6 +207,10 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 }
+
+/** Staged objects whose temp file is kept open (process-wide), and the most kept open at once. */
+let openStaged = 0;
+const MAX_OPEN_STAGED = 256;
 
 /** Runs `fn`; when it fails with ENOENT, creates `dir` and runs it once more. */
 async function retryInNewFolder<T>(dir: string, fn: () => Promise<T>): Promise<T> {

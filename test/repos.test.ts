@@ -29,6 +29,48 @@ test('object store: stored once, verified on read, corruption detected', async (
   await assert.rejects(store.objects.get('../../etc/passwd'), (e) => isVigilError(e, 'E_BAD_ID'));
 });
 
+test('object store: a staged object has no name until published; a discarded one leaves nothing; a durable commit publishes with its own fsyncs', async () => {
+  const store = openStore(tmpDir());
+  const tmpFiles = async () => (await fsp.readdir(path.join(store.dataDir, 'objects', 'tmp')).catch(() => [])).length;
+  const bytes = Buffer.from('staged frame');
+  const staged = await store.objects.stage(bytes);
+  assert.equal(staged.sha256, sha256Hex(bytes));
+  assert.equal(staged.created, true);
+  assert.equal(await store.objects.has(staged.sha256), false, 'not visible before publish');
+  const dirs = await staged.publish();
+  assert.deepEqual(dirs, [path.join(store.dataDir, 'objects', staged.sha256.slice(0, 2))]);
+  assert.deepEqual(await store.objects.get(staged.sha256), bytes);
+  await staged.discard(); // no-op after publish
+  assert.deepEqual(await store.objects.get(staged.sha256), bytes);
+  await assert.rejects(staged.publish(), (e) => isVigilError(e, 'E_STORAGE'), 'publish only once');
+  // The same bytes again: nothing to write, the folder is still named for the caller's fsync.
+  const again = await store.objects.stage(bytes);
+  assert.equal(again.created, false);
+  assert.deepEqual(await again.publish(), dirs);
+
+  const dropped = await store.objects.stage(Buffer.from('never published'));
+  assert.equal(await tmpFiles(), 1);
+  await dropped.discard();
+  assert.equal(await tmpFiles(), 0, 'discard removes the temp file');
+  assert.equal(await store.objects.has(dropped.sha256), false);
+
+  // commitChanges(durableWith): run only when a commit is written, before the ref moves.
+  const other = await store.objects.stage(Buffer.from('committed with its document'));
+  let ran = 0;
+  const step = () => {
+    ran++;
+    return other.publish();
+  };
+  const r = await commitChanges(store, { repo: 'docs', changes: [{ path: 'a.json', content: '{}' }], provenance: prov('b1'), summary: 's', durable: true, durableWith: () => [step] });
+  assert.equal(r.created, true);
+  assert.equal(ran, 1);
+  assert.equal(await store.objects.has(other.sha256), true);
+  const noop = await commitChanges(store, { repo: 'docs', changes: [{ path: 'a.json', content: '{}' }], provenance: prov('b1'), summary: 's', durable: true, durableWith: () => [step] });
+  assert.equal(noop.created, false);
+  assert.equal(ran, 1, 'no commit, no step');
+  await assert.rejects(commitChanges(store, { repo: 'docs', changes: [], provenance: prov('b1'), summary: 's', durableWith: () => [] }), (e) => isVigilError(e, 'E_BAD_INPUT'));
+});
+
 test('commits: provenance, no-op commits, log, diff, inspect, batch index', async () => {
   const store = openStore(tmpDir());
   const c1 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u1-d1/a.json', content: '{"x":1}' }], provenance: prov('b1'), summary: 'one' });

@@ -235,6 +235,14 @@ function renderCommit(tree: string, parents: string[], timestamp: number, messag
   return Buffer.from(`tree ${tree}\n${parents.map((p) => `parent ${p}\n`).join('')}author ${who}\ncommitter ${who}\n\n${body}`);
 }
 
+/**
+ * Work outside the repo that a durable commit makes durable with itself, before its branch moves
+ * (e.g. publishing the objects its documents name): run in the commit's content round, beside the
+ * fdatasync of its git objects; resolves to the folders whose new entries are fsync'd in the
+ * commit's folder round.
+ */
+export type DurableStep = () => Promise<readonly string[]>;
+
 /** What a commit's changes are: a list, or a function of the head the commit builds on. */
 export type ChangesSpec = Change[] | ((head: string | null) => Change[] | Promise<Change[]>);
 
@@ -247,7 +255,8 @@ export type ChangesSpec = Change[] | ((head: string | null) => Change[] | Promis
  * `changes` may be a function: it is called under the lock with the head the commit builds on,
  * so a writer can decide what to write from exactly the state it writes over (e.g. refuse a path
  * another process just wrote). With `durable`, every new git object, the batch index line and the
- * ref are fsync'd (with their folders) before the call returns, so the commit survives a power loss.
+ * ref are fsync'd (with their folders) before the call returns, so the commit survives a power loss;
+ * `durableWith` adds the caller's own files to the same fsync rounds, before the ref moves.
  */
 export async function commitChanges(
   store: RepoStore,
@@ -260,6 +269,11 @@ export async function commitChanges(
     /** The commit message's first line, or a function of the changes. */
     summary: string | ((changes: Change[]) => string);
     durable?: boolean;
+    /**
+     * With `durable`: steps made durable in the commit's fsync rounds (see DurableStep), a function
+     * of the changes. Not run when the call writes no commit.
+     */
+    durableWith?: (changes: Change[]) => DurableStep[];
   },
 ): Promise<CommitResult> {
   const branch = opts.branch ?? 'main';
@@ -267,6 +281,7 @@ export async function commitChanges(
   await ensureRepo(store, opts.repo);
   const args = gitArgs(store, opts.repo);
   const durable = opts.durable ?? false;
+  if (opts.durableWith && !durable) throw new VigilError('E_BAD_INPUT', 'commitChanges: durableWith needs durable: true');
   try {
     return await withLock(lockPathOf(store, opts.repo), async () => {
       const head = await branchHead(args, opts.repo, branch);
@@ -290,8 +305,14 @@ export async function commitChanges(
         if (durable) {
           // Every file's content at once, then every new name at once, then the ref: a few fsync
           // rounds per commit, however many objects it wrote.
-          const [indexDir] = await Promise.all([indexBatchCommit(store, provenance.batchId, row, true), syncAndClose(written.open)]);
-          await settleAll([...written.dirs, indexDir].map(syncDir));
+          const dirs = new Set(written.dirs);
+          const steps = opts.durableWith?.(changes) ?? [];
+          await settleAll([
+            indexBatchCommit(store, provenance.batchId, row, true).then((d) => void dirs.add(d)),
+            syncAndClose(written.open),
+            ...steps.map((step) => step().then((ds) => ds.forEach((d) => dirs.add(d)))),
+          ]);
+          await settleAll([...dirs].map(syncDir));
         } else {
           await indexBatchCommit(store, provenance.batchId, row, false);
         }
