@@ -11,6 +11,7 @@ import { formatCommitMessage } from '../provenance.js';
 import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, type RepoStore } from '../store.js';
 import { storageError } from '../objectStore.js';
 import { fsyncPath as syncDir } from '../../lib/fsync.js';
+import { readCommitTree, readTreeEntries } from './objects.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
 export type Change = { path: string; content: Buffer | string } | { path: string; delete: true };
@@ -75,7 +76,7 @@ async function readTreeCached(args: GitArgs, oid: string): Promise<Tree> {
   const key = `${args.gitdir}\0${oid}`;
   const hit = treeCache.get(key);
   if (hit) return hit;
-  const tree = new Map((await git.readTree({ ...args, oid })).tree.map((e) => [e.path, e as Entry]));
+  const tree = new Map((await readTreeEntries(args, oid)).map((e) => [e.path, e as Entry]));
   treeCache.set(key, tree);
   return tree;
 }
@@ -84,7 +85,7 @@ async function commitTree(args: GitArgs, commit: string): Promise<string> {
   const key = `${args.gitdir}\0${commit}`;
   let tree = commitTrees.get(key);
   if (!tree) {
-    tree = (await git.readCommit({ ...args, oid: commit })).commit.tree;
+    tree = await readCommitTree(args, commit);
     if (commitTrees.size >= 10_000) commitTrees.delete(commitTrees.keys().next().value!);
     commitTrees.set(key, tree);
   }
