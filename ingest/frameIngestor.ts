@@ -46,6 +46,9 @@ const MAX_GROUP = 500;
 /** Longest wait for frames still being stored before a group commit starts (see gather()). */
 const GATHER_MS = 5;
 
+/** Longest time the early duplicate/conflict check may use a head read or committed earlier (see recentHead). */
+const HEAD_RECHECK_MS = 200;
+
 /** Frame documents kept per blob id (a blob's content never changes); only read for paths that exist. */
 const FRAME_IDS_KEPT = 10_000;
 
@@ -57,10 +60,12 @@ const FRAME_IDS_KEPT = 10_000;
  * commit and the collector's record of it are durable.
  *
  * Whether a device already sent a frame for a capture time is looked up in the frames repo's tree
- * at its current head through the repos' shared tree cache: the head is re-read (one small file)
- * before every lookup, so a commit by another process (a second API server) is seen, and only the
- * folders it changed are read again. The decisive check runs under the repo lock, against the very
- * head the group's commit builds on.
+ * through the repos' shared tree cache, first early (before the bytes are written) at the head this
+ * process last committed, re-read from disk at most every HEAD_RECHECK_MS, so a commit by another
+ * process (a second API server) is seen within that bound and only the folders it changed are read
+ * again. The decisive check runs under the repo lock, against the very head the group's commit
+ * builds on: a frame the early check missed is answered there (a duplicate, or a conflict whose
+ * staged bytes are dropped, so a conflict never leaves its bytes behind).
  */
 export class FrameIngestor {
   private queue: Pending[] = [];
@@ -70,6 +75,11 @@ export class FrameIngestor {
   private readonly frameIds = new Map<string, string>();
   /** Requests storing their bytes right now (they will join the queue in a moment). */
   private storing = 0;
+  /** The frames head last committed or read here, and when (see recentHead). */
+  private head: { commit: string | null; at: number } | null = null;
+  private headReading: Promise<string | null> | null = null;
+  /** Bumped by each commit of this process: a read begun before it must not replace its head. */
+  private headSeq = 0;
   private allStored: (() => void) | null = null;
 
   constructor(
@@ -96,7 +106,7 @@ export class FrameIngestor {
     const timestamp = compactTimestamp(when);
     const framePathNow = framePath(device.user, device.device, timestamp);
     const tag = frameTag(device.user, device.device, timestamp, zone);
-    const head = await readBranchHead(this.store, 'frames').catch(() => null);
+    const head = await this.recentHead();
     const already = (await this.frameIdsAt(head, [framePathNow]).catch(() => null))?.get(framePathNow) ?? null;
     if (already && already !== sha256Hex(bytes)) {
       // Refused before the bytes are stored, so a conflict leaves nothing behind.
@@ -132,6 +142,31 @@ export class FrameIngestor {
       this.queue.push({ doc, path: framePathNow, staged, resolve, reject });
       void this.kick();
     });
+  }
+
+  /**
+   * The frames repo's head for the early duplicate/conflict check: the head this process last
+   * committed or read, re-read (one read shared by concurrent requests) once it is more than
+   * HEAD_RECHECK_MS old, so another process's commit is noticed within that bound. A stale head
+   * only means the check is left to the decisive one under the repo lock (see commitGroup).
+   */
+  private recentHead(): Promise<string | null> {
+    const h = this.head;
+    if (h && performance.now() - h.at < HEAD_RECHECK_MS) return Promise.resolve(h.commit);
+    if (this.headReading) return this.headReading;
+    const at = performance.now();
+    const seq = this.headSeq;
+    const reading = readBranchHead(this.store, 'frames')
+      .then((commit) => {
+        if (seq === this.headSeq) this.head = { commit, at };
+        return commit;
+      })
+      .catch(() => null)
+      .finally(() => {
+        if (this.headReading === reading) this.headReading = null;
+      });
+    this.headReading = reading;
+    return reading;
   }
 
   /** The frameId of the document at each path at `head` (null where there is none). */
@@ -256,6 +291,10 @@ export class FrameIngestor {
       // rounds, before its ref moves: a committed frame document always names durable bytes.
       durableWith: () => fresh.map((p) => () => p.staged.publish()),
     }).finally(() => Promise.all(group.map((p) => p.staged.discard())));
+    if (result.commit) {
+      this.headSeq++;
+      this.head = { commit: result.commit, at: performance.now() };
+    }
     for (const s of settled) s();
     if (!fresh.length) return null;
     if (!result.commit || !result.created) throw new VigilError('E_STORAGE', 'frames commit produced no head');
