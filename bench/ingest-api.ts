@@ -62,9 +62,10 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     const files = await listFiles(sys.store, 'frames');
     const framesInRepo = files.length;
     // The ingest path's parts, on the repo as the run left it: a repo read by path (readJson, a
-    // full path walk), the conflict/duplicate check as the ingestor does it (head re-read, then a
-    // lookup through the tree cache), the object put (fsync'd) and a durable group commit of 8
-    // frame documents.
+    // full path walk), the conflict/duplicate check as the ingestor does it (head re-read, which
+    // the ingestor does at most every 200 ms, then a lookup through the tree cache), a durable
+    // object put (the ingest path stages its bytes and publishes them in the group commit
+    // instead) and a durable group commit of 8 frame documents.
     const probe = { readJsonMs: 0, lookupMs: 0, objectPutMs: 0, commit8Ms: 0 };
     {
       let t = now();
@@ -142,10 +143,10 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     notes: [
       `${CLIENTS} concurrent clients in a separate process, one keep-alive connection and one registered device each, POSTing back to back; mean body ${bytes(collector.meanFrameBytes)} (1280x720 JPEGs, each made unique with a JPEG comment segment so no request is a duplicate).`,
       '"collector" mode: API + collector + embedded Temporal dev server; batch workflows are started but no worker polls, so it measures the ingest path alone. "pipeline" mode: the same plus one in-process worker processing batches during the run (what `vigil start` does).',
-      'Latency is client-side, from sending the request to the end of the 202 answer, which comes after the object fsync and the durable (fdatasync\'d objects, batch index and ref, fsync\'d folders) group commit of the frame documents, and the collector\'s durable state.',
-      'Event loop delay: perf_hooks.monitorEventLoopDelay in the API process during the run. In pipeline mode the worker runs in the same process, and onnxruntime-node runs each inference synchronously on the main thread (its async run() only defers to setImmediate), so every inference holds up HTTP handling for its whole duration.',
+      'Latency is client-side, from sending the request to the end of the 202 answer, which comes after the durable group commit of the frame documents (the frames\' bytes, staged unsynced in the object store, are fdatasync\'d and named in the commit\'s own fsync rounds, beside its git objects and batch index, then the folders are fsync\'d, then the ref moves) and the collector\'s durable state.',
+      'Event loop delay: perf_hooks.monitorEventLoopDelay in the API process during the run. In pipeline mode the worker runs in the same process; inference runs in worker threads (detector/threaded.ts; onnxruntime-node\'s run() is synchronous on the thread that calls it), so the main thread, which serves HTTP, handles the Temporal worker\'s activities and git writes, but not inference itself. The two compete for the same 2 cores, though.',
       'Only requests that started and ended inside the measured window are counted. A third run with 32 clients (collector mode; not with --quick) shows how the group commit scales with concurrency.',
-      'After each run, the parts of the ingest path are timed on the repo as the run left it (figures.*.probe): one frames-repo read by path (readJson; no longer on the ingest path), the duplicate/conflict lookup the ingestor does (head re-read, lookup through the tree cache), one fsync\'d 100 KB object put, one durable commit of 8 frame documents.',
+      'After each run, the parts of the ingest path are timed on the repo as the run left it (figures.*.probe): one frames-repo read by path (readJson; no longer on the ingest path), the duplicate/conflict lookup the ingestor does (lookup through the tree cache; the probe re-reads the head every time, the ingestor at most every 200 ms), one durable 100 KB object put (put(): stage, fdatasync, rename, folder fsync; what the validate stage uses, no longer on the ingest path), one durable commit of 8 frame documents.',
     ],
   };
 }
