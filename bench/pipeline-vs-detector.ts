@@ -5,6 +5,7 @@
  *     validate -> detect -> threats -> alerts -> records) on the embedded Temporal dev server,
  * then the frame-to-alert latency at half the measured pipeline rate.
  */
+import { execFileSync } from 'node:child_process';
 import { Detector } from '../detector/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
@@ -16,13 +17,16 @@ import { MODEL_CONFIG } from './lib/paths.js';
 import { timedRun, warmUp } from './lib/pipeline.js';
 import { startSystem, writeBenchRules, type RunningSystem } from './lib/system.js';
 
-/** Batch and chunk sizes used by the pipeline benchmarks (VIGIL_BATCH_MAX_FRAMES / VIGIL_CHUNK_SIZE). */
+/**
+ * Batch and chunk sizes used by the pipeline benchmarks: the product's defaults
+ * (VIGIL_BATCH_MAX_FRAMES 32, VIGIL_CHUNK_SIZE 32: a full batch is one chunk, run inline).
+ */
 export const BATCH_FRAMES = 32;
-export const CHUNK_SIZE = 16;
+export const CHUNK_SIZE = 32;
 
 /** Sizes of the run. */
 export function pipelineSizes(quick: boolean) {
-  return quick ? { frames: 32, warmup: 8, latencySec: 8 } : { frames: 128, warmup: 32, latencySec: 25 };
+  return quick ? { frames: 32, warmup: 8, latencySec: 8 } : { frames: 256, warmup: 32, latencySec: 25 };
 }
 
 /** (a): the bare detector loop over `frames`, after a 3-frame warm-up. */
@@ -169,6 +173,9 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
 
     await sys.stop();
     sys = null;
+    // (b) leaves dirty pages behind (objects, repos, Parquet): flush them now, so that their
+    // writeback does not slow the second bare loop and lower the reference (b) is compared with.
+    execFileSync('sync');
     o.log('  (a) bare detector loop again…');
     const bareAfter = await bareLoop(frames, warm, o.threads);
     const bare = {
@@ -178,10 +185,12 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
       after: bareAfter.framesPerSec,
     };
     const ratio = round(pipe.framesPerSec / bare.framesPerSec, 3);
-    o.log(`  (a) ${bareAfter.framesPerSec} frames/s after, mean ${bare.framesPerSec}; ratio (b)/(a) = ${ratio}`);
+    // The same frames, set against the faster of the two bare loops: the least favourable reading.
+    const ratioVsFaster = round(pipe.framesPerSec / Math.max(bareBefore.framesPerSec, bareAfter.framesPerSec), 3);
+    o.log(`  (a) ${bareAfter.framesPerSec} frames/s after, mean ${bare.framesPerSec}; ratio (b)/(a) = ${ratio} (${ratioVsFaster} against the faster bare loop)`);
     const detectRun = pipe.breakdown.byType.detectStage?.runMs ?? 0;
     const summary =
-      `bare ${bare.framesPerSec} f/s, pipeline ${pipe.framesPerSec} f/s, ratio ${ratio} (target >= 0.85); ` +
+      `bare ${bare.framesPerSec} f/s, pipeline ${pipe.framesPerSec} f/s, ratio ${ratio} (target >= 0.85; ${ratioVsFaster} against the faster bare loop); ` +
       `frame->alert p50 ${latency.frameToAlertCreatedMs.p50} ms p95 ${latency.frameToAlertCreatedMs.p95} ms at ${latency.rate} f/s`;
     return {
       summary,
@@ -190,6 +199,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
         bare,
         pipeline: { ...pipe, startupMs, detectStageShareOfWall: round(detectRun / pipe.wallMs, 3) },
         ratio,
+        ratioVsFaster,
         latency,
       },
       targets: [target('pipeline/detector throughput ratio', '>=', 0.85, ratio, '')],
@@ -199,8 +209,9 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
         `| (a) bare detector loop (mean of ${bare.before} before and ${bare.after} after (b)) | ${bare.frames} | ${bare.framesPerSec} | ${bare.msPerFrame.total} (preprocess ${bare.msPerFrame.preprocess}, inference ${bare.msPerFrame.inference}, postprocess ${bare.msPerFrame.postprocess}) |`,
         `| (b) whole pipeline, first POST to last batch done | ${pipe.frames} | ${pipe.framesPerSec} | ${round(pipe.wallMs / pipe.frames, 1)} |`,
         `| ratio (b)/(a) | | **${ratio}** | |`,
+        `| ratio (b)/(faster of the two bare loops) | | ${ratioVsFaster} | |`,
         '',
-        `Where (b)'s time goes (activity run time per frame, from the workflow histories; two activities run at once, so they overlap): ${Object.entries(pipe.msPerFrameByStage).map(([k, v]) => `${k} ${v} ms`).join(', ')}. The detect activities ran ${round(100 * (detectRun / pipe.wallMs), 0)} % of the wall time, at ${round(detectRun / pipe.frames, 1)} ms per frame against ${bare.msPerFrame.total} ms in the bare loop: the other stages (sharp decoding in validate, git reads and commits, DuckDB in records, Temporal, the API) compete for the same cores, and the batch's first validate and last records are not overlapped with any inference.`,
+        `Where (b)'s time goes (activity run time per frame, from the workflow histories; several activities run at once, so they overlap): ${Object.entries(pipe.msPerFrameByStage).map(([k, v]) => `${k} ${v} ms`).join(', ')}. The detect activities ran ${round(100 * (detectRun / pipe.wallMs), 0)} % of the wall time, at ${round(detectRun / pipe.frames, 1)} ms per frame against ${bare.msPerFrame.total} ms in the bare loop: the other stages (sharp decoding in validate, git reads and commits, DuckDB in records, Temporal, the API) compete for the same cores, and the batch's first validate and last records are not overlapped with any inference.`,
         '',
         '| latency at half the peak rate | p50 ms | p95 ms | max ms |',
         '| --- | --- | --- | --- |',
@@ -213,7 +224,8 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
       notes: [
         `Same ${frames.length} frames (mean ${meanKiB} KiB, 1280x720 JPEG) in (a) and (b); model ${MODEL_CONFIG.split('/').pop()}, ${o.threads} intra-op thread(s) in both.`,
         `(b) = embedded Temporal dev server (own process), one in-process worker (maxConcurrentActivityTaskExecutions ${activities}; inference in a worker thread at nice ${nice}, the next image decoded while one is inferred), collector (500 ms tick), HTTP API on loopback; POSTs 4 in flight; batch ${BATCH_FRAMES} frames, chunk ${CHUNK_SIZE}, VIGIL_BATCH_MAX_WAIT_MS ${maxWaitMs}.`,
-        `(b) is timed from the first POST to the last batch workflow's completion, after a ${warm.length}-frame warm-up batch. (a) ran before and after (b) (${bare.before} and ${bare.after} frames/s); the ratio uses their mean.`,
+        `(b) is timed from the first POST to the last batch workflow's completion, after a ${warm.length}-frame warm-up batch. (a) ran before and after (b) (${bare.before} and ${bare.after} frames/s; \`sync\` flushes (b)'s writes before the second); the ratio uses their mean, and is also given against the faster of the two. The bare loop alone varies by about ±6 % from run to run here.`,
+        `Batch and chunk are the product's defaults (a full batch is one chunk, run inline): ${BATCH_FRAMES} and ${CHUNK_SIZE}. Until 2026-11-28 this benchmark used chunks of 16, i.e. two child workflows per batch and twice the activities per frame (0.79 in a run beside 0.86 with 32).`,
         'Latency: frames POSTed at a fixed interval at half the pipeline rate, alternating cat / other; alert created = alert doc createdAt; delivered = outbox ledger attempt end; both minus the POST send time.',
       ],
     };
