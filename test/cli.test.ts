@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { localServerUrl } from '../cli/commands/ingest.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import type { Provenance } from '../lib/schemas.js';
@@ -343,6 +344,16 @@ test('ingest: argument errors are one-line usage errors; an unreachable server i
   await new Promise((r) => probe.close(r));
   const down = await vigil(data, ['ingest', img, '--url', `http://127.0.0.1:${port}`], { VIGIL_DEVICE_KEY: key });
   assert.match(oneLineError(down, 1), /cannot reach the Vigil server at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+  // Without --url: the local server on VIGIL_PORT (what `vigil start` listens on), or VIGIL_URL.
+  const [byPort, byUrl] = await Promise.all([
+    vigil(data, ['ingest', img], { VIGIL_DEVICE_KEY: key, VIGIL_PORT: String(port) }),
+    vigil(data, ['ingest', img], { VIGIL_DEVICE_KEY: key, VIGIL_PORT: '1', VIGIL_URL: `http://127.0.0.1:${port}` }),
+  ]);
+  assert.match(oneLineError(byPort, 1), new RegExp(`cannot reach the Vigil server at http://127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+  assert.match(oneLineError(byUrl, 1), new RegExp(`cannot reach the Vigil server at http://127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+  assert.equal(localServerUrl({}), 'http://127.0.0.1:8080');
+  assert.equal(localServerUrl({ VIGIL_PORT: '../x' }), 'http://127.0.0.1:8080');
+  assert.equal(localServerUrl({ VIGIL_PORT: '18080' }), 'http://127.0.0.1:18080');
 });
 
 test('ingest against the real API server (in-process): folder, duplicates, rejections, --follow', async () => {

@@ -217,6 +217,12 @@ async function follow(dirs: string[], sent: Map<string, string>, enqueue: (file:
   for (const t of timers.values()) clearTimeout(t);
 }
 
+/** The local API's URL: `vigil start` listens on VIGIL_PORT (8080 when unset or not a port). */
+export function localServerUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const port = /^\d{1,5}$/.test(env.VIGIL_PORT ?? '') && Number(env.VIGIL_PORT) > 0 && Number(env.VIGIL_PORT) < 65536 ? Number(env.VIGIL_PORT) : 8080;
+  return `http://127.0.0.1:${port}`;
+}
+
 /** Registers `vigil ingest`. */
 export function registerIngest(program: Command): void {
   program
@@ -224,7 +230,7 @@ export function registerIngest(program: Command): void {
     .description('send image files (or the images of folders) to a running Vigil server')
     .argument('<paths...>', 'image files (.jpg, .jpeg, .png, .webp) or folders of them (not recursive)')
     .addOption(new Option('--device-key <key>', 'device key from `vigil device add` (prefer the env variable: arguments are visible to other users)').env('VIGIL_DEVICE_KEY'))
-    .option('--url <url>', 'server base URL', 'http://127.0.0.1:8080')
+    .addOption(new Option('--url <url>', 'server base URL (by default the local server on VIGIL_PORT)').env('VIGIL_URL').default(localServerUrl()))
     .option('--time <iso>', 'capture time, ISO-8601 with zone, for a single file (default: each file\'s modification time)', checkedOption((v) => parseCaptureTime(v).toISOString()))
     .option('--tz <zone>', 'IANA time zone to send as X-Time-Zone (default: the device\'s)', checkedOption(assertTimeZone))
     .option('--follow', 'keep watching the folders and send new or changed images until Ctrl-C')
