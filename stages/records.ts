@@ -51,7 +51,9 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
   const safe = new Map<string, NonMatchRow>();
   const paths = input.frames.map((f) => f.path);
   const none = new Map<string, unknown>();
-  const at = (repo: string, commit: string | null) => (commit ? readJsons(store, repo, paths, commit).catch(() => none) : Promise.resolve(none));
+  // A commit the chunk produced names an existing repo: a failed read is an error to retry, never
+  // "no documents" (which would fail the batch for good as E_CORRUPT below).
+  const at = (repo: string, commit: string | null) => (commit ? readJsons(store, repo, paths, commit) : Promise.resolve(none));
   const [frameDocs, stds, invs, dets, ths] = await Promise.all([
     readJsons(store, 'frames', paths, input.framesCommit),
     at('standardized', input.standardizedCommit),
