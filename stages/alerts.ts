@@ -4,6 +4,7 @@ import {
   AlertSchema, DeliverySchema, alertId as makeAlertId, deliver, planDeliveries, type Alert, type ChannelSettings, type Delivery,
 } from '../alerts/index.js';
 import { VigilError } from '../lib/errors.js';
+import { mapLimit } from '../lib/mapLimit.js';
 import { commitChanges, readJson, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import type { RuleSet } from '../rules/index.js';
 import { recordAttempt, readAttempts } from './ledger.js';
@@ -241,17 +242,13 @@ export async function deliverAlerts(
   concurrency = 4,
 ): Promise<DeliverManyResult> {
   const out: DeliverManyResult = { alerts: input.paths.length, delivered: 0, failed: 0, unknown: 0, retry: 0 };
-  let next = 0;
-  const lane = async () => {
-    while (next < input.paths.length) {
-      const r = await deliverAlert(store, { alertsCommit: input.alertsCommit, path: input.paths[next++]! }, settings, finalAttempt);
-      out.delivered += r.delivered;
-      out.failed += r.failed;
-      out.unknown += r.unknown;
-      out.retry += r.retry;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, input.paths.length)) }, lane));
+  await mapLimit(input.paths, concurrency, async (path) => {
+    const r = await deliverAlert(store, { alertsCommit: input.alertsCommit, path }, settings, finalAttempt);
+    out.delivered += r.delivered;
+    out.failed += r.failed;
+    out.unknown += r.unknown;
+    out.retry += r.retry;
+  });
   return out;
 }
 

@@ -57,7 +57,7 @@ import { memoryDuckDB } from './instance.js';
 import { readJournals, removeJournal, removeJournalTemps, writeJournal, type Journal } from './journal.js';
 import { TABLES, TABLE_NAMES, type TableName } from './schema.js';
 import { addDays } from './time.js';
-import { mapLimit } from './verify.js';
+import { mapLimit } from '../lib/mapLimit.js';
 
 /** Lock file held by the one compaction running on a warehouse. */
 export const COMPACT_LOCK = '_compact.lock';

@@ -12,7 +12,8 @@ import { memoryDuckDB } from './instance.js';
 import { duckMessage, jsonRows, sqlIdent, sqlString, type JsonRow, type SqlParams } from './duck.js';
 import { absolutePath, resolveRoot } from './files.js';
 import { DERIVED_VIEWS, TABLE_NAMES, type TableName } from './schema.js';
-import { ERROR_KINDS, mapLimit, verifyWarehouse } from './verify.js';
+import { mapLimit } from '../lib/mapLimit.js';
+import { ERROR_KINDS, verifyWarehouse } from './verify.js';
 
 /** An open warehouse: SQL over one view per table (plus `invalid_frames`). */
 export interface Warehouse {

@@ -8,6 +8,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
+import { mapLimit } from '../lib/mapLimit.js';
 import { memoryDuckDB } from './instance.js';
 import { duckMessage, sqlString } from './duck.js';
 import {
@@ -229,16 +230,4 @@ async function checkRows(root: string, entries: ManifestEntry[], add: (kind: Pro
     con.closeSync();
     instance.closeSync();
   }
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; the first error wins. */
-export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
