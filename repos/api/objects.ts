@@ -1,10 +1,10 @@
-import { hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { inflate as inflateCb, inflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
 import { VigilError } from '../../lib/errors.js';
+import { hashHex } from '../../lib/hash.js';
 import type { gitArgs } from '../store.js';
 
 const inflate = promisify(inflateCb);
@@ -49,7 +49,7 @@ export async function readObject(args: GitArgs, oid: string): Promise<GitObject>
   } catch (err) {
     throw new VigilError('E_CORRUPT', `git object ${oid} in ${args.gitdir} cannot be inflated: ${(err as Error).message}`);
   }
-  if (hash('sha1', raw, 'hex') !== oid) throw new VigilError('E_CORRUPT', `git object ${oid} in ${args.gitdir} does not hash to its id`);
+  if (hashHex('sha1', raw) !== oid) throw new VigilError('E_CORRUPT', `git object ${oid} in ${args.gitdir} does not hash to its id`);
   const nul = raw.indexOf(0);
   const header = nul > 0 ? raw.toString('latin1', 0, nul) : '';
   const m = /^(blob|tree|commit|tag) (\d+)$/.exec(header);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import { VigilError } from '../../lib/errors.js';
+import { hashHex } from '../../lib/hash.js';
 import { gitdirOf, repoExists, type RepoStore } from '../store.js';
 import { resolveRef } from './resolve.js';
 
@@ -12,10 +12,6 @@ export interface WalkedBlob {
   /** The blob's bytes: a view into a chunk of git's output (Buffer.from it to keep it long and small). */
   bytes: Buffer;
 }
-
-/** One-shot hash (crypto.hash, Node >= 20.12), else through a Hash object. */
-const hash: (algorithm: string, data: Buffer, encoding: 'hex') => string =
-  typeof crypto.hash === 'function' ? crypto.hash : (algorithm, data, encoding) => crypto.createHash(algorithm).update(data).digest(encoding);
 
 /** Runs system git with `args` and yields its stdout as chunks. */
 async function* gitOut(gitdir: string, args: string[], stdin?: AsyncIterable<string>): AsyncGenerator<Buffer> {
@@ -116,7 +112,7 @@ export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'ma
     if (!file || file.oid !== oid) throw new VigilError('E_CORRUPT', `${repo}: git cat-file answered ${oid}, expected ${file?.oid}`);
     const end = nl + 1 + size;
     buf[nl] = 0;
-    const actual = hash('sha1', buf.subarray(nl - headerLen + 1, end), 'hex');
+    const actual = hashHex('sha1', buf.subarray(nl - headerLen + 1, end));
     buf[nl] = 0x0a;
     if (actual !== oid) throw new VigilError('E_HASH_MISMATCH', `${repo}:${file.path}: blob ${oid} hashes to ${actual}`);
     return { path: file.path, oid, bytes: buf.subarray(nl + 1, end) };
