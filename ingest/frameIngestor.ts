@@ -1,7 +1,6 @@
-import git from 'isomorphic-git';
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
-import { commitChanges, gitArgs, lookupBlobs, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore, type StagedPut } from '../repos/index.js';
+import { commitChanges, gitArgs, lookupBlobs, readBlobBytes, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore, type StagedPut } from '../repos/index.js';
 import type { Device } from './devices.js';
 import { assertTimeZone, compactTimestamp, framePath, frameTag, parseCaptureTime } from './frameTag.js';
 import { sniffImageType } from './sniff.js';
@@ -180,9 +179,9 @@ export class FrameIngestor {
       }
       let id = this.frameIds.get(oid);
       if (id === undefined) {
-        const { blob } = await git.readBlob({ ...args, oid });
+        const blob = await readBlobBytes(args, oid);
         try {
-          id = String((JSON.parse(Buffer.from(blob).toString('utf8')) as FrameDoc).frameId);
+          id = String((JSON.parse(blob.toString('utf8')) as FrameDoc).frameId);
         } catch {
           throw new VigilError('E_CORRUPT', `frames@${head}:${p} is not valid JSON`);
         }

@@ -7,6 +7,7 @@ export * from './api/resolve.js';
 export * from './api/commit.js';
 export * from './api/read.js';
 export * from './api/readMany.js';
+export * from './api/objects.js';
 export * from './api/walkBlobs.js';
 export * from './api/log.js';
 export * from './api/diff.js';
