@@ -1,6 +1,7 @@
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import { VigilError } from '../lib/errors.js';
+import { writeAllSync } from '../lib/fsync.js';
 
 const inProcess = new Map<string, Promise<unknown>>();
 
@@ -21,17 +22,19 @@ async function acquire(lockPath: string, timeoutMs: number): Promise<void> {
   for (;;) {
     let created = false;
     try {
-      const fh = await fsp.open(lockPath, 'wx');
+      // Synchronous: a lock file is a page-cache-only write (see lib/fsync.ts), and the lock is
+      // taken once per commit, on the ingest path.
+      const fd = fs.openSync(lockPath, 'wx');
       created = true;
       try {
-        await fh.writeFile(me);
+        writeAllSync(fd, me);
       } finally {
-        await fh.close();
+        fs.closeSync(fd);
       }
       return;
     } catch (err) {
       // Created but not written (e.g. ENOSPC): never leave an empty lock behind.
-      if (created) await fsp.rm(lockPath, { force: true });
+      if (created) fs.rmSync(lockPath, { force: true });
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     await breakIfStale(lockPath);
@@ -121,7 +124,7 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, timeou
     try {
       return await fn();
     } finally {
-      await fsp.rm(lockPath, { force: true });
+      fs.rmSync(lockPath, { force: true });
     }
   } finally {
     release();

@@ -1,10 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
 import { assertSha256 } from '../lib/ids.js';
-import { fsyncPath as syncDir } from '../lib/fsync.js';
+import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../lib/fsync.js';
 
 /** Result of storing bytes. */
 export interface PutResult {
@@ -40,10 +39,10 @@ export interface ObjectStore {
   /** Stores bytes durably (content and name); storing the same bytes again writes nothing. */
   put(bytes: Buffer): Promise<PutResult>;
   /**
-   * Writes bytes without waiting for them to be durable, for a caller that makes many objects
-   * durable at once (the ingestor's group commit): nothing is visible under the object's name
-   * until {@link StagedPut.publish}, so an object that has a name always has its whole content
-   * on disk, after a crash or power loss too.
+   * Writes bytes and starts making them durable without waiting, for a caller that names many
+   * objects at once (the ingestor's group commit): nothing is visible under the object's name
+   * until {@link StagedPut.publish} (which waits for the content to be durable), so an object
+   * that has a name always has its whole content on disk, after a crash or power loss too.
    */
   stage(bytes: Buffer): Promise<StagedPut>;
   /** Reads and verifies bytes. @throws VigilError E_NOT_FOUND, E_HASH_MISMATCH */
@@ -83,15 +82,17 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   /**
-   * Writes the bytes to a temp file under `<root>/tmp` (no fsync). publish() fdatasyncs it and
-   * renames it to its name (a name therefore only ever appears with its whole content, even
-   * across a power loss); the caller fsyncs the folder publish() names.
+   * Writes the bytes to a temp file under `<root>/tmp` and starts its fdatasync. publish() waits
+   * for that fdatasync and renames the file to its name (a name therefore only ever appears with
+   * its whole content, even across a power loss); the caller fsyncs the folder publish() names.
+   * The calls that only reach the page cache (stat, open, write, rename) are synchronous, the
+   * fdatasync is not (see lib/fsync.ts).
    */
   async stage(bytes: Buffer): Promise<StagedPut> {
     const sha256 = sha256Hex(bytes);
     const target = this.pathOf(sha256);
     const size = bytes.length;
-    const existing = await this.size(sha256);
+    const existing = sizeSync(target);
     if (existing === size) {
       // Already named, so its content is durable; its folder entry may still be in flight
       // (another writer between its rename and its folder fsync), so the folder is named too.
@@ -99,37 +100,23 @@ export class LocalObjectStore implements ObjectStore {
     }
     const tmpDir = path.join(this.root, 'tmp');
     const tmp = path.join(tmpDir, `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
-    let fh: FileHandle | null = null;
+    let fd: number | null = null;
     try {
       // Folders are made when missing (ENOENT) rather than before every write: fewer file
       // system calls per frame on the ingest path.
-      fh = await retryInNewFolder(tmpDir, () => fsp.open(tmp, 'wx', 0o444));
-      await fh.writeFile(bytes);
+      fd = await retryInNewFolder(tmpDir, async () => fs.openSync(tmp, 'wx', 0o444));
+      writeAllSync(fd, bytes);
     } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      closeQuietly(fd);
+      rmQuietly(tmp);
       throw storageError(err, `could not store object ${sha256}`);
     }
-    // The handle stays open for publish()'s fdatasync, unless many staged objects are waiting.
-    if (openStaged < MAX_OPEN_STAGED) openStaged++;
-    else {
-      const h = fh;
-      fh = null;
-      try {
-        await h.close();
-      } catch (err) {
-        await fsp.rm(tmp, { force: true }).catch(() => undefined);
-        throw storageError(err, `could not store object ${sha256}`);
-      }
-    }
+    // The fdatasync starts now, on the thread pool, so it overlaps with what the caller does
+    // before publishing (the ingestor: the group commit in progress); publish() waits for it.
+    const opened = fd;
+    const synced = fdatasyncFd(opened).finally(() => fs.closeSync(opened));
+    synced.catch(() => undefined); // its failure is publish()'s (or nobody's, after discard())
     let state: 'staged' | 'published' | 'discarded' = 'staged';
-    const release = async (): Promise<void> => {
-      const h = fh;
-      if (!h) return;
-      fh = null;
-      openStaged--;
-      await h.close();
-    };
     return {
       sha256,
       size,
@@ -138,17 +125,10 @@ export class LocalObjectStore implements ObjectStore {
         if (state !== 'staged') throw new VigilError('E_STORAGE', `object ${sha256}: staged write already ${state}`);
         state = 'published';
         try {
-          const h = fh ?? (await fsp.open(tmp, 'r'));
-          try {
-            await h.datasync();
-          } finally {
-            if (h === fh) await release();
-            else await h.close();
-          }
-          await retryInNewFolder(path.dirname(target), () => fsp.rename(tmp, target));
+          await synced;
+          await retryInNewFolder(path.dirname(target), async () => fs.renameSync(tmp, target));
         } catch (err) {
-          await release().catch(() => undefined);
-          await fsp.rm(tmp, { force: true }).catch(() => undefined);
+          rmQuietly(tmp);
           throw storageError(err, `could not store object ${sha256}`);
         }
         return [path.dirname(target)];
@@ -156,8 +136,8 @@ export class LocalObjectStore implements ObjectStore {
       discard: async () => {
         if (state !== 'staged') return;
         state = 'discarded';
-        await release().catch(() => undefined);
-        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+        await synced.catch(() => undefined); // its descriptor is closed once its sync ends
+        rmQuietly(tmp); // never throws: a leftover temp file only takes space
       },
     };
   }
@@ -208,9 +188,12 @@ export class LocalObjectStore implements ObjectStore {
   }
 }
 
-/** Staged objects whose temp file is kept open (process-wide), and the most kept open at once. */
-let openStaged = 0;
-const MAX_OPEN_STAGED = 256;
+/** Size of a file, or null when it does not exist (synchronous: a cached inode lookup). */
+function sizeSync(file: string): number | null {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  return st ? st.size : null;
+}
+
 
 /** Runs `fn`; when it fails with ENOENT, creates `dir` and runs it once more. */
 async function retryInNewFolder<T>(dir: string, fn: () => Promise<T>): Promise<T> {

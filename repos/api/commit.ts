@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
@@ -10,7 +9,7 @@ import { withLock } from '../lock.js';
 import { formatCommitMessage } from '../provenance.js';
 import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, type RepoStore } from '../store.js';
 import { storageError } from '../objectStore.js';
-import { fsyncPath as syncDir } from '../../lib/fsync.js';
+import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../../lib/fsync.js';
 import { readCommitTree, readTreeEntries } from './objects.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
@@ -97,8 +96,8 @@ interface Written {
   durable: boolean;
   /** Folders (objects/xx) that received a new name. */
   dirs: Set<string>;
-  /** With `durable`: the new files, still open, to be fdatasync'd together (see commitChanges). */
-  open: FileHandle[];
+  /** With `durable`: the new files' descriptors, still open, to be fdatasync'd together (see commitChanges). */
+  open: number[];
 }
 
 let seq = 0;
@@ -106,48 +105,49 @@ let seq = 0;
 /**
  * Writes one loose git object (zlib-deflated `<type> <size>\0<content>`, named by its SHA-1), whole
  * or not at all: a temp file (`tmp_obj_` prefix, as git's own) renamed into place. Same bytes as
- * isomorphic-git writes, without its per-call overhead. With `durable`, the file is left open in
- * `written.open`, so the caller can fdatasync every object of the commit at once.
+ * isomorphic-git writes, without its per-call overhead; the calls are synchronous (page cache
+ * only, see lib/fsync.ts). With `durable`, the file is left open in `written.open`, so the caller
+ * can fdatasync every object of the commit at once.
  */
-async function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: Buffer, written: Written): Promise<string> {
+function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: Buffer, written: Written): string {
   const raw = Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
   const oid = createHash('sha1').update(raw).digest('hex');
   const dir = path.join(gitdir, 'objects', oid.slice(0, 2));
   const file = path.join(dir, oid.slice(2));
   const data = deflateSync(raw, { level: 1 });
   const tmp = path.join(dir, `tmp_obj_${process.pid}_${++seq}`);
-  let fh: FileHandle | null = null;
+  let fd: number | null = null;
   try {
     try {
-      fh = await fsp.open(tmp, 'w');
+      fd = fs.openSync(tmp, 'w');
     } catch (err) {
       // A new fan-out folder (or one `vigil repo gc` emptied and removed).
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await fsp.mkdir(dir, { recursive: true });
+      fs.mkdirSync(dir, { recursive: true });
       written.dirs.add(path.dirname(dir));
-      fh = await fsp.open(tmp, 'w');
+      fd = fs.openSync(tmp, 'w');
     }
-    await fh.writeFile(data);
-    await fsp.rename(tmp, file);
+    writeAllSync(fd, data);
+    fs.renameSync(tmp, file);
   } catch (err) {
-    await (fh as FileHandle | null)?.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    closeQuietly(fd);
+    rmQuietly(tmp);
     throw err;
   }
-  if (written.durable) written.open.push(fh);
-  else await fh.close();
+  if (written.durable) written.open.push(fd);
+  else fs.closeSync(fd);
   written.dirs.add(dir);
   return oid;
 }
 
-/** fdatasync (content and size: all a new file needs) and close every handle; all are closed even when one fails. */
-async function syncAndClose(handles: FileHandle[]): Promise<void> {
-  const taken = handles.splice(0);
-  await settleAll(taken.map(async (fh) => {
+/** fdatasync every descriptor at once, then close each; all are closed even when one fails. */
+async function syncAndClose(fds: number[]): Promise<void> {
+  const taken = fds.splice(0);
+  await settleAll(taken.map(async (fd) => {
     try {
-      await fh.datasync();
+      await fdatasyncFd(fd);
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
   }));
 }
@@ -159,13 +159,13 @@ function treeOrder(a: Entry, b: Entry): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-async function writeTreeObject(args: GitArgs, entries: Map<string, Entry>, written: Written): Promise<string> {
+function writeTreeObject(args: GitArgs, entries: Map<string, Entry>, written: Written): string {
   const sorted = [...entries.values()].sort(treeOrder);
   const parts: Buffer[] = [];
   for (const e of sorted) {
     parts.push(Buffer.from(`${e.mode.replace(/^0/, '')} ${e.path}\0`), Buffer.from(e.oid, 'hex'));
   }
-  const oid = await writeObject(args.gitdir, 'tree', Buffer.concat(parts), written);
+  const oid = writeObject(args.gitdir, 'tree', Buffer.concat(parts), written);
   treeCache.set(`${args.gitdir}\0${oid}`, entries);
   return oid;
 }
@@ -173,7 +173,7 @@ async function writeTreeObject(args: GitArgs, entries: Map<string, Entry>, writt
 async function applyToTree(args: GitArgs, treeOid: string | null, changes: Change[], prefix: string, changed: string[], written: Written): Promise<string | null> {
   const entries = new Map<string, Entry>(treeOid ? await readTreeCached(args, treeOid) : []);
   const sub = new Map<string, Change[]>();
-  const blobs: Promise<void>[] = [];
+  const folders: Promise<void>[] = [];
   for (const c of changes) {
     const slash = c.path.indexOf('/');
     if (slash >= 0) {
@@ -193,25 +193,21 @@ async function applyToTree(args: GitArgs, treeOid: string | null, changes: Chang
       continue;
     }
     const blob = typeof c.content === 'string' ? Buffer.from(c.content) : c.content;
-    // Blobs are written concurrently; the tree is written once every one of them is in place.
-    blobs.push(
-      writeObject(args.gitdir, 'blob', blob, written).then((oid) => {
-        if (old?.oid === oid) return;
-        entries.set(c.path, { mode: '100644', path: c.path, oid, type: 'blob' });
-        changed.push(prefix + c.path);
-      }),
-    );
+    const oid = writeObject(args.gitdir, 'blob', blob, written);
+    if (old?.oid === oid) continue;
+    entries.set(c.path, { mode: '100644', path: c.path, oid, type: 'blob' });
+    changed.push(prefix + c.path);
   }
   for (const [dir, subChanges] of sub) {
     const old = entries.get(dir);
-    blobs.push(
+    folders.push(
       applyToTree(args, old?.type === 'tree' ? old.oid : null, subChanges, `${prefix}${dir}/`, changed, written).then((oid) => {
         if (oid) entries.set(dir, { mode: '040000', path: dir, oid, type: 'tree' });
         else entries.delete(dir);
       }),
     );
   }
-  await settleAll(blobs);
+  await settleAll(folders);
   if (entries.size === 0) return null;
   if (treeOid && sameTree(await readTreeCached(args, treeOid), entries)) return treeOid;
   return writeTreeObject(args, entries, written);
@@ -238,9 +234,9 @@ function renderCommit(tree: string, parents: string[], timestamp: number, messag
 
 /**
  * Work outside the repo that a durable commit makes durable with itself, before its branch moves
- * (e.g. publishing the objects its documents name): run in the commit's content round, beside the
- * fdatasync of its git objects; resolves to the folders whose new entries are fsync'd in the
- * commit's folder round.
+ * (e.g. publishing the objects its documents name): run in the commit's durability round, beside
+ * the fdatasync of its git objects; resolves to the folders that got new names, which the commit
+ * fsyncs next, still before its branch moves.
  */
 export type DurableStep = () => Promise<readonly string[]>;
 
@@ -292,35 +288,47 @@ export async function commitChanges(
       const changed: string[] = [];
       const written: Written = { durable, dirs: new Set(), open: [] };
       try {
-        const tree = (await applyToTree(args, baseTree, changes, '', changed, written)) ?? (await writeTreeObject(args, new Map(), written));
+        const tree = (await applyToTree(args, baseTree, changes, '', changed, written)) ?? writeTreeObject(args, new Map(), written);
         if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [], parent: head };
         changed.sort();
         const provenance = typeof opts.provenance === 'function' ? opts.provenance(changes) : opts.provenance;
         const summary = typeof opts.summary === 'function' ? opts.summary(changes) : opts.summary;
         const now = Math.floor(Date.now() / 1000);
-        const commit = await writeObject(args.gitdir, 'commit', renderCommit(tree, head ? [head] : [], now, formatCommitMessage(summary, provenance)), written);
+        const commit = writeObject(args.gitdir, 'commit', renderCommit(tree, head ? [head] : [], now, formatCommitMessage(summary, provenance)), written);
         commitTrees.set(`${args.gitdir}\0${commit}`, tree);
         // Index first: if that fails (e.g. a full disk), the branch does not move and the caller sees
         // the error, so no commit is ever visible without its batch index line.
         const row = { repo: opts.repo, branch, commit, stage: provenance.stage, changed: changed.length };
         if (durable) {
-          // Every file's content at once, then every new name at once, then the ref: a few fsync
-          // rounds per commit, however many objects it wrote.
-          const dirs = new Set(written.dirs);
+          // One round makes everything the ref will name durable at once: each object's content
+          // and each folder that got a new name, the batch index line, the caller's steps (each
+          // fsyncs the folders of the names it created), and the new ref's content in its temp
+          // file. Loose objects are named as they are written, so their folders are fsync'd
+          // beside their content: a name whose content is not yet durable names nothing until the
+          // ref moves. Then the ref moves and its folder is fsync'd.
           const steps = opts.durableWith?.(changes) ?? [];
-          await settleAll([
-            indexBatchCommit(store, provenance.batchId, row, true).then((d) => void dirs.add(d)),
-            syncAndClose(written.open),
-            ...steps.map((step) => step().then((ds) => ds.forEach((d) => dirs.add(d)))),
-          ]);
-          await settleAll([...dirs].map(syncDir));
+          const syncDirs = (dirs: Iterable<string>) => settleAll([...new Set(dirs)].map(syncDir));
+          const ref = writeRefTemp(args.gitdir, commit, true);
+          try {
+            await settleAll([
+              syncAndClose(written.open),
+              syncDirs(written.dirs),
+              indexBatchCommit(store, provenance.batchId, row, true).then(syncDirs),
+              ...steps.map((step) => step().then(syncDirs)),
+              ref.then(() => undefined),
+            ]);
+          } catch (err) {
+            await ref.then(rmQuietly, () => undefined);
+            throw err;
+          }
+          await moveRef(args.gitdir, branch, await ref, true);
         } else {
           await indexBatchCommit(store, provenance.batchId, row, false);
+          await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
         }
-        await writeRefAtomic(args.gitdir, branch, commit, durable);
         return { commit, created: true, changed, parent: head };
       } finally {
-        await Promise.allSettled(written.open.splice(0).map((fh) => fh.close()));
+        written.open.splice(0).forEach(closeQuietly);
       }
     });
   } catch (err) {
@@ -370,10 +378,13 @@ export async function lookupBlobs(store: RepoStore, repo: string, commit: string
  */
 async function branchHead(args: GitArgs, repo: string, branch: string): Promise<string | null> {
   const file = path.join(args.gitdir, 'refs', 'heads', ...branch.split('/'));
-  const text = await fsp.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
+  let text: string | null;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    text = null;
+  }
   if (text !== null && !/^[0-9a-f]{40}\n?$/.test(text)) {
     throw new VigilError('E_CORRUPT', `${repo}: refs/heads/${branch} names no commit (${JSON.stringify(text.slice(0, 50))}); see vigil repo fsck`);
   }
@@ -388,22 +399,37 @@ async function branchHead(args: GitArgs, repo: string, branch: string): Promise<
 }
 
 /**
- * Moves a branch by writing its loose ref to a temporary file and renaming it into place, so a
- * reader in another process never sees a half-written ref.
+ * A branch moves in two steps, so a reader in another process never sees a half-written ref:
+ * the new ref is written to a temporary file (fdatasync'd when durable), then renamed into place
+ * ({@link moveRef}). The temp file lives outside refs/, so a writer killed before the rename
+ * leaves no fake branch.
+ * @returns the temp file.
  */
-async function writeRefAtomic(gitdir: string, branch: string, commit: string, durable: boolean): Promise<void> {
-  const file = path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  // The temp file lives outside refs/, so a writer killed before the rename leaves no fake branch.
-  const tmp = path.join(gitdir, `ref-${process.pid}-${Date.now()}.tmp`);
-  const fh = await fsp.open(tmp, 'w');
+async function writeRefTemp(gitdir: string, commit: string, durable: boolean): Promise<string> {
+  const tmp = path.join(gitdir, `ref-${process.pid}-${++seq}.tmp`);
+  const fd = fs.openSync(tmp, 'w');
   try {
-    await fh.writeFile(`${commit}\n`);
-    if (durable) await fh.datasync();
-  } finally {
-    await fh.close();
+    writeAllSync(fd, `${commit}\n`);
+    if (durable) await fdatasyncFd(fd);
+  } catch (err) {
+    closeQuietly(fd);
+    rmQuietly(tmp);
+    throw err;
   }
-  await fsp.rename(tmp, file);
+  fs.closeSync(fd);
+  return tmp;
+}
+
+/** Renames a ref written by {@link writeRefTemp} into place; when durable, fsyncs its folder. */
+async function moveRef(gitdir: string, branch: string, tmp: string, durable: boolean): Promise<void> {
+  const file = path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    rmQuietly(tmp);
+    throw err;
+  }
   if (durable) await syncDir(path.dirname(file));
 }
 
@@ -414,28 +440,30 @@ export function batchIndexFile(store: RepoStore, batchId: string): string {
   return path.join(store.dataDir, 'index', 'batches', `${safe}.jsonl`);
 }
 
-/** Appends the batch index line; with `durable`, fdatasync'd. @returns the index folder (to fsync when durable). */
-async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<string, unknown>, durable: boolean): Promise<string> {
+/**
+ * Appends the batch index line; with `durable`, fdatasync'd.
+ * @returns the folders that got a new name (the file, and folders created for it), to be fsync'd
+ *   when durable: none when the file existed.
+ */
+async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<string, unknown>, durable: boolean): Promise<string[]> {
   const file = batchIndexFile(store, batchId);
   const line = JSON.stringify({ batchId, ...row, at: new Date().toISOString() }) + '\n';
-  if (!durable) {
-    await fsp.mkdir(path.dirname(file), { recursive: true });
-    await fsp.appendFile(file, line);
-    return path.dirname(file);
-  }
-  let fh: FileHandle;
+  let fd: number;
+  const created: string[] = [];
   try {
-    fh = await fsp.open(file, 'a');
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await fsp.mkdir(path.dirname(file), { recursive: true });
-    fh = await fsp.open(file, 'a');
+    const made = fs.mkdirSync(path.dirname(file), { recursive: true });
+    fd = fs.openSync(file, 'a');
+    created.push(path.dirname(file));
+    if (made) created.push(path.dirname(made));
   }
   try {
-    await fh.writeFile(line);
-    await fh.datasync();
+    writeAllSync(fd, line);
+    if (durable) await fdatasyncFd(fd);
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
-  return path.dirname(file);
+  return created;
 }
