@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { fsyncFd, writeAllSync } from '../lib/fsync.js';
 import { FrameDocSchema, FrameRefSchema, type FrameDoc, type FrameRef } from '../lib/schemas.js';
-import { diff, listFiles, readJson, resolveRef, repoExists, type RepoStore } from '../repos/index.js';
+import { diff, listFiles, readJson, resolveRef, repoExists, storageError, type RepoStore } from '../repos/index.js';
 
 /** A batch the collector cut: what one batch workflow processes. */
 export const BatchSpecSchema = z.object({
@@ -37,29 +38,29 @@ export interface CollectorOptions {
  * each. Its state (pending frames and batches not yet started) is a small JSON file rewritten
  * atomically, so frames accepted while Temporal is down are batched once it is back, and nothing
  * is lost on a restart: frames committed after the last recorded state are found again by diffing
- * the `frames` repo.
+ * the `frames` repo. That is why recording committed frames ({@link add}) does not wait for the
+ * state file: the frames commit is the durable record, the file is saved behind it (one save at a
+ * time, later changes coalesced into the next). A batch is only ever started once a saved state
+ * holds it, so a restart never cuts the same frames into a second batch.
  */
 export class Collector {
   private state: State = { framesCommit: null, pending: [], unstarted: [] };
   private timer: NodeJS.Timeout | null = null;
-  private chain: Promise<unknown> = Promise.resolve();
   private starting: Promise<number> | null = null;
+  /** The save in flight (see persist), and whether the state changed since that save began. */
+  private saving: Promise<void> | null = null;
+  private dirty = false;
+  private loading: Promise<void> | null = null;
+  private stopped = false;
   readonly file: string;
 
   constructor(private readonly store: RepoStore, private readonly opts: CollectorOptions) {
     this.file = path.join(store.dataDir, 'collector.json');
   }
 
-  /** Serialises state changes. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
-
   /** Loads saved state and recovers frames committed after it. */
   async load(): Promise<void> {
-    await this.serial(async () => {
+    this.loading = (async () => {
       try {
         this.state = StateSchema.parse(JSON.parse(await fsp.readFile(this.file, 'utf8')));
       } catch (err) {
@@ -78,32 +79,69 @@ export class Collector {
         if (doc.success) this.state.pending.push({ path: p, frameId: doc.data.frameId, site: doc.data.site, at: Date.now() });
       }
       this.state.framesCommit = head;
-      await this.save();
-    });
+      await this.persist();
+    })();
+    await this.loading;
   }
 
+  /**
+   * Saves the state: resolves once a save that began after this call is done. One save runs at a
+   * time; changes made meanwhile are coalesced into one more. A failed save leaves the state
+   * marked unsaved, so the next call tries again.
+   */
+  private persist(): Promise<void> {
+    this.dirty = true;
+    this.saving ??= (async () => {
+      try {
+        while (this.dirty) {
+          this.dirty = false;
+          try {
+            await this.save();
+          } catch (err) {
+            this.dirty = true;
+            throw storageError(err, 'could not save the collector state');
+          }
+        }
+      } finally {
+        this.saving = null;
+      }
+    })();
+    return this.saving;
+  }
+
+  /** Rewrites the state file atomically; only the fsync leaves the event loop (see lib/fsync.ts). */
   private async save(): Promise<void> {
     const tmp = `${this.file}.${process.pid}.tmp`;
-    const fh = await fsp.open(tmp, 'w');
+    const fd = fs.openSync(tmp, 'w');
     try {
-      await fh.writeFile(JSON.stringify(this.state));
-      await fh.sync();
+      writeAllSync(fd, JSON.stringify(this.state));
+      await fsyncFd(fd);
     } finally {
-      await fh.close();
+      fs.closeSync(fd);
     }
-    await fsp.rename(tmp, this.file);
+    fs.renameSync(tmp, this.file);
   }
 
-  /** Records newly committed frames (durably) and cuts full batches. */
+  /**
+   * Records newly committed frames (call in commit order) and cuts full batches. Resolves without
+   * waiting for the state file (see the class note); the batches it cut are started once a save
+   * holds them.
+   */
   async add(frames: FrameDoc[], framesCommit: string): Promise<void> {
-    await this.serial(async () => {
-      const now = Date.now();
-      for (const f of frames) this.state.pending.push({ path: `${f.user}-${f.device}/${f.timestamp}.json`, frameId: f.frameId, site: f.site, at: now });
-      this.state.framesCommit = framesCommit;
-      this.cut(false);
-      await this.save();
-    });
-    void this.startQueued().catch((e) => this.opts.onError?.(e));
+    await this.loading;
+    const now = Date.now();
+    for (const f of frames) this.state.pending.push({ path: `${f.user}-${f.device}/${f.timestamp}.json`, frameId: f.frameId, site: f.site, at: now });
+    this.state.framesCommit = framesCommit;
+    this.cut(false);
+    this.persist().then(
+      () => this.startQueued(),
+      (e: unknown) => this.opts.onError?.(e),
+    ).catch((e: unknown) => this.opts.onError?.(e));
+  }
+
+  /** Resolves once every change made so far is saved. */
+  async flush(): Promise<void> {
+    if (this.dirty || this.saving) await this.persist();
   }
 
   /** Moves pending frames into batches: full ones always, all of a site's when `flushAll` or when its oldest is too old. */
@@ -151,18 +189,19 @@ export class Collector {
       let started = 0;
       for (;;) {
         const batch = this.state.unstarted[0];
-        if (!batch) break;
+        if (!batch || this.stopped) break;
         try {
+          await this.flush(); // never start a batch no saved state holds
           await this.opts.start(batch);
         } catch (err) {
           this.opts.onError?.(err);
           break;
         }
-        await this.serial(async () => {
-          const i = this.state.unstarted.indexOf(batch);
-          if (i >= 0) this.state.unstarted.splice(i, 1);
-          await this.save();
-        });
+        const i = this.state.unstarted.indexOf(batch);
+        if (i >= 0) this.state.unstarted.splice(i, 1);
+        // Not awaited: a batch started but still listed is started again after a restart, and
+        // starting is idempotent per batch id.
+        this.persist().catch((e: unknown) => this.opts.onError?.(e));
         started++;
       }
       return started;
@@ -177,11 +216,10 @@ export class Collector {
 
   /** Cuts batches that waited long enough (all pending when `flushAll`) and starts them. */
   async tick(flushAll = false): Promise<void> {
-    await this.serial(async () => {
-      const before = this.state.unstarted.length;
-      this.cut(flushAll);
-      if (this.state.unstarted.length !== before) await this.save();
-    });
+    await this.loading;
+    const before = this.state.unstarted.length;
+    this.cut(flushAll);
+    if (this.state.unstarted.length !== before || this.dirty) await this.persist();
     await this.startQueued();
   }
 
@@ -190,10 +228,16 @@ export class Collector {
     this.timer ??= setInterval(() => void this.tick().catch((e) => this.opts.onError?.(e)), intervalMs);
   }
 
-  /** Stops ticking (state stays on disk). */
-  stop(): void {
+  /**
+   * Stops ticking and starting batches, waits for a start in progress, and saves the state (a
+   * failed save is reported through onError; a restart recovers from the frames repo).
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.starting?.catch(() => undefined);
+    await this.flush().catch((e: unknown) => this.opts.onError?.(e));
   }
 
   /** Counts for health pages. */

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { Collector, type BatchSpec } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
-import { openStore } from '../repos/index.js';
+import { openStore, readBranchHead } from '../repos/index.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
 const frame = (name: string) => readFileSync(path.join(FIXTURES, name));
@@ -29,7 +29,8 @@ test('frames accepted while Temporal is down are batched once it is back, across
   assert.deepEqual(c1.stats(), { pending: 1, unstarted: 1 }, 'a full batch waits for Temporal; one frame still pending');
   assert.equal(started.length, 0);
 
-  // Restart: a new collector reads the saved state; Temporal is back.
+  // Restart: the first process ends; a new collector reads the saved state; Temporal is back.
+  await c1.stop();
   down = false;
   const c2 = new Collector(store, { maxFrames: 2, maxWaitMs: 60_000, start });
   await c2.load();
@@ -91,4 +92,38 @@ test('recording committed frames never waits for a batch start in progress (a sl
   assert.equal(started.length, 2);
   assert.deepEqual(started.map((b) => b.frames.map((f) => f.path)), [['bob-cam/20261127T200000000Z.json'], ['bob-cam/20261127T200001000Z.json']], 'started in order, each once');
   assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0 });
+});
+
+test('a batch is started only once the saved state holds it, and stop() leaves every frame in the saved state', async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'bob', device: 'cam', site: 'north' });
+  const files = ['chelsea.png', 'coffee.png', 'rocket.jpg', 'home.jpg', 'astronaut.png'];
+  const seenOnDisk: boolean[] = [];
+  let ing!: FrameIngestor;
+  const collector = new Collector(store, {
+    maxFrames: 2,
+    maxWaitMs: 60_000,
+    start: async (b) => {
+      // What a restart at this instant would find: the batch must be in the saved state already,
+      // or a restart would cut its frames into a second batch.
+      const saved = JSON.parse(readFileSync(collector.file, 'utf8')) as { unstarted: BatchSpec[] };
+      seenOnDisk.push(saved.unstarted.some((u) => u.batchId === b.batchId));
+      // While the first batch starts, two more frames arrive: the second batch is cut, and the
+      // starter reaches it the moment this start returns, before its save can have finished.
+      if (seenOnDisk.length === 1) for (const i of [2, 3]) await ing.accept(device, frame(files[i]!), at(i));
+    },
+  });
+  await collector.load();
+  ing = new FrameIngestor(store, { maxBytes: 1 << 24, onCommitted: (f, c) => collector.add(f, c) });
+  for (const i of [0, 1]) await ing.accept(device, frame(files[i]!), at(i));
+  await collector.flush();
+  await collector.startQueued();
+  await ing.accept(device, frame(files[4]!), at(4));
+  await collector.stop();
+  assert.deepEqual(seenOnDisk, [true, true], 'two full batches started, each after a save that holds it');
+  const saved = JSON.parse(readFileSync(collector.file, 'utf8')) as { pending: Array<{ path: string }>; unstarted: BatchSpec[]; framesCommit: string };
+  assert.deepEqual(saved.pending.map((p) => p.path), ['bob-cam/20261127T200004000Z.json'], 'the fifth frame is pending in the saved state');
+  assert.deepEqual(saved.unstarted, [], 'started batches are gone from the saved state');
+  assert.equal(saved.framesCommit, await readBranchHead(store, 'frames'));
 });
