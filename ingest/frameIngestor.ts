@@ -52,11 +52,12 @@ const HEAD_RECHECK_MS = 200;
 const FRAME_IDS_KEPT = 10_000;
 
 /**
- * Accepts frames into the `frames` repo. Bytes are staged in the object store first (written, not
- * yet durable nor named); frame documents are group-committed: every request waiting while a commit
- * is being written shares the next one, whose fsync rounds also make the group's bytes durable and
- * give them their names, before its ref moves. Each request is answered only once its bytes, its
- * commit and the collector's record of it are durable.
+ * Accepts frames into the `frames` repo. Bytes are staged in the object store first (written, their
+ * fdatasync started, not yet named); frame documents are group-committed: every request waiting
+ * while a commit is being written shares the next one, whose durability round also names the
+ * group's bytes (once durable) before its ref moves. Each request is answered only once its bytes
+ * and its commit are durable and the collector (onCommitted) has taken the frames; the collector
+ * saves its own state behind that, since the frames commit is the durable record it recovers from.
  *
  * Whether a device already sent a frame for a capture time is looked up in the frames repo's tree
  * through the repos' shared tree cache, first early (before the bytes are written) at the head this
