@@ -1,6 +1,6 @@
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
-import { commitChanges, gitArgs, lookupBlobs, readBlobBytes, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore, type StagedPut } from '../repos/index.js';
+import { commitChanges, gitArgs, journalSupported, lookupBlobs, readBlobBytes, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore, type StagedPut } from '../repos/index.js';
 import type { Device } from './devices.js';
 import { assertTimeZone, compactTimestamp, framePath, frameTag, parseCaptureTime } from './frameTag.js';
 import { sniffImageType } from './sniff.js';
@@ -52,10 +52,10 @@ const HEAD_RECHECK_MS = 200;
 const FRAME_IDS_KEPT = 10_000;
 
 /**
- * Accepts frames into the `frames` repo. Bytes are staged in the object store first (written, their
- * fdatasync started, not yet named); frame documents are group-committed: every request waiting
- * while a commit is being written shares the next one, whose durability round also names the
- * group's bytes (once durable) before its ref moves. Each request is answered only once its bytes
+ * Accepts frames into the `frames` repo. Bytes are staged in the object store first (written, not
+ * yet named); frame documents are group-committed: every request waiting while a commit is being
+ * written shares the next one, which also names the group's bytes and makes them durable with
+ * itself (in its journal entry, see repos/journal.ts, or in its fsync round) before its ref moves. Each request is answered only once its bytes
  * and its commit are durable and the collector (onCommitted) has taken the frames; the collector
  * saves its own state behind that, since the frames commit is the durable record it recovers from.
  *
@@ -84,8 +84,23 @@ export class FrameIngestor {
 
   constructor(
     private readonly store: RepoStore,
-    private readonly opts: { maxBytes: number; onCommitted?: OnFramesCommitted; maxFutureSkewMs?: number },
-  ) {}
+    private readonly opts: {
+      maxBytes: number;
+      onCommitted?: OnFramesCommitted;
+      maxFutureSkewMs?: number;
+      /**
+       * Make group commits durable through the frames repo's write-ahead journal (one fdatasync per
+       * commit, see repos/journal.ts) instead of fsyncing every file. Default: where checkpoints can
+       * flush a file system at once (journalSupported()). Whoever opens the data folder after a
+       * crash must run recoverJournal() before reading the frames repo (vigil start does).
+       */
+      journal?: boolean;
+    },
+  ) {
+    this.journaled = opts.journal ?? journalSupported();
+  }
+
+  private readonly journaled: boolean;
 
   /**
    * Checks and stores one frame from an authenticated device.
@@ -119,7 +134,7 @@ export class FrameIngestor {
       // The same frame again: its document is committed already; put() re-stores the bytes
       // durably if they were lost. A new frame's bytes are only staged: its group commit makes
       // them durable with the frame documents, in the same fsync rounds.
-      put = already ? await this.store.objects.put(bytes) : (staged = await this.store.objects.stage(bytes));
+      put = already ? await this.store.objects.put(bytes) : (staged = await this.store.objects.stage(bytes, { sync: !this.journaled }));
     } finally {
       this.storing--;
       if (this.storing === 0) this.allStored?.();
@@ -286,10 +301,12 @@ export class FrameIngestor {
       // hour's commits, and the batch index gets one file per hour instead of one per group commit.
       provenance: (c) => ({ batchId: `ingest-${new Date().toISOString().slice(0, 13).replace(/-/g, '')}`, stage: 'ingest', stageVersion: '1', inputs: [], extra: { frames: c.length } }),
       summary: (c) => `ingest ${c.length} frame(s)`,
-      durable: true,
-      // The new frames' bytes become durable and get their names in the commit's own fsync
-      // rounds, before its ref moves: a committed frame document always names durable bytes.
-      durableWith: () => fresh.map((p) => () => p.staged.publish()),
+      // The new frames' bytes become durable and get their names with the commit (in its journal
+      // entry, or its durability round), before its ref moves: a committed frame document always
+      // names durable bytes.
+      ...(this.journaled
+        ? { durable: 'journal' as const, journalWith: () => fresh.map((p) => async () => [await p.staged.publishJournaled()]) }
+        : { durable: true, durableWith: () => fresh.map((p) => () => p.staged.publish()) }),
     }).finally(() => Promise.all(group.map((p) => p.staged.discard())));
     if (result.commit) {
       this.headSeq++;

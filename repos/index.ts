@@ -3,6 +3,7 @@ export * from './store.js';
 export * from './objectStore.js';
 export * from './provenance.js';
 export * from './lock.js';
+export * from './journal.js';
 export * from './api/resolve.js';
 export * from './api/commit.js';
 export * from './api/read.js';

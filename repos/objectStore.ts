@@ -26,6 +26,13 @@ export interface StagedPut extends PutResult {
    * @throws VigilError E_STORAGE
    */
   publish(): Promise<string[]>;
+  /**
+   * Gives the object its name without waiting for its content to be durable, for a caller that
+   * journals the bytes instead (see repos/journal.ts). Call at most once (instead of publish()).
+   * @returns the object's file and its bytes, to journal.
+   * @throws VigilError E_STORAGE
+   */
+  publishJournaled(): Promise<{ file: string; data: Buffer }>;
   /** Drops what was staged and never published (no-op after publish). Never throws. */
   discard(): Promise<void>;
 }
@@ -44,7 +51,7 @@ export interface ObjectStore {
    * until {@link StagedPut.publish} (which waits for the content to be durable), so an object
    * that has a name always has its whole content on disk, after a crash or power loss too.
    */
-  stage(bytes: Buffer): Promise<StagedPut>;
+  stage(bytes: Buffer, opts?: StageOptions): Promise<StagedPut>;
   /** Reads and verifies bytes. @throws VigilError E_NOT_FOUND, E_HASH_MISMATCH */
   get(sha256: string): Promise<Buffer>;
   /** True when the object exists (no verification). */
@@ -53,6 +60,12 @@ export interface ObjectStore {
   size(sha256: string): Promise<number | null>;
   /** Every stored object name. */
   list(): AsyncIterable<string>;
+}
+
+/** How {@link ObjectStore.stage} writes. */
+export interface StageOptions {
+  /** Start making the bytes durable now (default true); false when they will be journaled (publishJournaled). */
+  sync?: boolean;
 }
 
 /** SHA-256 hex of bytes. */
@@ -88,7 +101,7 @@ export class LocalObjectStore implements ObjectStore {
    * The calls that only reach the page cache (stat, open, write, rename) are synchronous, the
    * fdatasync is not (see lib/fsync.ts).
    */
-  async stage(bytes: Buffer): Promise<StagedPut> {
+  async stage(bytes: Buffer, opts: StageOptions = {}): Promise<StagedPut> {
     const sha256 = sha256Hex(bytes);
     const target = this.pathOf(sha256);
     const size = bytes.length;
@@ -96,7 +109,14 @@ export class LocalObjectStore implements ObjectStore {
     if (existing === size) {
       // Already named, so its content is durable; its folder entry may still be in flight
       // (another writer between its rename and its folder fsync), so the folder is named too.
-      return { sha256, size, created: false, publish: async () => [path.dirname(target)], discard: async () => undefined };
+      return {
+        sha256,
+        size,
+        created: false,
+        publish: async () => [path.dirname(target)],
+        publishJournaled: async () => ({ file: target, data: bytes }),
+        discard: async () => undefined,
+      };
     }
     const tmpDir = path.join(this.root, 'tmp');
     const tmp = path.join(tmpDir, `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
@@ -114,7 +134,7 @@ export class LocalObjectStore implements ObjectStore {
     // The fdatasync starts now, on the thread pool, so it overlaps with what the caller does
     // before publishing (the ingestor: the group commit in progress); publish() waits for it.
     const opened = fd;
-    const synced = fdatasyncFd(opened).finally(() => fs.closeSync(opened));
+    const synced = opts.sync === false ? Promise.resolve(fs.closeSync(opened)) : fdatasyncFd(opened).finally(() => fs.closeSync(opened));
     synced.catch(() => undefined); // its failure is publish()'s (or nobody's, after discard())
     let state: 'staged' | 'published' | 'discarded' = 'staged';
     return {
@@ -132,6 +152,18 @@ export class LocalObjectStore implements ObjectStore {
           throw storageError(err, `could not store object ${sha256}`);
         }
         return [path.dirname(target)];
+      },
+      publishJournaled: async () => {
+        if (state !== 'staged') throw new VigilError('E_STORAGE', `object ${sha256}: staged write already ${state}`);
+        state = 'published';
+        try {
+          await synced.catch(() => undefined); // only its descriptor matters here: the journal makes the bytes durable
+          await retryInNewFolder(path.dirname(target), async () => fs.renameSync(tmp, target));
+        } catch (err) {
+          rmQuietly(tmp);
+          throw storageError(err, `could not store object ${sha256}`);
+        }
+        return { file: target, data: bytes };
       },
       discard: async () => {
         if (state !== 'staged') return;

@@ -3,7 +3,7 @@ import type { Config } from '../lib/config.js';
 import { Collector } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
-import { ensureRepo, openStore, STAGE_REPOS } from '../repos/index.js';
+import { ensureRepo, journalOf, openStore, recoverJournal, STAGE_REPOS } from '../repos/index.js';
 import { createApiServer } from '../server/index.js';
 import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
@@ -20,6 +20,11 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
   const store = openStore(config.VIGIL_DATA);
   for (const r of STAGE_REPOS) await ensureRepo(store, r);
+  // After a crash or power loss: what the frames journal holds is put back before anything reads.
+  const recovered = await recoverJournal(store, 'frames');
+  if (recovered.restored || recovered.appended || recovered.ref) {
+    log(`vigil: frames journal replayed (${recovered.entries} commit(s)): ${recovered.restored} file(s) restored${recovered.ref ? `, branch moved to ${recovered.ref.slice(0, 12)}` : ''}`);
+  }
   installTemporalRuntime();
   let dev: DevServer | null = null;
   let stopping = false;
@@ -79,6 +84,8 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       server.closeIdleConnections();
       setTimeout(() => server.closeAllConnections(), 5000).unref();
     }));
+    // Last frames in, then the journal flushed and dropped (a restart then has nothing to replay).
+    stops.push(() => journalOf(store, 'frames').checkpoint());
     stops.push(() => ingestor.drain());
     const a = server.address();
     const apiUrl = `http://${config.VIGIL_HOST}:${typeof a === 'object' && a ? a.port : config.VIGIL_PORT}`;

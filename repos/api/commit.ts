@@ -11,6 +11,7 @@ import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, type RepoS
 import { storageError } from '../objectStore.js';
 import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../../lib/fsync.js';
 import { readCommitTree, readTreeEntries } from './objects.js';
+import { journalOf, type JournalRecord } from '../journal.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
 export type Change = { path: string; content: Buffer | string } | { path: string; delete: true };
@@ -94,6 +95,8 @@ async function commitTree(args: GitArgs, commit: string): Promise<string> {
 /** Loose objects written by one commit, for making them durable together. */
 interface Written {
   durable: boolean;
+  /** With a journal: each object's file and content, journaled instead of fsync'd. */
+  journal: { file: string; data: Buffer }[] | null;
   /** Folders (objects/xx) that received a new name. */
   dirs: Set<string>;
   /** With `durable`: the new files' descriptors, still open, to be fdatasync'd together (see commitChanges). */
@@ -137,6 +140,7 @@ function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: 
   if (written.durable) written.open.push(fd);
   else fs.closeSync(fd);
   written.dirs.add(dir);
+  written.journal?.push({ file, data });
   return oid;
 }
 
@@ -240,6 +244,12 @@ function renderCommit(tree: string, parents: string[], timestamp: number, messag
  */
 export type DurableStep = () => Promise<readonly string[]>;
 
+/**
+ * Work outside the repo that a journaled commit makes durable with itself: writes files without
+ * fsync and resolves to each file and its content, which the commit's journal entry holds.
+ */
+export type JournalStep = () => Promise<ReadonlyArray<{ file: string; data: Buffer }>>;
+
 /** What a commit's changes are: a list, or a function of the head the commit builds on. */
 export type ChangesSpec = Change[] | ((head: string | null) => Change[] | Promise<Change[]>);
 
@@ -253,7 +263,11 @@ export type ChangesSpec = Change[] | ((head: string | null) => Change[] | Promis
  * so a writer can decide what to write from exactly the state it writes over (e.g. refuse a path
  * another process just wrote). With `durable`, every new git object, the batch index line and the
  * ref are fsync'd (with their folders) before the call returns, so the commit survives a power loss;
- * `durableWith` adds the caller's own files to the same fsync rounds, before the ref moves.
+ * `durableWith` adds the caller's own files to the same durability round, before the ref moves.
+ * With `durable: 'journal'` the commit is as durable, through the repo's write-ahead journal (see
+ * repos/journal.ts): its files are written without fsync and their content is appended to the
+ * journal, with one fdatasync, before the ref moves; `journalWith` adds the caller's files to that
+ * entry. Only for repos whose readers run recoverJournal() first after a crash (the frames repo).
  */
 export async function commitChanges(
   store: RepoStore,
@@ -265,20 +279,27 @@ export async function commitChanges(
     provenance: Provenance | ((changes: Change[]) => Provenance);
     /** The commit message's first line, or a function of the changes. */
     summary: string | ((changes: Change[]) => string);
-    durable?: boolean;
+    durable?: boolean | 'journal';
     /**
-     * With `durable`: steps made durable in the commit's fsync rounds (see DurableStep), a function
-     * of the changes. Not run when the call writes no commit.
+     * With `durable: true`: steps made durable in the commit's durability round (see DurableStep),
+     * a function of the changes. Not run when the call writes no commit.
      */
     durableWith?: (changes: Change[]) => DurableStep[];
+    /**
+     * With `durable: 'journal'`: steps that write files without fsync and give their content to
+     * journal (see JournalStep), a function of the changes. Not run when the call writes no commit.
+     */
+    journalWith?: (changes: Change[]) => JournalStep[];
   },
 ): Promise<CommitResult> {
   const branch = opts.branch ?? 'main';
   if (Array.isArray(opts.changes)) for (const c of opts.changes) assertRepoPath(c.path);
   await ensureRepo(store, opts.repo);
   const args = gitArgs(store, opts.repo);
-  const durable = opts.durable ?? false;
+  const journaled = opts.durable === 'journal';
+  const durable = opts.durable === true;
   if (opts.durableWith && !durable) throw new VigilError('E_BAD_INPUT', 'commitChanges: durableWith needs durable: true');
+  if (opts.journalWith && !journaled) throw new VigilError('E_BAD_INPUT', "commitChanges: journalWith needs durable: 'journal'");
   try {
     return await withLock(lockPathOf(store, opts.repo), async () => {
       const head = await branchHead(args, opts.repo, branch);
@@ -286,7 +307,7 @@ export async function commitChanges(
       if (!Array.isArray(opts.changes)) for (const c of changes) assertRepoPath(c.path);
       const baseTree = head ? await commitTree(args, head) : null;
       const changed: string[] = [];
-      const written: Written = { durable, dirs: new Set(), open: [] };
+      const written: Written = { durable, journal: journaled ? [] : null, dirs: new Set(), open: [] };
       try {
         const tree = (await applyToTree(args, baseTree, changes, '', changed, written)) ?? writeTreeObject(args, new Map(), written);
         if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [], parent: head };
@@ -313,7 +334,7 @@ export async function commitChanges(
             await settleAll([
               syncAndClose(written.open),
               syncDirs(written.dirs),
-              indexBatchCommit(store, provenance.batchId, row, true).then(syncDirs),
+              indexBatchCommit(store, provenance.batchId, row, true).then((index) => syncDirs(index.created)),
               ...steps.map((step) => step().then(syncDirs)),
               ref.then(() => undefined),
             ]);
@@ -322,6 +343,28 @@ export async function commitChanges(
             throw err;
           }
           await moveRef(args.gitdir, branch, await ref, true);
+        } else if (journaled) {
+          // Everything written without fsync; one journal entry holds it all, then the ref moves.
+          const rel = (file: string) => path.relative(store.dataDir, file);
+          const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
+          const index = await indexBatchCommit(store, provenance.batchId, row, false);
+          // The new ref is written before the entry, so that once the entry is durable only a
+          // rename is left (a commit the journal holds was not refused for a full disk).
+          const ref = await writeRefTemp(args.gitdir, commit, false);
+          const journal = journalOf(store, opts.repo);
+          try {
+            await journal.append([
+              ...written.journal!.map((o): JournalRecord => ({ kind: 'file', path: rel(o.file), data: o.data })),
+              ...stepFiles.flat().map((f): JournalRecord => ({ kind: 'file', path: rel(f.file), data: f.data })),
+              { kind: 'append', path: rel(index.file), data: index.line, mark: commit },
+              { kind: 'ref', path: path.join(path.relative(store.dataDir, args.gitdir), 'refs', 'heads', ...branch.split('/')), commit, parent: head },
+            ]);
+          } catch (err) {
+            rmQuietly(ref);
+            throw err;
+          }
+          await moveRef(args.gitdir, branch, ref, false);
+          journal.maybeCheckpoint();
         } else {
           await indexBatchCommit(store, provenance.batchId, row, false);
           await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
@@ -442,12 +485,12 @@ export function batchIndexFile(store: RepoStore, batchId: string): string {
 
 /**
  * Appends the batch index line; with `durable`, fdatasync'd.
- * @returns the folders that got a new name (the file, and folders created for it), to be fsync'd
- *   when durable: none when the file existed.
+ * @returns the file and the line, and the folders that got a new name (the file, and folders
+ *   created for it), to be fsync'd when durable: none when the file existed.
  */
-async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<string, unknown>, durable: boolean): Promise<string[]> {
+async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<string, unknown>, durable: boolean): Promise<{ file: string; line: Buffer; created: string[] }> {
   const file = batchIndexFile(store, batchId);
-  const line = JSON.stringify({ batchId, ...row, at: new Date().toISOString() }) + '\n';
+  const line = Buffer.from(JSON.stringify({ batchId, ...row, at: new Date().toISOString() }) + '\n');
   let fd: number;
   const created: string[] = [];
   try {
@@ -465,5 +508,5 @@ async function indexBatchCommit(store: RepoStore, batchId: string, row: Record<s
   } finally {
     fs.closeSync(fd);
   }
-  return created;
+  return { file, line, created };
 }

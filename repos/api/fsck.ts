@@ -1,4 +1,5 @@
 import git from 'isomorphic-git';
+import { recoverJournal } from '../journal.js';
 import { isSha256 } from '../../lib/ids.js';
 import { gitArgs, listRepoNames, repoExists, type RepoStore } from '../store.js';
 import { parseProvenance } from '../provenance.js';
@@ -44,6 +45,8 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
     report.problems.push({ where, problem: p instanceof Error ? p.message : String(p) });
 
   for (const repo of await listRepoNames(store)) {
+    // A journal left by a crash is replayed first: until then the repo may lack files it holds.
+    await recoverJournal(store, repo).catch((e: unknown) => problem(`${repo} journal`, e));
     report.repos++;
     const args = gitArgs(store, repo);
     const seenTrees = new Set<string>();

@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { VigilError } from '../../lib/errors.js';
+import { recoverJournal } from '../journal.js';
 import { withLock } from '../lock.js';
 import { gitdirOf, listRepoNames, lockPathOf, type RepoStore } from '../store.js';
 
@@ -40,6 +41,8 @@ export interface GcResult {
  */
 export async function gcRepo(store: RepoStore, repo: string): Promise<GcResult> {
   const gitdir = gitdirOf(store, repo);
+  // The repo's journal first (replayed if a crash left one, flushed and dropped): what gc packs is then durable on its own.
+  await recoverJournal(store, repo);
   return withLock(lockPathOf(store, repo), async () => {
     const bytesBefore = await diskUsage(gitdir);
     try {

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { DeviceRegistry } from '../ingest/devices.js';
+import { FrameIngestor } from '../ingest/frameIngestor.js';
+import type { FrameDoc } from '../lib/schemas.js';
+import {
+  batchIndexFile, commitChanges, decodeEntries, encodeEntry, fsck, gitdirOf, journalDirOf, journalOf, journalSupported, listFiles, openStore, readBranchHead, readJson,
+  recoverJournal, type JournalRecord, type RepoStore,
+} from '../repos/index.js';
+import { FIXTURES, tmpDir } from './helpers/tmp.js';
+
+const frame = (name: string) => readFileSync(path.join(FIXTURES, name));
+const at = (i: number) => new Date(Date.UTC(2026, 10, 27, 20, 0, i)).toISOString();
+const segments = (store: RepoStore) => (existsSync(journalDirOf(store, 'frames')) ? readdirSync(journalDirOf(store, 'frames')).filter((f) => f.endsWith('.wal')) : []);
+
+/** Every file a journal holds, as the journal holds it. */
+function journaled(store: RepoStore): JournalRecord[] {
+  return segments(store).flatMap((s) => decodeEntries(readFileSync(path.join(journalDirOf(store, 'frames'), s))).entries.flat());
+}
+
+async function ingestThree(journal: boolean) {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'ann', device: 'door', site: 'hq' });
+  const ing = new FrameIngestor(store, { maxBytes: 1 << 24, journal });
+  const answers = [];
+  for (const [i, f] of ['chelsea.png', 'coffee.png', 'rocket.jpg'].entries()) answers.push(await ing.accept(device, frame(f), at(i)));
+  return { store, answers, bytes: ['chelsea.png', 'coffee.png', 'rocket.jpg'].map(frame) };
+}
+
+test('journal entries: encoded and decoded whole; a torn or damaged tail is where decoding stops', () => {
+  const a: JournalRecord[] = [{ kind: 'file', path: 'x/a', data: Buffer.from('alpha') }, { kind: 'ref', path: 'r', commit: 'c1', parent: null }];
+  const b: JournalRecord[] = [{ kind: 'append', path: 'i', data: Buffer.from('line\n'), mark: 'c2' }, { kind: 'file', path: 'x/b', data: Buffer.alloc(70_000, 7) }];
+  const buf = Buffer.concat([encodeEntry(a), encodeEntry(b)]);
+  const whole = decodeEntries(buf);
+  assert.equal(whole.clean, true);
+  assert.deepEqual(whole.entries, [a, b]);
+  for (const cut of [1, 30, buf.length - encodeEntry(b).length + 10, buf.length - 1]) {
+    const torn = decodeEntries(buf.subarray(0, cut));
+    assert.equal(torn.clean, false, `cut at ${cut}`);
+    assert.ok(torn.entries.length < 2);
+  }
+  const damaged = Buffer.from(buf);
+  damaged[damaged.length - 5]! ^= 0xff;
+  assert.deepEqual(decodeEntries(damaged), { entries: [a], clean: false });
+});
+
+test('journaled ingest: a power loss that drops the files and the branch move is undone from the journal', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const { store, answers, bytes } = await ingestThree(true);
+  const head = await readBranchHead(store, 'frames');
+  assert.ok(head);
+  const records = journaled(store);
+  assert.ok(segments(store).length >= 1, 'the commits are in the journal until a checkpoint');
+  const files = records.filter((r): r is Extract<JournalRecord, { kind: 'file' }> => r.kind === 'file');
+  const refs = records.filter((r): r is Extract<JournalRecord, { kind: 'ref' }> => r.kind === 'ref');
+  assert.equal(refs.length, 3, 'one journal entry per group commit');
+  assert.equal(refs.at(-1)!.commit, head);
+  const frameFiles = files.filter((r) => r.path.startsWith('objects/'));
+  assert.equal(frameFiles.length, 3, "each frame's bytes are in the journal");
+
+  // What a power loss can leave: files never written out (gone or torn), the branch where it
+  // was before these commits, the batch index without its lines.
+  rmSync(path.join(store.dataDir, frameFiles[0]!.path), { force: true });
+  truncateSync(path.join(store.dataDir, frameFiles[1]!.path), 100);
+  const looseObjects = files.filter((r) => r.path.startsWith('repos/'));
+  rmSync(path.join(store.dataDir, looseObjects[0]!.path), { force: true });
+  writeFileSync(path.join(store.dataDir, looseObjects[1]!.path), '');
+  writeFileSync(path.join(gitdirOf(store, 'frames'), 'refs', 'heads', 'main'), `${refs[0]!.commit}\n`);
+  const index = records.find((r) => r.kind === 'append')!;
+  rmSync(path.join(store.dataDir, index.path), { force: true });
+
+  const done = await recoverJournal(store, 'frames');
+  assert.equal(done.entries, 3);
+  assert.equal(done.restored, 4, 'the two frames and the two git objects');
+  assert.equal(done.ref, head, 'the branch moved forward to the last journaled commit');
+  assert.equal(done.appended, 3, 'the three index lines');
+  assert.equal(await readBranchHead(store, 'frames'), head);
+  assert.deepEqual(journaled(store), [], 'the journal is dropped once everything is flushed');
+  const docs = await Promise.all((await listFiles(store, 'frames')).map((f) => readJson<FrameDoc>(store, 'frames', f.path)));
+  assert.deepEqual(docs.map((d) => d!.frameId).sort(), answers.map((a) => a.frameId).sort());
+  for (const [i, a] of answers.entries()) assert.ok((await store.objects.get(a.frameId)).equals(bytes[i]!), 'every frame has its bytes, hash-verified');
+  const lines = readFileSync(path.join(store.dataDir, index.path), 'utf8').trim().split('\n');
+  assert.equal(lines.length, 3);
+  assert.deepEqual((await fsck(store)).problems, []);
+  assert.deepEqual(await recoverJournal(store, 'frames'), { entries: 0, restored: 0, appended: 0, ref: null, tornTail: false }, 'nothing left to replay');
+});
+
+test('journal recovery: a torn last entry is ignored; a branch another writer moved on is left alone', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const { store } = await ingestThree(true);
+  const head = await readBranchHead(store, 'frames');
+  // Another writer (not journaled) commits on top; then a crash tears an append.
+  const other = await commitChanges(store, { repo: 'frames', changes: [{ path: 'note/readme.json', content: '{}\n' }], provenance: { batchId: 'other', stage: 'test', stageVersion: '1', inputs: [] }, summary: 'other', durable: true });
+  assert.equal(other.parent, head);
+  const seg = segments(store).at(-1)!;
+  appendFileSync(path.join(journalDirOf(store, 'frames'), seg), encodeEntry([{ kind: 'ref', path: 'repos/frames.git/refs/heads/main', commit: 'f'.repeat(40), parent: other.commit }]).subarray(0, 40));
+  const done = await recoverJournal(store, 'frames');
+  assert.equal(done.tornTail, true);
+  assert.equal(done.entries, 3);
+  assert.equal(done.ref, null, 'the branch is not at a journaled commit: not moved back');
+  assert.equal(await readBranchHead(store, 'frames'), other.commit);
+  assert.equal(done.restored + done.appended, 0, 'nothing was missing: nothing written, the journal left to its checkpoint');
+  await journalOf(store, 'frames').checkpoint();
+  assert.deepEqual(journaled(store), []);
+  assert.deepEqual((await fsck(store)).problems, []);
+});
+
+test('journal checkpoint: segments are dropped; later commits start a new one; without a journal nothing is written there', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const { store } = await ingestThree(true);
+  const before = segments(store);
+  assert.equal(before.length, 1);
+  await journalOf(store, 'frames').checkpoint();
+  const after = segments(store);
+  assert.equal(after.length, 1, 'an empty segment for what comes next');
+  assert.notEqual(after[0], before[0]);
+  assert.equal(readFileSync(path.join(journalDirOf(store, 'frames'), after[0]!)).length, 0);
+  const { device } = await new DeviceRegistry(store.dataDir).add({ user: 'ann', device: 'yard', site: 'hq' });
+  await new FrameIngestor(store, { maxBytes: 1 << 24, journal: true }).accept(device, frame('home.jpg'), at(9));
+  assert.equal(decodeEntries(readFileSync(path.join(journalDirOf(store, 'frames'), after[0]!))).entries.length, 1);
+  assert.ok(readFileSync(batchIndexFile(store, `ingest-${new Date().toISOString().slice(0, 13).replace(/-/g, '')}`), 'utf8').length > 0);
+
+  await journalOf(store, 'frames').checkpoint();
+  await journalOf(store, 'frames').checkpoint();
+  assert.equal(segments(store).length, 1, 'checkpoints with nothing journaled leave one empty segment');
+  assert.deepEqual(journaled(store), []);
+
+  const plain = await ingestThree(false);
+  assert.deepEqual(segments(plain.store), [], 'journal: false fsyncs each file instead');
+  assert.deepEqual((await fsck(plain.store)).problems, []);
+});
