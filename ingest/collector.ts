@@ -15,6 +15,9 @@ export const BatchSpecSchema = z.object({
 });
 export type BatchSpec = z.infer<typeof BatchSpecSchema>;
 
+/** Shortest time between two saves of the state file (see persist()). */
+const SAVE_EVERY_MS = 100;
+
 const StateSchema = z.object({
   framesCommit: z.string().nullable(),
   pending: z.array(FrameRefSchema.extend({ at: z.number() })),
@@ -50,6 +53,7 @@ export class Collector {
   /** The save in flight (see persist), and whether the state changed since that save began. */
   private saving: Promise<void> | null = null;
   private dirty = false;
+  private savedAt = -Infinity;
   private loading: Promise<void> | null = null;
   private stopped = false;
   readonly file: string;
@@ -94,6 +98,10 @@ export class Collector {
     this.saving ??= (async () => {
       try {
         while (this.dirty) {
+          // At most one save per SAVE_EVERY_MS under load: nothing waits for it but batch starts.
+          const wait = this.savedAt + SAVE_EVERY_MS - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          this.savedAt = performance.now();
           this.dirty = false;
           try {
             await this.save();
