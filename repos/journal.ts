@@ -41,6 +41,8 @@ type RecordHeader = { kind: 'file'; path: string; size: number } | { kind: 'appe
 const MAGIC = Buffer.from('VGJ1');
 /** Longest time a journal segment lives before a checkpoint flushes the file system and drops it. */
 export const JOURNAL_CHECKPOINT_MS = 30_000;
+/** How long after a failed checkpoint the next one is tried. */
+const CHECKPOINT_RETRY_MS = 5_000;
 /** A checkpoint also starts once a segment holds this many bytes. */
 const JOURNAL_CHECKPOINT_BYTES = 256 * 1024 * 1024;
 
@@ -137,8 +139,9 @@ export class Journal {
   private checkpointing: Promise<void> | null = null;
   /** An append failed and its segment could not be cut back: the next append starts a new segment. */
   private damaged = false;
-  /** The last checkpoint failure (it is retried), for health pages. */
+  /** The last checkpoint failure (retried after CHECKPOINT_RETRY_MS), for the health endpoint. */
   lastError: string | null = null;
+  private retryAt = 0;
 
   constructor(private readonly store: RepoStore, private readonly repo: string) {}
 
@@ -204,7 +207,7 @@ export class Journal {
   /** Starts a checkpoint in the background when the current segment is old or big enough. */
   maybeCheckpoint(): void {
     const s = this.segment;
-    if (!s || this.checkpointing) return;
+    if (!s || this.checkpointing || Date.now() < this.retryAt) return;
     if (Date.now() - s.since < JOURNAL_CHECKPOINT_MS && s.bytes < JOURNAL_CHECKPOINT_BYTES) return;
     void this.checkpoint().catch(() => undefined);
   }
@@ -233,6 +236,7 @@ export class Journal {
         this.lastError = null;
       } catch (err) {
         this.lastError = (err as Error).message;
+        this.retryAt = Date.now() + CHECKPOINT_RETRY_MS;
         throw err;
       } finally {
         this.checkpointing = null;

@@ -73,7 +73,10 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const ingestor = new FrameIngestor(store, { maxBytes: config.VIGIL_MAX_FRAME_BYTES, onCommitted: (f, c) => collector.add(f, c) });
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
-      health: () => ({ temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: collector.stats(), worker: worker.getState() }),
+      health: () => ({
+        temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: collector.stats(), worker: worker.getState(),
+        framesJournalCheckpointError: journalOf(store, 'frames').lastError,
+      }),
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
