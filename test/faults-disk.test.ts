@@ -210,6 +210,7 @@ test('a full disk: 503 E_STORAGE, never a 2xx for a frame not stored, nothing ha
 
   // Nothing lost for batching either: a collector restarted from its saved state batches every
   // frame of the repo exactly once.
+  await collector.stop();
   const reloaded: BatchSpec[] = [];
   const again = new Collector(store, { maxFrames: 1000, maxWaitMs: 3_600_000, start: async (b) => void reloaded.push(b) });
   await again.load();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -128,4 +129,38 @@ test('journal checkpoint: segments are dropped; later commits start a new one; w
   const plain = await ingestThree(false);
   assert.deepEqual(segments(plain.store), [], 'journal: false fsyncs each file instead');
   assert.deepEqual((await fsck(plain.store)).problems, []);
+});
+
+test('a journaled ingest killed (SIGKILL) mid-stream: after recovery every acknowledged frame is there with its bytes, fsck clean', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)', timeout: 60_000 }, async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'ann', device: 'gate', site: 'hq' });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'helpers', 'ingest-child.ts'), dir, JSON.stringify(device), path.join(FIXTURES, 'messi5.jpg')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const acks = new Map<string, string>();
+  let buffered = '';
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`the ingesting child exited by itself (${code})`))));
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const l of lines) {
+        const [, p, id] = l.split(' ');
+        acks.set(p!, id!);
+      }
+      // Killed at a point the child does not choose, well into the stream.
+      if (acks.size >= 60 && !child.killed) setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 30));
+    });
+  });
+  assert.ok(acks.size >= 60, `${acks.size} frames acknowledged before the kill`);
+  assert.ok(journaled(store).length > 0, 'the kill came before a checkpoint: the journal holds the commits');
+  await recoverJournal(store, 'frames');
+  const head = (await readBranchHead(store, 'frames')) ?? undefined;
+  const docs = new Map((await Promise.all((await listFiles(store, 'frames', head)).map(async (f) => [f.path, (await readJson<FrameDoc>(store, 'frames', f.path, head))!.frameId] as const))));
+  for (const [p, id] of acks) {
+    assert.equal(docs.get(p), id, `acknowledged frame ${p} is committed`);
+    await store.objects.get(id); // its bytes, hash-verified
+  }
+  assert.deepEqual((await fsck(store)).problems, []);
 });

@@ -36,6 +36,9 @@ export async function ingestFixtures(store: RepoStore, device: Device, files: st
   const ingestor = new FrameIngestor(store, { maxBytes: 20 * 1024 * 1024, onCommitted: (f, c) => collector.add(f, c) });
   await Promise.all(files.map((f, i) => ingestor.accept(device, readFileSync(path.join(FIXTURES, f)), new Date(startMs + i * 1000).toISOString())));
   await collector.tick(true);
+  // This "API process" ends here: its collector saves its state (a later collector on the same
+  // data folder, another "process", starts from it).
+  await collector.stop();
   if (batches.length !== 1) throw new Error(`expected one batch, got ${batches.length}`);
   return batches[0]!;
 }
@@ -56,6 +59,9 @@ export async function ingestFrames(store: RepoStore, frames: FrameSpec[]): Promi
   const ingestor = new FrameIngestor(store, { maxBytes: 20 * 1024 * 1024, onCommitted: (f, c) => collector.add(f, c) });
   await Promise.all(frames.map((f) => ingestor.accept(f.device, readFileSync(path.isAbsolute(f.file) ? f.file : path.join(FIXTURES, f.file)), new Date(f.atMs).toISOString())));
   await collector.tick(true);
+  // This "API process" ends here: its collector saves its state (a later collector on the same
+  // data folder, another "process", starts from it).
+  await collector.stop();
   if (batches.length !== 1) throw new Error(`expected one batch, got ${batches.length}`);
   return batches[0]!;
 }
