@@ -134,7 +134,7 @@ export class LocalObjectStore implements ObjectStore {
     // The fdatasync starts now, on the thread pool, so it overlaps with what the caller does
     // before publishing (the ingestor: the group commit in progress); publish() waits for it.
     const opened = fd;
-    const synced = opts.sync === false ? Promise.resolve(fs.closeSync(opened)) : fdatasyncFd(opened).finally(() => fs.closeSync(opened));
+    const synced = opts.sync === false ? closing(opened) : fdatasyncFd(opened).finally(() => fs.closeSync(opened));
     synced.catch(() => undefined); // its failure is publish()'s (or nobody's, after discard())
     let state: 'staged' | 'published' | 'discarded' = 'staged';
     return {
@@ -217,6 +217,16 @@ export class LocalObjectStore implements ObjectStore {
         if (/^[0-9a-f]{62}$/.test(f)) yield d + f;
       }
     }
+  }
+}
+
+/** Closes a descriptor; a failure becomes the returned promise's. */
+function closing(fd: number): Promise<void> {
+  try {
+    fs.closeSync(fd);
+    return Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
 
