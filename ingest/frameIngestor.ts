@@ -55,9 +55,10 @@ const FRAME_IDS_KEPT = 10_000;
  * Accepts frames into the `frames` repo. Bytes are staged in the object store first (written, not
  * yet named); frame documents are group-committed: every request waiting while a commit is being
  * written shares the next one, which also names the group's bytes and makes them durable with
- * itself (in its journal entry, see repos/journal.ts, or in its fsync round) before its ref moves. Each request is answered only once its bytes
- * and its commit are durable and the collector (onCommitted) has taken the frames; the collector
- * saves its own state behind that, since the frames commit is the durable record it recovers from.
+ * itself (in its journal entry, see repos/journal.ts, or in its fsync round) before its ref moves.
+ * Each request is answered only once its bytes and its commit are durable and the collector
+ * (onCommitted) has taken the frames; the collector saves its own state behind that, since the
+ * frames commit is the durable record it recovers from.
  *
  * Whether a device already sent a frame for a capture time is looked up in the frames repo's tree
  * through the repos' shared tree cache, first early (before the bytes are written) at the head this
@@ -133,7 +134,7 @@ export class FrameIngestor {
     try {
       // The same frame again: its document is committed already; put() re-stores the bytes
       // durably if they were lost. A new frame's bytes are only staged: its group commit makes
-      // them durable with the frame documents, in the same fsync rounds.
+      // them durable with the frame documents.
       put = already ? await this.store.objects.put(bytes) : (staged = await this.store.objects.stage(bytes, { sync: !this.journaled }));
     } finally {
       this.storing--;
