@@ -83,3 +83,44 @@ test('parseTree: a truncated entry is refused, not misread', () => {
   assert.throws(() => parseTree(good.subarray(0, good.length - 1)), (e) => isVigilError(e, 'E_CORRUPT'));
   assert.throws(() => parseTree(Buffer.from('100644 no-nul')), (e) => isVigilError(e, 'E_CORRUPT'));
 });
+
+test('trees a camera only adds to are written by appending to the last body: same trees as a full rewrite, git fsck --strict clean', async () => {
+  const store = openStore(tmpDir());
+  const prov = { batchId: 'append', stage: 'test', stageVersion: '1', inputs: [] };
+  const doc = (i: number) => `{"n":${i}}\n`;
+  const expected = new Map<string, string>();
+  const commit = async (changes: Array<{ path: string; content: string } | { path: string; delete: true }>) => {
+    for (const c of changes) {
+      if ('delete' in c) expected.delete(c.path);
+      else expected.set(c.path, c.content);
+    }
+    return commitChanges(store, { repo: 'frames', changes, provenance: prov, summary: 'step' });
+  };
+  const ts = (s: number) => `cam-a/2026112${Math.floor(s / 100)}T0000${String(s % 100).padStart(2, '0')}000Z.json`;
+  // In order (the appending path), out of order (an older frame: full rewrite), a changed and a
+  // deleted document, a name that sorts between, a new sub-folder, and two cameras at once.
+  for (let s = 0; s < 30; s += 3) await commit([{ path: ts(s), content: doc(s) }, { path: ts(s + 1), content: doc(s + 1) }]);
+  await commit([{ path: ts(2), content: doc(2) }]);
+  await commit([{ path: ts(40), content: doc(40) }, { path: ts(4), content: 'changed\n' }]);
+  await commit([{ path: ts(1), delete: true }, { path: ts(41), content: doc(41) }]);
+  await commit([{ path: 'cam-a/sub/x.json', content: doc(1) }, { path: ts(42), content: doc(42) }]);
+  await commit([{ path: ts(43), content: doc(43) }, { path: 'cam-b/20261127T000000000Z.json', content: doc(0) }]);
+  await commit([{ path: ts(44), content: doc(44) }, { path: 'cam-a/zz.json', content: doc(9) }]);
+
+  // Every tree of every commit is what git itself accepts (sorted, no duplicates), and the last
+  // tree holds exactly the documents written.
+  execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
+  const listed = execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'ls-tree', '-r', '--name-only', 'main'], { encoding: 'utf8' }).trim().split('\n');
+  assert.deepEqual(listed, [...expected.keys()].sort());
+  for (const [p, content] of expected) {
+    assert.equal(execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'show', `main:${p}`], { encoding: 'utf8' }), content);
+  }
+  // The same tree ids as isomorphic-git computes for the same entries.
+  const args = gitArgs(store, 'frames');
+  const head = await git.resolveRef({ ...args, ref: 'main' });
+  const rootOid = await readCommitTree(args, head);
+  const camA = (await readTreeEntries(args, rootOid)).find((e) => e.path === 'cam-a')!;
+  const entries = await readTreeEntries(args, camA.oid);
+  const again = await git.writeTree({ ...args, tree: entries.map((e) => ({ mode: e.mode, path: e.path, oid: e.oid, type: e.type })) });
+  assert.equal(again, camA.oid);
+});

@@ -163,14 +163,71 @@ function treeOrder(a: Entry, b: Entry): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-function writeTreeObject(args: GitArgs, entries: Map<string, Entry>, written: Written): string {
-  const sorted = [...entries.values()].sort(treeOrder);
+/** An entry's sort key in git's tree order (see treeOrder). */
+function orderKey(e: Entry): string {
+  return e.type === 'tree' ? `${e.path}/` : e.path;
+}
+
+/** The body of a tree object: its entries, already in tree order. */
+function serializeEntries(sorted: readonly Entry[]): Buffer {
   const parts: Buffer[] = [];
-  for (const e of sorted) {
-    parts.push(Buffer.from(`${e.mode.replace(/^0/, '')} ${e.path}\0`), Buffer.from(e.oid, 'hex'));
+  for (const e of sorted) parts.push(Buffer.from(`${e.mode.replace(/^0/, '')} ${e.path}\0`), Buffer.from(e.oid, 'hex'));
+  return Buffer.concat(parts);
+}
+
+/**
+ * Bodies of the trees this process wrote, with their last entry's sort key, bounded in bytes: a
+ * folder that only gains entries sorting after its last one (a camera's next frames) is written by
+ * appending the new entries to its body instead of serializing all of them again, which grew with
+ * every frame the camera ever sent.
+ */
+type TreeBody = { body: Buffer; lastKey: string; count: number };
+
+class TreeBodies {
+  private readonly bodies = new Map<string, TreeBody>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string): TreeBody | undefined {
+    return this.bodies.get(key);
   }
-  const oid = writeObject(args.gitdir, 'tree', Buffer.concat(parts), written);
+
+  set(key: string, value: TreeBody): void {
+    if (this.bodies.has(key) || value.body.length > this.maxBytes / 4) return;
+    this.bodies.set(key, value);
+    this.bytes += value.body.length;
+    for (const [k, v] of this.bodies) {
+      if (this.bytes <= this.maxBytes) break;
+      this.bodies.delete(k);
+      this.bytes -= v.body.length;
+    }
+  }
+}
+
+const treeBodies = new TreeBodies(64 * 1024 * 1024);
+
+/**
+ * Writes a tree object. `appended`: the tree is `base` plus these entries only (none changed or
+ * removed), so when base's body is known and they all sort after its last entry, the body is
+ * base's with theirs appended.
+ */
+function writeTreeObject(args: GitArgs, entries: Map<string, Entry>, written: Written, appended?: { base: string; added: Entry[] }): string {
+  const prev = appended && appended.added.length ? treeBodies.get(`${args.gitdir}\0${appended.base}`) : undefined;
+  const added = prev ? [...appended!.added].sort(treeOrder) : [];
+  let body: Buffer;
+  let lastKey: string;
+  if (prev && orderKey(added[0]!) > prev.lastKey && prev.count + added.length === entries.size) {
+    body = Buffer.concat([prev.body, serializeEntries(added)]);
+    lastKey = orderKey(added[added.length - 1]!);
+  } else {
+    const sorted = [...entries.values()].sort(treeOrder);
+    body = serializeEntries(sorted);
+    lastKey = sorted.length ? orderKey(sorted[sorted.length - 1]!) : '';
+  }
+  const oid = writeObject(args.gitdir, 'tree', body, written);
   treeCache.set(`${args.gitdir}\0${oid}`, entries);
+  treeBodies.set(`${args.gitdir}\0${oid}`, { body, lastKey, count: entries.size });
   return oid;
 }
 
@@ -178,6 +235,9 @@ async function applyToTree(args: GitArgs, treeOid: string | null, changes: Chang
   const entries = new Map<string, Entry>(treeOid ? await readTreeCached(args, treeOid) : []);
   const sub = new Map<string, Change[]>();
   const folders: Promise<void>[] = [];
+  // Whether the new tree is the old one plus new entries only (see writeTreeObject).
+  const added: Entry[] = [];
+  let onlyAdded = true;
   for (const c of changes) {
     const slash = c.path.indexOf('/');
     if (slash >= 0) {
@@ -193,28 +253,40 @@ async function applyToTree(args: GitArgs, treeOid: string | null, changes: Chang
       if (old) {
         entries.delete(c.path);
         changed.push(prefix + c.path);
+        onlyAdded = false;
       }
       continue;
     }
     const blob = typeof c.content === 'string' ? Buffer.from(c.content) : c.content;
     const oid = writeObject(args.gitdir, 'blob', blob, written);
     if (old?.oid === oid) continue;
-    entries.set(c.path, { mode: '100644', path: c.path, oid, type: 'blob' });
+    const entry: Entry = { mode: '100644', path: c.path, oid, type: 'blob' };
+    entries.set(c.path, entry);
     changed.push(prefix + c.path);
+    if (old) onlyAdded = false;
+    else added.push(entry);
   }
   for (const [dir, subChanges] of sub) {
     const old = entries.get(dir);
     folders.push(
       applyToTree(args, old?.type === 'tree' ? old.oid : null, subChanges, `${prefix}${dir}/`, changed, written).then((oid) => {
-        if (oid) entries.set(dir, { mode: '040000', path: dir, oid, type: 'tree' });
-        else entries.delete(dir);
+        if (oid === (old?.oid ?? null)) return;
+        if (oid) {
+          const entry: Entry = { mode: '040000', path: dir, oid, type: 'tree' };
+          entries.set(dir, entry);
+          if (old) onlyAdded = false;
+          else added.push(entry);
+        } else {
+          entries.delete(dir);
+          onlyAdded = false;
+        }
       }),
     );
   }
   await settleAll(folders);
   if (entries.size === 0) return null;
   if (treeOid && sameTree(await readTreeCached(args, treeOid), entries)) return treeOid;
-  return writeTreeObject(args, entries, written);
+  return writeTreeObject(args, entries, written, treeOid && onlyAdded ? { base: treeOid, added } : undefined);
 }
 
 /** Awaits every promise (so none is left running) and throws the first failure. */
