@@ -137,32 +137,28 @@ export class LocalObjectStore implements ObjectStore {
     const synced = opts.sync === false ? closing(opened) : fdatasyncFd(opened).finally(() => fs.closeSync(opened));
     synced.catch(() => undefined); // its failure is publish()'s (or nobody's, after discard())
     let state: 'staged' | 'published' | 'discarded' = 'staged';
+    // Names the object once its write ended (and, unless journaled, its fdatasync).
+    const name = async (): Promise<void> => {
+      if (state !== 'staged') throw new VigilError('E_STORAGE', `object ${sha256}: staged write already ${state}`);
+      state = 'published';
+      try {
+        await synced;
+        await retryInNewFolder(path.dirname(target), async () => fs.renameSync(tmp, target));
+      } catch (err) {
+        rmQuietly(tmp);
+        throw storageError(err, `could not store object ${sha256}`);
+      }
+    };
     return {
       sha256,
       size,
       created: existing === null,
       publish: async () => {
-        if (state !== 'staged') throw new VigilError('E_STORAGE', `object ${sha256}: staged write already ${state}`);
-        state = 'published';
-        try {
-          await synced;
-          await retryInNewFolder(path.dirname(target), async () => fs.renameSync(tmp, target));
-        } catch (err) {
-          rmQuietly(tmp);
-          throw storageError(err, `could not store object ${sha256}`);
-        }
+        await name();
         return [path.dirname(target)];
       },
       publishJournaled: async () => {
-        if (state !== 'staged') throw new VigilError('E_STORAGE', `object ${sha256}: staged write already ${state}`);
-        state = 'published';
-        try {
-          await synced.catch(() => undefined); // only its descriptor matters here: the journal makes the bytes durable
-          await retryInNewFolder(path.dirname(target), async () => fs.renameSync(tmp, target));
-        } catch (err) {
-          rmQuietly(tmp);
-          throw storageError(err, `could not store object ${sha256}`);
-        }
+        await name();
         return { file: target, data: bytes };
       },
       discard: async () => {
