@@ -175,14 +175,15 @@ function serializeEntries(sorted: readonly Entry[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/**
- * Bodies of the trees this process wrote, with their last entry's sort key, bounded in bytes: a
- * folder that only gains entries sorting after its last one (a camera's next frames) is written by
- * appending the new entries to its body instead of serializing all of them again, which grew with
- * every frame the camera ever sent.
- */
+/** A tree object's body, its last entry's sort key and its number of entries. */
 type TreeBody = { body: Buffer; lastKey: string; count: number };
 
+/**
+ * Bodies of the trees this process wrote, bounded in bytes: a folder that only gains entries
+ * sorting after its last one (a camera's next frames) is written by appending the new entries to
+ * its body instead of serializing all of them again, which grew with every frame the camera ever
+ * sent.
+ */
 class TreeBodies {
   private readonly bodies = new Map<string, TreeBody>();
   private bytes = 0;
@@ -429,7 +430,7 @@ export async function commitChanges(
               ...written.journal!.map((o): JournalRecord => ({ kind: 'file', path: rel(o.file), data: o.data })),
               ...stepFiles.flat().map((f): JournalRecord => ({ kind: 'file', path: rel(f.file), data: f.data })),
               { kind: 'append', path: rel(index.file), data: index.line, mark: commit },
-              { kind: 'ref', path: path.join(path.relative(store.dataDir, args.gitdir), 'refs', 'heads', ...branch.split('/')), commit, parent: head },
+              { kind: 'ref', path: rel(refFile(args.gitdir, branch)), commit, parent: head },
             ]);
           } catch (err) {
             rmQuietly(ref);
@@ -492,7 +493,7 @@ export async function lookupBlobs(store: RepoStore, repo: string, commit: string
  * @throws VigilError E_CORRUPT when the branch's ref file exists but names no commit.
  */
 async function branchHead(args: GitArgs, repo: string, branch: string): Promise<string | null> {
-  const file = path.join(args.gitdir, 'refs', 'heads', ...branch.split('/'));
+  const file = refFile(args.gitdir, branch);
   let text: string | null;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -511,6 +512,11 @@ async function branchHead(args: GitArgs, repo: string, branch: string): Promise<
     if ((err as { code?: string }).code === 'NotFoundError') return null; // no loose ref, none packed
     throw err;
   }
+}
+
+/** A branch's loose ref file. */
+function refFile(gitdir: string, branch: string): string {
+  return path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
 }
 
 /**
@@ -537,7 +543,7 @@ async function writeRefTemp(gitdir: string, commit: string, durable: boolean): P
 
 /** Renames a ref written by {@link writeRefTemp} into place; when durable, fsyncs its folder. */
 async function moveRef(gitdir: string, branch: string, tmp: string, durable: boolean): Promise<void> {
-  const file = path.join(gitdir, 'refs', 'heads', ...branch.split('/'));
+  const file = refFile(gitdir, branch);
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.renameSync(tmp, file);
