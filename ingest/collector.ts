@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { fsyncFd, writeAllSync } from '../lib/fsync.js';
 import { FrameDocSchema, FrameRefSchema, type FrameDoc, type FrameRef } from '../lib/schemas.js';
+import { framePath } from './frameTag.js';
 import { diff, listFiles, readJson, resolveRef, repoExists, storageError, type RepoStore } from '../repos/index.js';
 
 /** A batch the collector cut: what one batch workflow processes. */
@@ -138,7 +139,7 @@ export class Collector {
   async add(frames: FrameDoc[], framesCommit: string): Promise<void> {
     await this.loading;
     const now = Date.now();
-    for (const f of frames) this.state.pending.push({ path: `${f.user}-${f.device}/${f.timestamp}.json`, frameId: f.frameId, site: f.site, at: now });
+    for (const f of frames) this.state.pending.push({ path: framePath(f.user, f.device, f.timestamp), frameId: f.frameId, site: f.site, at: now });
     this.state.framesCommit = framesCommit;
     this.cut(false);
     this.persist().then(

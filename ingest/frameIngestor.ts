@@ -82,6 +82,8 @@ export class FrameIngestor {
   /** Bumped by each commit of this process: a read begun before it must not replace its head. */
   private headSeq = 0;
   private allStored: (() => void) | null = null;
+  /** Whether group commits go through the frames journal (see the `journal` option). */
+  private readonly journaled: boolean;
 
   constructor(
     private readonly store: RepoStore,
@@ -100,8 +102,6 @@ export class FrameIngestor {
   ) {
     this.journaled = opts.journal ?? journalSupported();
   }
-
-  private readonly journaled: boolean;
 
   /**
    * Checks and stores one frame from an authenticated device.

@@ -23,8 +23,8 @@ import { assertRepoName, lockPathOf, type RepoStore } from './store.js';
  *
  * Entry layout: "VGJ1" | u32 payload length | 20-byte SHA-1 of the payload | payload, where the
  * payload is u32 header length | header JSON (the records, without their data) | each record's data.
- * A torn entry at the end of the last segment (a crash while appending) was never acknowledged and
- * is ignored.
+ * A torn entry at the end of a segment (an append cut by a crash, or one that failed and could not be
+ * cut back) was never acknowledged and is ignored.
  */
 
 /** What a journal entry makes durable. Paths are relative to the data folder. */
