@@ -67,6 +67,12 @@ export const ConfigSchema = z.object({
   }, 'an IANA time zone').default('UTC'),
   VIGIL_REPROCESS_DAYS: int(1, 366).default(1),
   /**
+   * `vigil start` packs a repo in the background once it has this many loose objects (0: never;
+   * `vigil repo gc` still packs by hand), checking every VIGIL_AUTOPACK_INTERVAL_MS.
+   */
+  VIGIL_AUTOPACK_LOOSE: int(0, 100_000_000).default(5000),
+  VIGIL_AUTOPACK_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  /**
    * On stop, how long a worker lets running activities finish and report before cancelling them
    * (a cancelled activity is redone after the restart).
    */

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { DeviceRegistry } from '../ingest/devices.js';
-import { listFiles, openStore, readJson } from '../repos/index.js';
+import { countPacks, listFiles, openStore, readJson, type AutoPackStatus } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
 import { startDevServer } from '../temporal/devServer.js';
@@ -59,6 +59,9 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
     ALERT_EMAIL_FROM: 'vigil@example.com', ALERT_TIMEOUT_MS: '2000',
     // No nightly reprocessing: a run starting mid-test would add batch workflows to the counts.
     VIGIL_REPROCESS_CRON: 'off',
+    // The background packer packs every repo with 10 loose objects or more, every second: it runs
+    // under the pipeline, the Ctrl-C and the restart, and must lose nothing.
+    VIGIL_AUTOPACK_LOOSE: '10', VIGIL_AUTOPACK_INTERVAL_MS: '1000',
   };
   const startSystem = async () => {
     const p = spawnVigil(['start'], env, { readyLine: /^vigil: ready/, detached: true });
@@ -140,8 +143,11 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   }, () => {
     assert.deepEqual([...stranded.values()].map((a) => `${a.activityType} in ${a.workflowId}`), []);
   });
+  const health = await fetch(`http://127.0.0.1:${apiPort}/v1/health`).then((r) => r.json() as Promise<{ autoPack: AutoPackStatus }>);
   const stop2 = await system.stop('SIGINT', { group: true, ms: 90_000 });
   assert.deepEqual(stop2, { code: 0, signal: null });
+  assert.ok(health.autoPack.packed > 0 && health.autoPack.lastError === null, `the packer ran under the pipeline: ${JSON.stringify(health.autoPack)}`);
+  for (const repo of ['frames', 'standardized', 'detections']) assert.ok((await countPacks(store, repo)) > 0, `${repo} was packed`);
 
   const check = await checkRepos(store, paths, batchIds);
   assert.deepEqual(check.problems, []);

@@ -1,7 +1,7 @@
 /**
  * The whole Vigil system assembled in this process the way `vigil start` does it
  * (temporal/runSystem.ts): the embedded Temporal dev server on free ports in a temporary data
- * folder, optionally one in-process worker, the collector and the real HTTP API, plus a
+ * folder, optionally one in-process worker, the collector, the background packer and the real HTTP API, plus a
  * registered device. The collector's batch starter is wrapped so the benchmark knows every batch
  * it started and when its workflow completed.
  */
@@ -14,7 +14,7 @@ import { Collector, type BatchSpec } from '../../ingest/collector.js';
 import { DeviceRegistry, type Device } from '../../ingest/devices.js';
 import { FrameIngestor } from '../../ingest/frameIngestor.js';
 import { loadConfig, type Config } from '../../lib/config.js';
-import { ensureRepo, openStore, STAGE_REPOS, type RepoStore } from '../../repos/index.js';
+import { AutoPacker, ensureRepo, openStore, STAGE_REPOS, type RepoStore } from '../../repos/index.js';
 import { createApiServer } from '../../server/index.js';
 import { connectClient, connectWorker } from '../../temporal/connection.js';
 import { startDevServer, type DevServer } from '../../temporal/devServer.js';
@@ -163,6 +163,10 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
     await collector.load();
     if (o.collector ?? true) collector.run(500);
     stops.push(() => collector.stop());
+
+    const packer = new AutoPacker(store, { looseLimit: config.VIGIL_AUTOPACK_LOOSE, intervalMs: config.VIGIL_AUTOPACK_INTERVAL_MS });
+    packer.start();
+    stops.push(() => packer.stop());
 
     const registry = new DeviceRegistry(o.dataDir);
     const keys = new Map<string, string>();

@@ -6,6 +6,7 @@ import { VigilError } from '../../lib/errors.js';
 import { recoverJournal } from '../journal.js';
 import { withLock } from '../lock.js';
 import { gitdirOf, listRepoNames, lockPathOf, type RepoStore } from '../store.js';
+import { forgetVanishedPacks, packLockPathOf } from './pack.js';
 
 const run = promisify(execFile);
 
@@ -43,7 +44,8 @@ export async function gcRepo(store: RepoStore, repo: string): Promise<GcResult> 
   const gitdir = gitdirOf(store, repo);
   // The repo's journal first (replayed if a crash left one, flushed and dropped): what gc packs is then durable on its own.
   await recoverJournal(store, repo);
-  return withLock(lockPathOf(store, repo), async () => {
+  // Packers take turns (see packRepo); the writer lock keeps commits out while unreachable objects are pruned.
+  return withLock(packLockPathOf(store, repo), () => withLock(lockPathOf(store, repo), async () => {
     const bytesBefore = await diskUsage(gitdir);
     try {
       await run('git', ['--git-dir', gitdir, '-c', 'gc.auto=0', '-c', 'repack.writeBitmaps=false', '-c', 'gc.writeCommitGraph=false', 'gc', '--quiet', '--prune=now'], { timeout: 600_000 });
@@ -51,8 +53,9 @@ export async function gcRepo(store: RepoStore, repo: string): Promise<GcResult> 
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VigilError('E_TOOL_MISSING', 'git is not installed: it is needed to pack repos');
       throw new VigilError('E_STORAGE', `git gc failed on ${repo}: ${(err as Error).message.split('\n')[0]}`);
     }
+    forgetVanishedPacks(store.cache);
     return { repo, bytesBefore, bytesAfter: await diskUsage(gitdir) };
-  }, 600_000);
+  }, 600_000), 600_000);
 }
 
 /** Packs every repo. */

@@ -6,6 +6,7 @@ import git from 'isomorphic-git';
 import { VigilError } from '../../lib/errors.js';
 import { hashHex } from '../../lib/hash.js';
 import type { gitArgs } from '../store.js';
+import { forgetVanishedPacks } from './pack.js';
 
 const inflate = promisify(inflateCb);
 
@@ -57,13 +58,20 @@ export async function readObject(args: GitArgs, oid: string): Promise<GitObject>
   return { type: m[1] as GitObject['type'], content: raw.subarray(nul + 1) };
 }
 
-async function readPacked(args: GitArgs, oid: string): Promise<GitObject> {
+/**
+ * Reads a packed object through isomorphic-git. A pack listed a moment ago can vanish before it is
+ * read (packRepo rolled it up into a new one, see pack.ts): then the cache forgets the packs that
+ * are gone and the read is tried once more, on the packs there are now.
+ */
+async function readPacked(args: GitArgs, oid: string, retried = false): Promise<GitObject> {
   try {
     const o = await git.readObject({ ...args, oid, format: 'content' });
     return { type: o.type as GitObject['type'], content: Buffer.from(o.object as Uint8Array) };
   } catch (err) {
     if ((err as { code?: string }).code === 'NotFoundError') throw new VigilError('E_NOT_FOUND', `git object ${oid} is missing from ${args.gitdir}`);
-    throw err;
+    if (retried) throw err;
+    forgetVanishedPacks(args.cache);
+    return readPacked(args, oid, true);
   }
 }
 

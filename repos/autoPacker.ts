@@ -1,0 +1,102 @@
+import { countLooseObjects, packRepo, type PackResult } from './api/pack.js';
+import { listRepoNames, type RepoStore } from './store.js';
+
+/** How the {@link AutoPacker} works. */
+export interface AutoPackOptions {
+  /** A repo is packed once it has at least this many loose objects (0: never). */
+  looseLimit: number;
+  /** How often the repos are checked (ms). */
+  intervalMs: number;
+  /** Told about each repo packed and each failure. */
+  log?: (msg: string) => void;
+}
+
+/** What the packer did last (GET /v1/health shows it). */
+export interface AutoPackStatus {
+  looseLimit: number;
+  /** When the last check ended (ISO), null before the first. */
+  lastCheckAt: string | null;
+  /** Repos packed since the packer started. */
+  packed: number;
+  /** The last pack of each repo. */
+  last: Record<string, PackResult & { at: string }>;
+  /** The last failure, null once a later check succeeds. */
+  lastError: string | null;
+}
+
+/**
+ * Packs the repos of a data folder in the background (what `git gc --auto` does for git): every
+ * `intervalMs` it counts each repo's loose objects and packs the repos that have `looseLimit` or
+ * more (packRepo: incremental, geometric, no writer lock, lowest CPU priority). Reads of packed
+ * detections are about twice as fast as loose ones (bench rules-replay) and take about a seventh
+ * of the space (bench storage), so replaying history needs no manual `vigil repo gc`.
+ */
+export class AutoPacker {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<PackResult[]> | null = null;
+  private stopped = false;
+  private abort = new AbortController();
+  private readonly state: AutoPackStatus;
+
+  constructor(private readonly store: RepoStore, private readonly opts: AutoPackOptions) {
+    this.state = { looseLimit: opts.looseLimit, lastCheckAt: null, packed: 0, last: {}, lastError: null };
+  }
+
+  /** Checks every repo once and packs those over the limit (one at a time). Never runs twice at once. */
+  runOnce(): Promise<PackResult[]> {
+    this.running ??= this.check().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async check(): Promise<PackResult[]> {
+    const out: PackResult[] = [];
+    if (this.opts.looseLimit <= 0) return out;
+    const errors: string[] = [];
+    for (const repo of await listRepoNames(this.store)) {
+      if (this.stopped) break;
+      try {
+        if ((await countLooseObjects(this.store, repo)) < this.opts.looseLimit) continue;
+        const r = await packRepo(this.store, repo, { signal: this.abort.signal });
+        out.push(r);
+        this.state.packed++;
+        this.state.last[repo] = { ...r, at: new Date().toISOString() };
+        this.opts.log?.(`vigil: packed ${repo}: ${r.looseBefore} loose object(s) -> ${r.looseAfter}, ${r.packsAfter} pack(s), ${r.ms} ms`);
+      } catch (err) {
+        if (!this.stopped) errors.push(`${repo}: ${(err as Error).message}`);
+      }
+    }
+    this.state.lastCheckAt = new Date().toISOString();
+    this.state.lastError = errors.length ? errors.join('; ') : null;
+    if (errors.length) this.opts.log?.(`vigil: packing failed: ${this.state.lastError}`);
+    return out;
+  }
+
+  /** Checks every intervalMs until stop(). */
+  start(): void {
+    if (this.opts.looseLimit <= 0 || this.timer) return;
+    this.stopped = false;
+    if (this.abort.signal.aborted) this.abort = new AbortController();
+    const tick = () => {
+      void this.runOnce().finally(() => {
+        if (!this.stopped) this.timer = setTimeout(tick, this.opts.intervalMs).unref();
+      });
+    };
+    this.timer = setTimeout(tick, this.opts.intervalMs).unref();
+  }
+
+  /** Stops checking; a pack in progress is stopped (git leaves the repo as it was) and waited for. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** What the packer did last. */
+  status(): AutoPackStatus {
+    return structuredClone(this.state);
+  }
+}

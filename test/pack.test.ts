@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { Provenance } from '../lib/schemas.js';
+import {
+  AutoPacker, commitChanges, countLooseObjects, countPacks, fsck, gitdirOf, journalSupported, listFiles, openStore, packRepo, readJson,
+  recoverJournal, type RepoStore,
+} from '../repos/index.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const prov = (batchId: string): Provenance => ({ batchId, stage: 'test', stageVersion: '1', inputs: [] });
+const doc = (i: number) => ({ i, pad: `frame ${i} `.repeat(8) });
+const pathOf = (i: number) => `u-d${i % 3}/${String(i).padStart(5, '0')}.json`;
+
+async function commitRange(store: RepoStore, repo: string, from: number, to: number, durable: boolean | 'journal' = false): Promise<void> {
+  for (let i = from; i < to; i += 4) {
+    const changes = [];
+    for (let k = i; k < Math.min(to, i + 4); k++) changes.push({ path: pathOf(k), content: JSON.stringify(doc(k)) });
+    await commitChanges(store, { repo, changes, provenance: prov(`b${i}`), summary: `docs ${i}`, durable });
+  }
+}
+
+function gitFsck(store: RepoStore, repo: string): void {
+  execFileSync('git', ['--git-dir', gitdirOf(store, repo), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
+}
+
+const packFiles = (store: RepoStore, repo: string) => readdirSync(path.join(gitdirOf(store, repo), 'objects', 'pack')).filter((f) => f.endsWith('.pack'));
+
+test('packRepo: packs loose objects while commits and reads go on, without the writer lock; nothing is lost', async () => {
+  const store = openStore(tmpDir());
+  await commitRange(store, 'detections', 0, 120);
+  const looseBefore = await countLooseObjects(store, 'detections');
+  assert.ok(looseBefore > 150, `${looseBefore} loose objects to start with`);
+  // A writer commits and a reader (its own store, so its own caches) reads while the repo is packed three times.
+  const reader = openStore(store.dataDir);
+  let writing = true;
+  const writer = commitRange(store, 'detections', 120, 240).finally(() => (writing = false));
+  const reads = (async () => {
+    let n = 0;
+    while (writing) {
+      const i = n++ % 120;
+      assert.deepEqual(await readJson(reader, 'detections', pathOf(i)), doc(i));
+    }
+    return n;
+  })();
+  const packs = [];
+  for (let k = 0; k < 3; k++) packs.push(await packRepo(store, 'detections'));
+  await writer;
+  assert.ok((await reads) > 0);
+  assert.ok(packs[0]!.looseAfter < packs[0]!.looseBefore, `first pack: ${packs[0]!.looseBefore} -> ${packs[0]!.looseAfter} loose`);
+  const files = await listFiles(store, 'detections');
+  assert.equal(files.length, 240, 'every committed document is there');
+  for (const i of [0, 57, 119, 120, 181, 239]) assert.deepEqual(await readJson(reader, 'detections', pathOf(i)), doc(i));
+  const last = await packRepo(store, 'detections');
+  assert.equal(last.looseAfter, 0, 'once writers stop, nothing stays loose');
+  gitFsck(store, 'detections');
+  assert.deepEqual((await fsck(store)).problems, []);
+});
+
+test('packRepo: small packs are rolled up (geometric), so the pack count stays small; a cache holding a rolled-up pack still reads and forgets it', async () => {
+  const store = openStore(tmpDir());
+  const rounds = 8;
+  const counts: number[] = [];
+  const cache = store.cache as Record<symbol, unknown>;
+  const cachedPacks = () => {
+    const key = Object.getOwnPropertySymbols(cache).find((s) => s.description === 'PackfileCache');
+    return key ? [...(cache[key] as Map<string, unknown>).keys()] : [];
+  };
+  let early: string[] = [];
+  for (let r = 0; r < rounds; r++) {
+    await commitRange(store, 'threats', r * 20, (r + 1) * 20);
+    if (r === 2) {
+      assert.deepEqual(await readJson(store, 'threats', pathOf(5)), doc(5), 'read from a pack, which the cache keeps');
+      early = cachedPacks();
+    }
+    counts.push((await packRepo(store, 'threats')).packsAfter);
+  }
+  assert.ok(counts.at(-1)! <= rounds / 2, `packs after each round: ${counts.join(', ')} (one per round without roll-ups)`);
+  assert.equal(await countPacks(store, 'threats'), packFiles(store, 'threats').length);
+  assert.ok(early.length > 0, 'the early read cached its pack');
+  assert.ok(early.some((f) => !existsSync(f)), 'a pack read early was rolled up since');
+  for (let i = 0; i < rounds * 20; i += 13) assert.deepEqual(await readJson(store, 'threats', pathOf(i)), doc(i));
+  const now = cachedPacks();
+  assert.ok(now.length > 0 && now.every((f) => existsSync(f)), `the cache holds only packs that exist: ${now.map((f) => path.basename(f)).join(', ')}`);
+  gitFsck(store, 'threats');
+});
+
+test('AutoPacker: packs only the repos over the limit, reports what it did; limit 0 never packs', async () => {
+  const store = openStore(tmpDir());
+  await commitRange(store, 'detections', 0, 80);
+  await commitRange(store, 'alerts', 0, 4);
+  const limit = 100;
+  assert.ok((await countLooseObjects(store, 'detections')) >= limit);
+  assert.ok((await countLooseObjects(store, 'alerts')) < limit);
+  const logs: string[] = [];
+  const off = new AutoPacker(store, { looseLimit: 0, intervalMs: 1000 });
+  assert.deepEqual(await off.runOnce(), []);
+  const packer = new AutoPacker(store, { looseLimit: limit, intervalMs: 1000, log: (m) => logs.push(m) });
+  const done = await packer.runOnce();
+  assert.deepEqual(done.map((r) => r.repo), ['detections']);
+  assert.equal(await countLooseObjects(store, 'detections'), 0);
+  assert.ok((await countLooseObjects(store, 'alerts')) > 0, 'a repo under the limit is left loose');
+  const s = packer.status();
+  assert.equal(s.packed, 1);
+  assert.equal(s.lastError, null);
+  assert.ok(s.lastCheckAt);
+  assert.equal(s.last.detections?.looseAfter, 0);
+  assert.match(logs.join('\n'), /packed detections: \d+ loose object\(s\) -> 0/);
+  assert.deepEqual(await packer.runOnce(), [], 'nothing over the limit any more');
+  // Started, it checks on its own.
+  await commitRange(store, 'alerts', 4, 120);
+  const timed = new AutoPacker(store, { looseLimit: limit, intervalMs: 1000 });
+  timed.start();
+  const deadline = Date.now() + 20_000;
+  while (timed.status().packed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await timed.stop();
+  assert.equal(timed.status().last.alerts?.looseAfter, 0);
+  gitFsck(store, 'alerts');
+});
+
+test('packing a journaled repo: journal recovery afterwards restores nothing wrong, and every document reads back', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const store = openStore(tmpDir());
+  await commitRange(store, 'frames', 0, 40, 'journal');
+  const r = await packRepo(store, 'frames');
+  assert.equal(r.looseAfter, 0);
+  // As after a crash: the journal still holds those commits, whose loose objects are now packed.
+  await recoverJournal(store, 'frames');
+  for (let i = 0; i < 40; i += 7) assert.deepEqual(await readJson(store, 'frames', pathOf(i)), doc(i));
+  gitFsck(store, 'frames');
+  assert.deepEqual((await fsck(store)).problems, []);
+});
