@@ -161,6 +161,7 @@ export async function prepareAlerts(
     repo: 'alerts', changes,
     provenance: { batchId: input.batchId, stage: 'alerts', stageVersion: ALERTS_STAGE_VERSION, inputs, extra: { cooldownMs: opts.cooldownMs } },
     summary: `alerts ${input.batchId}: ${refs.filter((r) => r.status === 'pending').length} to deliver, ${refs.filter((r) => r.status === 'suppressed').length} suppressed`,
+    durable: true,
   });
   return { alertsCommit: res.commit, alerts: refs };
 }

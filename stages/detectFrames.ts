@@ -85,6 +85,7 @@ export async function detectFrames(
       inputs: [{ repo: 'standardized', commit: input.standardizedCommit }], model: { name: model.name, sha256: model.sha256 },
     },
     summary: `detect ${input.batchId}: ${out.detected} frame(s) with ${model.name}`,
+    durable: true,
   });
   out.detectionsCommit = res.commit;
   return out;

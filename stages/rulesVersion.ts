@@ -33,6 +33,7 @@ export async function commitRulesInForce(store: RepoStore, dir: string, labels?:
     changes: [{ path: RULESET_PATH, content: serializeRuleSet(check.ruleSet) }],
     provenance: { batchId: `rules-${hash.slice(0, 16)}`, stage: 'rules', stageVersion: '1', inputs: [], extra: { hash, warnings: check.warnings.length } },
     summary: `rules ${hash.slice(0, 12)}: ${check.summary.rules} rule(s), ${check.summary.users} user(s)`,
+    durable: true,
   });
   return { rulesCommit: res.commit, rulesHash: hash, errors: [] };
 }

@@ -87,6 +87,7 @@ export async function threatsStage(store: RepoStore, input: ThreatsInput, ruleSe
     repo: 'threats', changes,
     provenance: { batchId: input.batchId, stage: 'threats', stageVersion: THREATS_STAGE_VERSION, inputs, extra: { rulesHash } },
     summary: `threats ${input.batchId}: ${out.unsafe.length} unsafe of ${input.paths.length}`,
+    durable: true,
   });
   out.threatsCommit = res.commit;
   return out;

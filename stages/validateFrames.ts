@@ -88,8 +88,8 @@ export async function validateFrames(
     batchId: input.batchId, stage: 'validate', stageVersion: VALIDATE_STAGE_VERSION,
     inputs: [{ repo: 'frames', commit: input.framesCommit }], extra: { configHash: cfg },
   };
-  const std = await commitChanges(store, { repo: 'standardized', changes: stdChanges, provenance, summary: `validate ${input.batchId}: ${out.accepted.length} standardized` });
-  const inv = await commitChanges(store, { repo: 'invalid', changes: invChanges, provenance, summary: `validate ${input.batchId}: ${out.rejected.length} invalid` });
+  const std = await commitChanges(store, { repo: 'standardized', changes: stdChanges, provenance, summary: `validate ${input.batchId}: ${out.accepted.length} standardized`, durable: true });
+  const inv = await commitChanges(store, { repo: 'invalid', changes: invChanges, provenance, summary: `validate ${input.batchId}: ${out.rejected.length} invalid`, durable: true });
   out.standardizedCommit = std.commit;
   out.invalidCommit = inv.commit;
   return out;

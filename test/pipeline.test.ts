@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { readFileSync } from 'node:fs';
+import fs, { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { batchCommits, fsck, listFiles, readJson, resolveRef, sha256Hex, type RepoStore } from '../repos/index.js';
+import { batchCommits, fsck, gitdirOf, listFiles, readJson, resolveRef, sha256Hex, type RepoStore } from '../repos/index.js';
 import type { DetectionDoc, InvalidDoc } from '../stages/schema.js';
 import { makeBatchStarter, batchWorkflowId } from '../temporal/starter.js';
 import type { BatchSummary } from '../workflows/index.js';
@@ -44,9 +44,50 @@ async function countObjects(s: RepoStore): Promise<number> {
   return n;
 }
 
+/** Loose object files of a repo. */
+function looseObjects(s: RepoStore, repo: string): string[] {
+  const dir = path.join(gitdirOf(s, repo), 'objects');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((d) => /^[0-9a-f]{2}$/.test(d)).flatMap((d) => readdirSync(path.join(dir, d)).map((f) => path.join(dir, d, f)));
+}
+
+/**
+ * Records the path of every file and folder fsync'd or fdatasync'd in this process (the worker
+ * runs in it) until the returned stop() (Linux: the path comes from /proc/self/fd).
+ */
+function recordSyncs(): { synced: Set<string>; stop: () => void } {
+  const synced = new Set<string>();
+  const orig = { fsync: fs.fsync, fdatasync: fs.fdatasync };
+  for (const k of ['fsync', 'fdatasync'] as const) {
+    (fs as unknown as Record<string, unknown>)[k] = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      try {
+        synced.add(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        // not on Linux: nothing recorded
+      }
+      return orig[k](fd, cb);
+    };
+  }
+  return { synced, stop: () => Object.assign(fs, orig) };
+}
+
 test('a batch of real frames runs validate -> detect on the real Temporal server', async () => {
   const batch = await ingestFixtures(store, device, FILES);
-  const summary = await runBatch(batch);
+  const stageRepos = ['standardized', 'invalid', 'detections', 'threats', 'alerts', 'rules'];
+  const before = new Set(stageRepos.flatMap((r) => looseObjects(store, r)));
+  const syncs = process.platform === 'linux' ? recordSyncs() : null;
+  const summary = await runBatch(batch).finally(() => syncs?.stop());
+  if (syncs) {
+    // Every stage's commit is durable before its activity completes: a power loss cannot leave
+    // Temporal past a stage whose output is gone.
+    const written = stageRepos.flatMap((r) => looseObjects(store, r)).filter((f) => !before.has(f));
+    assert.ok(written.length > 20, `${written.length} git objects written by the stages`);
+    const unsynced = written.filter((f) => !syncs.synced.has(f) || !syncs.synced.has(path.dirname(f)));
+    assert.deepEqual(unsynced.map((f) => path.relative(store.dataDir, f)), [], 'every git object a stage wrote, and its folder, was fsync\'d');
+    for (const r of ['standardized', 'invalid', 'detections', 'threats']) {
+      assert.ok(syncs.synced.has(path.join(gitdirOf(store, r), 'refs', 'heads')), `${r}: its branch move was fsync'd`);
+    }
+  }
   assert.equal(summary.frames, FILES.length);
   assert.equal(summary.standardized, FILES.length - 1);
   assert.equal(summary.invalid, 1);
