@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { isVigilError } from '../lib/errors.js';
 import type { Provenance } from '../lib/schemas.js';
 import {
-  batchCommits, commitChanges, diff, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, sha256Hex,
+  batchCommits, commitChanges, diff, ensureRepo, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, resolveRef, sha256Hex,
 } from '../repos/index.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -199,4 +199,20 @@ test('the batch index leaves out a commit that never reached its branch', async 
   await fsp.writeFile(path.join(gitdirOf(store, 'frames'), 'refs', 'heads', 'main'), `${c1.commit}\n`);
   assert.deepEqual((await batchCommits(store, 'b9')).map((c) => c.commit), [c1.commit]);
   assert.notEqual(c1.commit, c2.commit);
+});
+
+test('resolveRef on a branch being created by another writer: null before, the commit after, never "no branch"', async () => {
+  for (let round = 0; round < 30; round++) {
+    const store = openStore(tmpDir());
+    await ensureRepo(store, 'rules');
+    const first = commitChanges(store, { repo: 'rules', changes: [{ path: 'r.json', content: `{"round":${round}}` }], provenance: prov('r'), summary: 'first', durable: true });
+    const seen: Array<string | null> = [];
+    let done = false;
+    void first.finally(() => (done = true));
+    while (!done) seen.push(await resolveRef(store, 'rules', 'main'));
+    const { commit } = await first;
+    seen.push(await resolveRef(store, 'rules', 'main'));
+    assert.ok(seen.every((s) => s === null || s === commit), `round ${round}: ${JSON.stringify(seen)}`);
+    assert.equal(seen.at(-1), commit);
+  }
 });

@@ -28,6 +28,8 @@ export async function resolveRef(store: RepoStore, repo: string, ref = 'main'): 
     return await git.resolveRef({ ...args, ref: `refs/heads/${ref}` });
   } catch {
     const branches = await git.listBranches({ ...args });
+    // Created by another writer between the two reads (a repo's first commit): read it again.
+    if (branches.includes(ref)) return git.resolveRef({ ...args, ref: `refs/heads/${ref}` });
     if (branches.length === 0 && ref === 'main') return null;
     throw new VigilError('E_NOT_FOUND', `${repo} has no branch or commit ${ref}`);
   }
