@@ -8,7 +8,7 @@
  * {@link LoadResult} and exits.
  */
 import { benchFrames, uniqueJpeg } from './frames.js';
-import { FrameClient } from './http.js';
+import { FrameClient, type PostResult } from './http.js';
 import { now, selfCpuMs } from './common.js';
 
 /** What to do. */
@@ -24,6 +24,13 @@ export interface LoadRequest {
   durationMs: number;
   /** First capture time (epoch ms); each client steps by 1 s. */
   captureStartMs: number;
+  /**
+   * Open loop: frames/s offered in total, spread evenly over the clients (cameras), each sending on
+   * its own fixed schedule whether or not its earlier frames were answered (a camera does not wait
+   * for the server). Latency then counts from the scheduled send time, so a stalled server shows
+   * up in it (no coordinated omission). Absent: closed loop, each client POSTing back to back.
+   */
+  ratePerSec?: number;
 }
 
 /** What happened during the measured window. */
@@ -44,7 +51,8 @@ export interface LoadResult {
 
 async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const bases = (await benchFrames(req.cacheDir, 'mixed', req.baseFrom, req.baseCount)).map((f) => f.bytes);
-  const client = new FrameClient(req.apiUrl, req.keys.length);
+  // Open loop: a client may have several requests in flight while the server is slow.
+  const client = new FrameClient(req.apiUrl, req.ratePerSec ? req.keys.length * 8 : req.keys.length);
   const cpu0 = selfCpuMs();
   const t0 = now();
   const measureFrom = t0 + req.warmupMs;
@@ -52,36 +60,67 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const out: LoadResult = { accepted: 0, statuses: {}, latencies: [], timeline: [], measuredMs: req.durationMs, meanBytes: 0, errors: [], cpuMs: 0 };
   let sentBytes = 0;
   let sent = 0;
-  await Promise.all(
-    req.keys.map(async (key, c) => {
-      let t = req.captureStartMs + c * 1000;
-      for (let k = 0; ; k++) {
-        const start = now();
-        if (start >= stopAt) break;
-        const body = uniqueJpeg(bases[(k + c) % bases.length]!, `vigil-bench ${process.pid} ${c} ${k}`);
-        const at = new Date(t).toISOString();
-        t += req.keys.length * 1000;
-        try {
-          const r = await client.post(key, body, at);
-          const end = now();
-          if (start >= measureFrom && end <= stopAt) {
-            out.statuses[r.status] = (out.statuses[r.status] ?? 0) + 1;
-            out.latencies.push(r.ms);
-            sentBytes += body.length;
-            sent++;
-            if (r.status === 202) {
-              out.accepted++;
-              const sec = Math.floor((end - measureFrom) / 1000);
-              out.timeline[sec] = (out.timeline[sec] ?? 0) + 1;
-            } else if (out.errors.length < 5) out.errors.push(`${r.status} ${JSON.stringify(r.body)}`);
-          }
-        } catch (err) {
-          if (out.errors.length < 5) out.errors.push((err as Error).message);
-          out.statuses.error = (out.statuses.error ?? 0) + 1;
+  /** Counts one answer: `from` (when it was sent, or due) and `end` decide whether it is in the window. */
+  const record = (from: number, end: number, latencyMs: number, r: PostResult, bodyBytes: number) => {
+    // Closed loop: requests sent and answered in the window. Open loop: every frame due in the
+    // window, however late its answer (a slow server must not drop its slowest answers).
+    if (from < measureFrom || (req.ratePerSec ? from >= stopAt : end > stopAt)) return;
+    out.statuses[r.status] = (out.statuses[r.status] ?? 0) + 1;
+    out.latencies.push(latencyMs);
+    sentBytes += bodyBytes;
+    sent++;
+    if (r.status === 202) {
+      out.accepted++;
+      const sec = Math.floor((end - measureFrom) / 1000);
+      out.timeline[sec] = (out.timeline[sec] ?? 0) + 1;
+    } else if (out.errors.length < 5) out.errors.push(`${r.status} ${JSON.stringify(r.body)}`);
+  };
+  const failed = (err: unknown) => {
+    if (out.errors.length < 5) out.errors.push((err as Error).message);
+    out.statuses.error = (out.statuses.error ?? 0) + 1;
+  };
+  const frame = (c: number, k: number) => ({
+    body: uniqueJpeg(bases[(k + c) % bases.length]!, `vigil-bench ${process.pid} ${c} ${k}`),
+    at: new Date(req.captureStartMs + c * 1000 + k * req.keys.length * 1000).toISOString(),
+  });
+  if (req.ratePerSec) {
+    // Each client k-th frame is due at t0 + offset + k * interval; sent then (or at once when the
+    // generator itself fell behind), latency counted from when it was due.
+    const interval = (1000 * req.keys.length) / req.ratePerSec;
+    await Promise.all(
+      req.keys.map(async (key, c) => {
+        const pending: Promise<void>[] = [];
+        for (let k = 0; ; k++) {
+          const due = t0 + (c * interval) / req.keys.length + k * interval;
+          if (due >= stopAt) break;
+          const wait = due - now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const { body, at } = frame(c, k);
+          pending.push(client.post(key, body, at).then((r) => {
+            const end = now();
+            record(due, end, end - due, r, body.length);
+          }, failed));
         }
-      }
-    }),
-  );
+        await Promise.all(pending);
+      }),
+    );
+  } else {
+    await Promise.all(
+      req.keys.map(async (key, c) => {
+        for (let k = 0; ; k++) {
+          const start = now();
+          if (start >= stopAt) break;
+          const { body, at } = frame(c, k);
+          try {
+            const r = await client.post(key, body, at);
+            record(start, now(), r.ms, r, body.length);
+          } catch (err) {
+            failed(err);
+          }
+        }
+      }),
+    );
+  }
   client.close();
   out.cpuMs = Math.round(selfCpuMs() - cpu0);
   out.meanBytes = sent ? Math.round(sentBytes / sent) : 0;
