@@ -1,5 +1,6 @@
 /** Versioned, content-addressed repos with provenance (Pachyderm-style), on isomorphic-git. */
 export * from './store.js';
+export * from './layout.js';
 export * from './objectStore.js';
 export * from './provenance.js';
 export * from './lock.js';

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import { VigilError } from '../lib/errors.js';
+import { fsyncPath } from '../lib/fsync.js';
+import type { RepoLayout } from './layout.js';
 import { LocalObjectStore, type ObjectStore } from './objectStore.js';
 
 /** The repos every Vigil installation has, in pipeline order. */
@@ -57,11 +59,46 @@ export function repoExists(store: RepoStore, repo: string): boolean {
   return fs.existsSync(path.join(gitdirOf(store, repo), 'HEAD'));
 }
 
-/** Creates the repo (bare, default branch `main`) if it does not exist. Idempotent. */
+/** The file naming a repo's layout (see repos/layout.ts); a repo without one is `flat`. */
+const LAYOUT_FILE = 'vigil-layout';
+const layouts = new Map<string, RepoLayout>();
+
+/**
+ * How a repo lays its documents out in git (see repos/layout.ts): what its layout file says,
+ * `flat` for a repo made before layouts existed, `time-shards` for a repo not made yet (what
+ * ensureRepo will make). Read once per repo and process.
+ */
+export function repoLayout(store: RepoStore, repo: string): RepoLayout {
+  const gitdir = gitdirOf(store, repo);
+  const known = layouts.get(gitdir);
+  if (known) return known;
+  let layout: RepoLayout;
+  try {
+    const text = fs.readFileSync(path.join(gitdir, LAYOUT_FILE), 'utf8').trim();
+    if (text !== 'time-shards' && text !== 'flat') throw new VigilError('E_CORRUPT', `${repo}: unknown layout ${JSON.stringify(text.slice(0, 40))} in ${LAYOUT_FILE}`);
+    layout = text;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (!fs.existsSync(path.join(gitdir, 'HEAD'))) return 'time-shards';
+    layout = 'flat';
+  }
+  layouts.set(gitdir, layout);
+  return layout;
+}
+
+/**
+ * Creates the repo (bare, default branch `main`, time-sharded layout) if it does not exist.
+ * Idempotent. The layout file is durable before the repo exists (git's HEAD is written after
+ * it), so no reader ever takes a new repo for an old, flat one.
+ */
 export async function ensureRepo(store: RepoStore, repo: string): Promise<void> {
   if (repoExists(store, repo)) return;
   const gitdir = gitdirOf(store, repo);
   await fs.promises.mkdir(gitdir, { recursive: true });
+  const layoutFile = path.join(gitdir, LAYOUT_FILE);
+  await fs.promises.writeFile(layoutFile, 'time-shards\n');
+  await fsyncPath(layoutFile);
+  await fsyncPath(gitdir);
   await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
 }
 

@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isVigilError } from '../lib/errors.js';
-import { commitChanges, gitdirOf, openStore, walkBlobs, type RepoStore } from '../repos/index.js';
+import { commitChanges, gitdirOf, openStore, repoLayout, storedPath, walkBlobs, type RepoStore } from '../repos/index.js';
 import { loadRuleSet } from '../rules/index.js';
 import { replayRules } from '../stages/replay.js';
 import type { DetectionDoc } from '../stages/schema.js';
@@ -93,7 +93,9 @@ test('walkBlobs streams every file in path order and refuses a damaged object', 
   assert.deepEqual(walked, [...paths].sort());
   // Rewrite one loose object with other (validly compressed) content under the same id.
   const gitdir = gitdirOf(store, 'detections');
-  const oid = spawnSync('git', ['--git-dir', gitdir, 'rev-parse', `main:${paths[0]}`], { encoding: 'utf8' }).stdout.trim();
+  // git knows the document by its stored path (its day and hour folders, see repos/layout.ts).
+  const oid = spawnSync('git', ['--git-dir', gitdir, 'rev-parse', `main:${storedPath(repoLayout(store, 'detections'), paths[0]!)}`], { encoding: 'utf8' }).stdout.trim();
+  assert.match(oid, /^[0-9a-f]{40}$/);
   const file = path.join(gitdir, 'objects', oid.slice(0, 2), oid.slice(2));
   const zlib = await import('node:zlib');
   const body = Buffer.from('{"tampered":true}');

@@ -7,7 +7,8 @@ import { VigilError } from '../../lib/errors.js';
 import type { Provenance } from '../../lib/schemas.js';
 import { withLock } from '../lock.js';
 import { formatCommitMessage } from '../provenance.js';
-import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, type RepoStore } from '../store.js';
+import { repoPath, storedPath } from '../layout.js';
+import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, repoLayout, type RepoStore } from '../store.js';
 import { storageError } from '../objectStore.js';
 import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../../lib/fsync.js';
 import { readCommitTree, readTreeEntries } from './objects.js';
@@ -379,12 +380,15 @@ export async function commitChanges(
       const changes = Array.isArray(opts.changes) ? opts.changes : await opts.changes(head);
       if (!Array.isArray(opts.changes)) for (const c of changes) assertRepoPath(c.path);
       const baseTree = head ? await commitTree(args, head) : null;
-      const changed: string[] = [];
+      let changed: string[] = [];
       const written: Written = { durable, journal: journaled ? [] : null, dirs: new Set(), open: [] };
+      // Paths as the repo stores them (see repos/layout.ts); the caller's own paths are reported back.
+      const layout = repoLayout(store, opts.repo);
+      const stored = layout === 'flat' ? changes : changes.map((c) => ({ ...c, path: storedPath(layout, c.path) }));
       try {
-        const tree = (await applyToTree(args, baseTree, changes, '', changed, written)) ?? writeTreeObject(args, new Map(), written);
+        const tree = (await applyToTree(args, baseTree, stored, '', changed, written)) ?? writeTreeObject(args, new Map(), written);
         if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [], parent: head };
-        changed.sort();
+        changed = changed.map((p) => repoPath(layout, p)).sort();
         const provenance = typeof opts.provenance === 'function' ? opts.provenance(changes) : opts.provenance;
         const summary = typeof opts.summary === 'function' ? opts.summary(changes) : opts.summary;
         const now = Math.floor(Date.now() / 1000);
@@ -472,10 +476,11 @@ export async function lookupBlobs(store: RepoStore, repo: string, commit: string
   const out = new Map<string, string | null>(paths.map((p) => [p, null]));
   if (!commit) return out;
   const args = gitArgs(store, repo);
+  const layout = repoLayout(store, repo);
   const root = await commitTree(args, commit);
   for (const p of paths) {
     let tree: Tree | null = await readTreeCached(args, root);
-    const segs = assertRepoPath(p).split('/');
+    const segs = storedPath(layout, assertRepoPath(p)).split('/');
     for (let i = 0; tree && i < segs.length - 1; i++) {
       const e: Entry | undefined = tree.get(segs[i]!);
       tree = e?.type === 'tree' ? await readTreeCached(args, e.oid) : null;

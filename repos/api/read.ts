@@ -1,5 +1,6 @@
 import { VigilError } from '../../lib/errors.js';
-import { gitArgs, type RepoStore } from '../store.js';
+import { repoPath } from '../layout.js';
+import { gitArgs, repoLayout, type RepoStore } from '../store.js';
 import { readCommitTree, readTreeEntries } from './objects.js';
 import { readFiles } from './readMany.js';
 import { resolveRef } from './resolve.js';
@@ -30,15 +31,21 @@ export interface TreeFile {
   oid: string;
 }
 
-/** Lists every file of a tree, depth first, sorted by path. */
-export async function listTree(store: RepoStore, repo: string, treeOid: string, prefix = ''): Promise<TreeFile[]> {
-  const args = gitArgs(store, repo);
+/** Lists every file of a tree, sorted by path (the repo's paths, see repos/layout.ts). */
+export async function listTree(store: RepoStore, repo: string, treeOid: string): Promise<TreeFile[]> {
+  const layout = repoLayout(store, repo);
+  const out = (await listStored(gitArgs(store, repo), treeOid, '')).map((f) => ({ path: repoPath(layout, f.path), oid: f.oid }));
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Every file of a tree as git stores it, depth first. */
+async function listStored(args: ReturnType<typeof gitArgs>, treeOid: string, prefix: string): Promise<TreeFile[]> {
   const out: TreeFile[] = [];
   for (const e of await readTreeEntries(args, treeOid)) {
-    if (e.type === 'tree') out.push(...(await listTree(store, repo, e.oid, `${prefix}${e.path}/`)));
+    if (e.type === 'tree') out.push(...(await listStored(args, e.oid, `${prefix}${e.path}/`)));
     else out.push({ path: prefix + e.path, oid: e.oid });
   }
-  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return out;
 }
 
 /** Lists every file of a repo at a ref (empty for a repo with no commits). */

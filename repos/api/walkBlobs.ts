@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { VigilError } from '../../lib/errors.js';
 import { hashHex } from '../../lib/hash.js';
-import { gitdirOf, repoExists, type RepoStore } from '../store.js';
+import { repoPath } from '../layout.js';
+import { gitdirOf, repoExists, repoLayout, type RepoStore } from '../store.js';
 import { resolveRef } from './resolve.js';
 
 /** One file met by {@link walkBlobs}. */
@@ -74,7 +75,7 @@ async function* lsTree(gitdir: string, commit: string, prefix?: string): AsyncGe
  * damaged object fails loudly instead of being read. Yields the blobs of each chunk of git's
  * output as one array (one await per ~64 KiB instead of one per file); see {@link walkBlobs}
  * for one blob at a time.
- * @param opts.prefix only files under this folder (e.g. `alice-cam1/`).
+ * @param opts.prefix only files under this folder (a top folder such as `alice-cam1/`).
  * @param opts.resolved `ref` is a full commit id that resolveRef already gave: not looked up again.
  * @throws VigilError E_NOT_FOUND (repo or ref), E_TOOL_MISSING (no git), E_HASH_MISMATCH, E_STORAGE.
  */
@@ -84,13 +85,15 @@ export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'ma
   const commit = opts.resolved ? ref : await resolveRef(store, repo, ref);
   if (!commit) return;
   const gitdir = gitdirOf(store, repo);
-  // The listing feeds cat-file as it comes: both run at once, in path order.
+  const layout = repoLayout(store, repo);
+  // The listing feeds cat-file as it comes: both run at once, in path order (a time-sharded
+  // repo's day and hour folders sort as the timestamps they hold, see repos/layout.ts).
   const files: Array<{ path: string; oid: string }> = [];
   async function* requests() {
     let batch = '';
     for await (const listed of lsTree(gitdir, commit!, opts.prefix)) {
       for (const f of listed) {
-        files.push(f);
+        files.push(layout === 'flat' ? f : { path: repoPath(layout, f.path), oid: f.oid });
         batch += `${f.oid}\n`;
       }
       if (batch.length >= 64 * 1024) {
@@ -176,7 +179,7 @@ export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'ma
 /**
  * Streams every file of a repo at a ref, in path order, one at a time (see
  * {@link walkBlobBatches}: every blob hash-checked).
- * @param opts.prefix only files under this folder (e.g. `alice-cam1/`).
+ * @param opts.prefix only files under this folder (a top folder such as `alice-cam1/`).
  * @throws VigilError E_NOT_FOUND (repo or ref), E_TOOL_MISSING (no git), E_HASH_MISMATCH, E_STORAGE.
  */
 export async function* walkBlobs(store: RepoStore, repo: string, ref = 'main', opts: { prefix?: string } = {}): AsyncGenerator<WalkedBlob> {

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import git from 'isomorphic-git';
+import fs from 'node:fs';
+import { isVigilError } from '../lib/errors.js';
+import type { Provenance } from '../lib/schemas.js';
+import {
+  commitChanges, diff, ensureRepo, gitdirOf, inspect, listFiles, lookupBlobs, openStore, readFiles, readJson, repoLayout, repoPath,
+  resolveRef, storedPath, walkBlobs, type RepoStore,
+} from '../repos/index.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const prov = (batchId: string): Provenance => ({ batchId, stage: 'test', stageVersion: '1', inputs: [] });
+const lsTree = (store: RepoStore, repo: string) =>
+  execFileSync('git', ['--git-dir', gitdirOf(store, repo), 'ls-tree', '-r', '--name-only', 'main'], { encoding: 'utf8' }).trim().split('\n');
+
+test('storedPath / repoPath: timestamped documents go into day and hour folders and come back; everything else is left alone', () => {
+  const cases: Array<[string, string]> = [
+    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/22/20261127T224233120Z.json'],
+    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/22/20261127T224233120Z-r100.json'],
+    ['a/b/20260101T000000000Z.json', 'a/b/20260101/00/20260101T000000000Z.json'],
+    ['20261127T224233120Z.json', '20261127T224233120Z.json'],
+    ['cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json'],
+    ['ruleset.json', 'ruleset.json'],
+    ['u-d/2026112.json', 'u-d/2026112.json'],
+    ['u-d/20261127T22.json', 'u-d/20261127T22.json'],
+    // A folder that looks like a shard is kept; the document still gets its own day and hour.
+    ['x/20261127/22/20261127T224233120Z.json', 'x/20261127/22/20261127/22/20261127T224233120Z.json'],
+  ];
+  for (const [p, stored] of cases) {
+    assert.equal(storedPath('time-shards', p), stored, p);
+    assert.equal(repoPath('time-shards', stored), p, stored);
+    assert.equal(storedPath('flat', p), p);
+    assert.equal(repoPath('flat', stored), stored);
+  }
+  // Stored paths no document maps to are read as they are.
+  for (const p of ['x/20261127/23/20261127T224233120Z.json', 'x/20261128/22/20261127T224233120Z.json', '20261127/22/20261127T224233120Z.json', 'x/2026112/22/2026112T2242331.json']) {
+    assert.equal(repoPath('time-shards', p), p);
+  }
+});
+
+test('a new repo is time-sharded: git holds day and hour folders, every repo function speaks the stages\' paths', async () => {
+  const store = openStore(tmpDir());
+  const at = (h: number, s: number) => `alice-cam1/20261127T${String(h).padStart(2, '0')}00${String(s).padStart(2, '0')}000Z.json`;
+  const paths = [at(21, 0), at(21, 1), at(22, 0), at(22, 5), 'alice-cam2/20261128T000000000Z.json', 'cooldowns/alice-cam1-r100.json'];
+  const c1 = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b1'), summary: 'one' });
+  assert.equal(repoLayout(store, 'detections'), 'time-shards');
+  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'time-shards\n');
+  assert.deepEqual(c1.changed, [...paths].sort(), 'a commit reports the paths it was given');
+  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('time-shards', p)).sort());
+  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/22/20261127T220005000Z.json'));
+
+  assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), [...paths].sort());
+  assert.deepEqual(await readJson(store, 'detections', at(22, 5)), { i: 3 });
+  const many = await readFiles(store, 'detections', [at(21, 1), 'alice-cam1/20261127T230000000Z.json']);
+  assert.deepEqual([...many].map(([p, b]) => [p, b?.toString() ?? null]), [[at(21, 1), '{"i":1}'], ['alice-cam1/20261127T230000000Z.json', null]]);
+  const blobs = await lookupBlobs(store, 'detections', c1.commit, [at(21, 0)]);
+  assert.match(blobs.get(at(21, 0)) ?? '', /^[0-9a-f]{40}$/);
+  const walked: string[] = [];
+  for await (const b of walkBlobs(store, 'detections')) walked.push(b.path);
+  assert.deepEqual(walked, [...paths].sort(), 'walked in the stages\' path order');
+  const one: string[] = [];
+  for await (const b of walkBlobs(store, 'detections', 'main', { prefix: 'alice-cam1/' })) one.push(b.path);
+  assert.deepEqual(one, [at(21, 0), at(21, 1), at(22, 0), at(22, 5)]);
+  assert.deepEqual((await inspect(store, 'detections')).files.map((f) => f.path), [...paths].sort());
+
+  const c2 = await commitChanges(store, { repo: 'detections', changes: [{ path: at(22, 5), delete: true }, { path: at(22, 9), content: '{}' }], provenance: prov('b2'), summary: 'two' });
+  assert.deepEqual(c2.changed, [at(22, 5), at(22, 9)]);
+  assert.deepEqual(await diff(store, { repo: 'detections', ref: c1.commit! }, { repo: 'detections', ref: c2.commit! }), { added: [at(22, 9)], removed: [at(22, 5)], modified: [] });
+  execFileSync('git', ['--git-dir', gitdirOf(store, 'detections'), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
+});
+
+test('a commit rewrites the hour, day and camera folders, not the camera\'s whole history', async () => {
+  const store = openStore(tmpDir());
+  // Three days of a camera, one frame every 20 minutes.
+  const changes = [];
+  for (let m = 0; m < 3 * 24 * 60; m += 20) {
+    const d = new Date(Date.UTC(2026, 10, 25, 0, m));
+    changes.push({ path: `u-cam/${d.toISOString().replace(/[-:.]/g, '')}.json`, content: `{"m":${m}}` });
+  }
+  const c = await commitChanges(store, { repo: 'frames', changes, provenance: prov('days'), summary: 'three days' });
+  assert.equal((await listFiles(store, 'frames')).length, changes.length);
+  const args = { fs, gitdir: gitdirOf(store, 'frames') };
+  const root = (await git.readCommit({ ...args, oid: c.commit! })).commit.tree;
+  const cam = (await git.readTree({ ...args, oid: root })).tree[0]!;
+  const days = (await git.readTree({ ...args, oid: cam.oid })).tree;
+  assert.deepEqual(days.map((e) => e.path), ['20261125', '20261126', '20261127']);
+  const hours = (await git.readTree({ ...args, oid: days[0]!.oid })).tree;
+  assert.equal(hours.length, 24);
+  assert.equal((await git.readTree({ ...args, oid: hours[0]!.oid })).tree.length, 3, 'an hour folder holds that hour\'s frames');
+});
+
+test('a repo made before layouts (no layout file) stays flat; a damaged layout file is refused', async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const gitdir = gitdirOf(store, 'frames');
+  mkdirSync(gitdir, { recursive: true });
+  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+  await ensureRepo(store, 'frames');
+  assert.equal(existsSync(path.join(gitdir, 'vigil-layout')), false, 'an existing repo is not converted');
+  assert.equal(repoLayout(store, 'frames'), 'flat');
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'alice-cam1/20261127T224233120Z.json', content: '{}' }], provenance: prov('old'), summary: 'flat' });
+  assert.deepEqual(lsTree(store, 'frames'), ['alice-cam1/20261127T224233120Z.json']);
+  assert.deepEqual(await readJson(store, 'frames', 'alice-cam1/20261127T224233120Z.json'), {});
+  assert.ok(await resolveRef(store, 'frames'));
+
+  const other = openStore(tmpDir());
+  await ensureRepo(other, 'alerts');
+  writeFileSync(path.join(gitdirOf(other, 'alerts'), 'vigil-layout'), 'zigzag\n');
+  // A fresh process would read the file: the cache is per repo folder, this one never read it.
+  assert.throws(() => repoLayout(other, 'alerts'), (e) => isVigilError(e, 'E_CORRUPT') && /unknown layout/.test((e as Error).message));
+});
