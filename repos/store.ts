@@ -65,7 +65,7 @@ const layouts = new Map<string, RepoLayout>();
 
 /**
  * How a repo lays its documents out in git (see repos/layout.ts): what its layout file says,
- * `flat` for a repo made before layouts existed, `time-shards` for a repo not made yet (what
+ * `flat` for a repo made before layouts existed, `day-folders` for a repo not made yet (what
  * ensureRepo will make). Read once per repo and process.
  */
 export function repoLayout(store: RepoStore, repo: string): RepoLayout {
@@ -75,11 +75,11 @@ export function repoLayout(store: RepoStore, repo: string): RepoLayout {
   let layout: RepoLayout;
   try {
     const text = fs.readFileSync(path.join(gitdir, LAYOUT_FILE), 'utf8').trim();
-    if (text !== 'time-shards' && text !== 'flat') throw new VigilError('E_CORRUPT', `${repo}: unknown layout ${JSON.stringify(text.slice(0, 40))} in ${LAYOUT_FILE}`);
+    if (text !== 'day-folders' && text !== 'flat') throw new VigilError('E_CORRUPT', `${repo}: unknown layout ${JSON.stringify(text.slice(0, 40))} in ${LAYOUT_FILE}`);
     layout = text;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (!fs.existsSync(path.join(gitdir, 'HEAD'))) return 'time-shards';
+    if (!fs.existsSync(path.join(gitdir, 'HEAD'))) return 'day-folders';
     layout = 'flat';
   }
   layouts.set(gitdir, layout);
@@ -87,7 +87,7 @@ export function repoLayout(store: RepoStore, repo: string): RepoLayout {
 }
 
 /**
- * Creates the repo (bare, default branch `main`, time-sharded layout) if it does not exist.
+ * Creates the repo (bare, default branch `main`, day-folders layout) if it does not exist.
  * Idempotent. The layout file is durable before the repo exists (git's HEAD is written after
  * it), so no reader ever takes a new repo for an old, flat one.
  */
@@ -96,7 +96,7 @@ export async function ensureRepo(store: RepoStore, repo: string): Promise<void> 
   const gitdir = gitdirOf(store, repo);
   await fs.promises.mkdir(gitdir, { recursive: true });
   const layoutFile = path.join(gitdir, LAYOUT_FILE);
-  await fs.promises.writeFile(layoutFile, 'time-shards\n');
+  await fs.promises.writeFile(layoutFile, 'day-folders\n');
   await fsyncPath(layoutFile);
   await fsyncPath(gitdir);
   await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });

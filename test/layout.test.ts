@@ -17,41 +17,41 @@ const prov = (batchId: string): Provenance => ({ batchId, stage: 'test', stageVe
 const lsTree = (store: RepoStore, repo: string) =>
   execFileSync('git', ['--git-dir', gitdirOf(store, repo), 'ls-tree', '-r', '--name-only', 'main'], { encoding: 'utf8' }).trim().split('\n');
 
-test('storedPath / repoPath: timestamped documents go into day and hour folders and come back; everything else is left alone', () => {
+test('storedPath / repoPath: timestamped documents go into day folders and come back; everything else is left alone', () => {
   const cases: Array<[string, string]> = [
-    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/22/20261127T224233120Z.json'],
-    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/22/20261127T224233120Z-r100.json'],
-    ['a/b/20260101T000000000Z.json', 'a/b/20260101/00/20260101T000000000Z.json'],
+    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/20261127T224233120Z.json'],
+    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/20261127T224233120Z-r100.json'],
+    ['a/b/20260101T000000000Z.json', 'a/b/20260101/20260101T000000000Z.json'],
     ['20261127T224233120Z.json', '20261127T224233120Z.json'],
     ['cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json'],
     ['ruleset.json', 'ruleset.json'],
     ['u-d/2026112.json', 'u-d/2026112.json'],
     ['u-d/20261127T22.json', 'u-d/20261127T22.json'],
-    // A folder that looks like a shard is kept; the document still gets its own day and hour.
-    ['x/20261127/22/20261127T224233120Z.json', 'x/20261127/22/20261127/22/20261127T224233120Z.json'],
+    // A folder that looks like a day is kept; the document still gets its own day folder.
+    ['x/20261127/20261127T224233120Z.json', 'x/20261127/20261127/20261127T224233120Z.json'],
   ];
   for (const [p, stored] of cases) {
-    assert.equal(storedPath('time-shards', p), stored, p);
-    assert.equal(repoPath('time-shards', stored), p, stored);
+    assert.equal(storedPath('day-folders', p), stored, p);
+    assert.equal(repoPath('day-folders', stored), p, stored);
     assert.equal(storedPath('flat', p), p);
     assert.equal(repoPath('flat', stored), stored);
   }
   // Stored paths no document maps to are read as they are.
-  for (const p of ['x/20261127/23/20261127T224233120Z.json', 'x/20261128/22/20261127T224233120Z.json', '20261127/22/20261127T224233120Z.json', 'x/2026112/22/2026112T2242331.json']) {
-    assert.equal(repoPath('time-shards', p), p);
+  for (const p of ['x/20261128/20261127T224233120Z.json', '20261127/20261127T224233120Z.json', 'x/2026112/2026112T224233.json']) {
+    assert.equal(repoPath('day-folders', p), p);
   }
 });
 
-test('a new repo is time-sharded: git holds day and hour folders, every repo function speaks the stages\' paths', async () => {
+test('a new repo keeps day folders: git holds them, every repo function speaks the stages\' paths', async () => {
   const store = openStore(tmpDir());
   const at = (h: number, s: number) => `alice-cam1/20261127T${String(h).padStart(2, '0')}00${String(s).padStart(2, '0')}000Z.json`;
   const paths = [at(21, 0), at(21, 1), at(22, 0), at(22, 5), 'alice-cam2/20261128T000000000Z.json', 'cooldowns/alice-cam1-r100.json'];
   const c1 = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b1'), summary: 'one' });
-  assert.equal(repoLayout(store, 'detections'), 'time-shards');
-  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'time-shards\n');
+  assert.equal(repoLayout(store, 'detections'), 'day-folders');
+  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'day-folders\n');
   assert.deepEqual(c1.changed, [...paths].sort(), 'a commit reports the paths it was given');
-  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('time-shards', p)).sort());
-  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/22/20261127T220005000Z.json'));
+  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('day-folders', p)).sort());
+  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/20261127T220005000Z.json'));
 
   assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), [...paths].sort());
   assert.deepEqual(await readJson(store, 'detections', at(22, 5)), { i: 3 });
@@ -73,7 +73,7 @@ test('a new repo is time-sharded: git holds day and hour folders, every repo fun
   execFileSync('git', ['--git-dir', gitdirOf(store, 'detections'), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
 });
 
-test('a commit rewrites the hour, day and camera folders, not the camera\'s whole history', async () => {
+test('a commit rewrites the day and camera folders, not the camera\'s whole history', async () => {
   const store = openStore(tmpDir());
   // Three days of a camera, one frame every 20 minutes.
   const changes = [];
@@ -88,9 +88,11 @@ test('a commit rewrites the hour, day and camera folders, not the camera\'s whol
   const cam = (await git.readTree({ ...args, oid: root })).tree[0]!;
   const days = (await git.readTree({ ...args, oid: cam.oid })).tree;
   assert.deepEqual(days.map((e) => e.path), ['20261125', '20261126', '20261127']);
-  const hours = (await git.readTree({ ...args, oid: days[0]!.oid })).tree;
-  assert.equal(hours.length, 24);
-  assert.equal((await git.readTree({ ...args, oid: hours[0]!.oid })).tree.length, 3, 'an hour folder holds that hour\'s frames');
+  assert.equal((await git.readTree({ ...args, oid: days[0]!.oid })).tree.length, 72, 'a day folder holds that day\'s frames');
+  const next = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-cam/20261127T235959000Z.json', content: '{}' }], provenance: prov('one'), summary: 'one more' });
+  const after = (await git.readTree({ ...args, oid: (await git.readTree({ ...args, oid: (await git.readCommit({ ...args, oid: next.commit! })).commit.tree })).tree[0]!.oid })).tree;
+  assert.equal(after[0]!.oid, days[0]!.oid, 'an earlier day\'s folder is not rewritten');
+  assert.notEqual(after[2]!.oid, days[2]!.oid);
 });
 
 test('a repo made before layouts (no layout file) stays flat; a damaged layout file is refused', async () => {

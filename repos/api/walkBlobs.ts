@@ -86,8 +86,8 @@ export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'ma
   if (!commit) return;
   const gitdir = gitdirOf(store, repo);
   const layout = repoLayout(store, repo);
-  // The listing feeds cat-file as it comes: both run at once, in path order (a time-sharded
-  // repo's day and hour folders sort as the timestamps they hold, see repos/layout.ts).
+  // The listing feeds cat-file as it comes: both run at once, in path order (a repo's day
+  // folders sort as the timestamps they hold, see repos/layout.ts).
   const files: Array<{ path: string; oid: string }> = [];
   async function* requests() {
     let batch = '';
