@@ -27,9 +27,10 @@ export interface AutoPackStatus {
 /**
  * Packs the repos of a data folder in the background (what `git gc --auto` does for git): every
  * `intervalMs` it counts each repo's loose objects and packs the repos that have `looseLimit` or
- * more (packRepo: incremental, geometric, no writer lock, lowest CPU priority). Reads of packed
- * detections are about twice as fast as loose ones (bench rules-replay) and take about a seventh
- * of the space (bench storage), so replaying history needs no manual `vigil repo gc`.
+ * more (packRepo: incremental, geometric, no writer lock, lowest CPU priority). `vigil replay`
+ * reads packed detections about twice as fast as loose ones (bench rules-replay) and packed
+ * metadata takes about an eighth of the space (bench storage), so replaying history needs no
+ * manual `vigil repo gc`.
  */
 export class AutoPacker {
   private timer: NodeJS.Timeout | null = null;

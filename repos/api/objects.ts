@@ -58,12 +58,21 @@ export async function readObject(args: GitArgs, oid: string): Promise<GitObject>
   return { type: m[1] as GitObject['type'], content: raw.subarray(nul + 1) };
 }
 
+const packsCheckedAt = new WeakMap<object, number>();
+
 /**
  * Reads a packed object through isomorphic-git. A pack listed a moment ago can vanish before it is
  * read (packRepo rolled it up into a new one, see pack.ts): then the cache forgets the packs that
  * are gone and the read is tried once more, on the packs there are now.
  */
 async function readPacked(args: GitArgs, oid: string, retried = false): Promise<GitObject> {
+  // Packs rolled up since the last look are dropped from the cache (at most once a second), so a
+  // long-running reader does not keep their contents in memory.
+  const now = Date.now();
+  if (now - (packsCheckedAt.get(args.cache) ?? 0) > 1000) {
+    packsCheckedAt.set(args.cache, now);
+    forgetVanishedPacks(args.cache);
+  }
   try {
     const o = await git.readObject({ ...args, oid, format: 'content' });
     return { type: o.type as GitObject['type'], content: Buffer.from(o.object as Uint8Array) };
