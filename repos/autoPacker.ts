@@ -35,7 +35,7 @@ export interface AutoPackStatus {
 export class AutoPacker {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<PackResult[]> | null = null;
-  private stopped = false;
+  /** Aborted by stop(): stops a pack in progress, and the checks. */
   private abort = new AbortController();
   private readonly state: AutoPackStatus;
 
@@ -56,7 +56,7 @@ export class AutoPacker {
     if (this.opts.looseLimit <= 0) return out;
     const errors: string[] = [];
     for (const repo of await listRepoNames(this.store)) {
-      if (this.stopped) break;
+      if (this.abort.signal.aborted) break;
       try {
         if ((await countLooseObjects(this.store, repo)) < this.opts.looseLimit) continue;
         const r = await packRepo(this.store, repo, { signal: this.abort.signal });
@@ -65,7 +65,7 @@ export class AutoPacker {
         this.state.last[repo] = { ...r, at: new Date().toISOString() };
         this.opts.log?.(`vigil: packed ${repo}: ${r.looseBefore} loose object(s) -> ${r.looseAfter}, ${r.packsAfter} pack(s), ${r.ms} ms`);
       } catch (err) {
-        if (!this.stopped) errors.push(`${repo}: ${(err as Error).message}`);
+        if (!this.abort.signal.aborted) errors.push(`${repo}: ${(err as Error).message}`);
       }
     }
     this.state.lastCheckAt = new Date().toISOString();
@@ -77,11 +77,10 @@ export class AutoPacker {
   /** Checks every intervalMs until stop(). */
   start(): void {
     if (this.opts.looseLimit <= 0 || this.timer) return;
-    this.stopped = false;
     if (this.abort.signal.aborted) this.abort = new AbortController();
     const tick = () => {
       void this.runOnce().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.opts.intervalMs).unref();
+        if (!this.abort.signal.aborted) this.timer = setTimeout(tick, this.opts.intervalMs).unref();
       });
     };
     this.timer = setTimeout(tick, this.opts.intervalMs).unref();
@@ -89,7 +88,6 @@ export class AutoPacker {
 
   /** Stops checking; a pack in progress is stopped (git leaves the repo as it was) and waited for. */
   async stop(): Promise<void> {
-    this.stopped = true;
     this.abort.abort();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

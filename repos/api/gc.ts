@@ -1,14 +1,9 @@
-import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { VigilError } from '../../lib/errors.js';
 import { recoverJournal } from '../journal.js';
 import { withLock } from '../lock.js';
 import { gitdirOf, listRepoNames, lockPathOf, type RepoStore } from '../store.js';
-import { forgetVanishedPacks, packLockPathOf } from './pack.js';
-
-const run = promisify(execFile);
+import { forgetVanishedPacks, packLockPathOf, runGit } from './pack.js';
 
 /** Bytes allocated on disk by a folder (recursive; counts whole blocks, which is what loose objects cost). */
 export async function diskUsage(dir: string): Promise<number> {
@@ -38,7 +33,7 @@ export interface GcResult {
  * Packs a repo's loose objects (isomorphic-git writes one zlib file per object; git's packer adds
  * delta compression, which is what keeps metadata under 1 KB per frame per stage). Runs the
  * system `git gc` while holding the repo's writer lock, so no commit races it.
- * @throws VigilError E_TOOL_MISSING when git is not installed.
+ * @throws VigilError E_TOOL_MISSING when git is not installed, E_STORAGE when git fails.
  */
 export async function gcRepo(store: RepoStore, repo: string): Promise<GcResult> {
   const gitdir = gitdirOf(store, repo);
@@ -47,12 +42,7 @@ export async function gcRepo(store: RepoStore, repo: string): Promise<GcResult> 
   // Packers take turns (see packRepo); the writer lock keeps commits out while unreachable objects are pruned.
   return withLock(packLockPathOf(store, repo), () => withLock(lockPathOf(store, repo), async () => {
     const bytesBefore = await diskUsage(gitdir);
-    try {
-      await run('git', ['--git-dir', gitdir, '-c', 'gc.auto=0', '-c', 'repack.writeBitmaps=false', '-c', 'gc.writeCommitGraph=false', 'gc', '--quiet', '--prune=now'], { timeout: 600_000 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VigilError('E_TOOL_MISSING', 'git is not installed: it is needed to pack repos');
-      throw new VigilError('E_STORAGE', `git gc failed on ${repo}: ${(err as Error).message.split('\n')[0]}`);
-    }
+    await runGit(gitdir, repo, ['-c', 'gc.auto=0', '-c', 'repack.writeBitmaps=false', '-c', 'gc.writeCommitGraph=false', 'gc', '--quiet', '--prune=now']);
     forgetVanishedPacks(store.cache);
     return { repo, bytesBefore, bytesAfter: await diskUsage(gitdir) };
   }, 600_000), 600_000);

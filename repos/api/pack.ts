@@ -67,15 +67,20 @@ export async function packRepo(store: RepoStore, repo: string, opts: { signal?: 
     await runGit(gitdir, repo, [
       '-c', 'gc.auto=0', '-c', 'repack.writeBitmaps=false', '-c', 'pack.threads=1', '-c', 'core.fsync=pack,pack-metadata',
       'repack', '-d', '-q', '--geometric=2',
-    ], opts.signal);
+    ], { signal: opts.signal, lowPriority: true });
     forgetVanishedPacks(store.cache);
     const [looseAfter, packsAfter] = [await countLooseObjects(store, repo), await countPacks(store, repo)];
     return { repo, looseBefore, looseAfter, packsBefore, packsAfter, ms: Math.round(performance.now() - t0) };
   }, 600_000);
 }
 
-/** Runs git on a repo at the lowest CPU priority. */
-function runGit(gitdir: string, repo: string, args: string[], signal?: AbortSignal): Promise<void> {
+/**
+ * Runs a packing git command on a repo (up to 10 minutes), at the lowest CPU priority when asked.
+ * @throws VigilError E_TOOL_MISSING when git is not installed, E_UNAVAILABLE when `signal` stopped
+ *   it, E_STORAGE when git fails (with git's first line of complaint).
+ */
+export function runGit(gitdir: string, repo: string, args: string[], opts: { signal?: AbortSignal; lowPriority?: boolean } = {}): Promise<void> {
+  const { signal } = opts;
   return new Promise((resolve, reject) => {
     const child = execFile('git', ['--git-dir', gitdir, ...args], { timeout: 600_000, signal }, (err, _out, stderr) => {
       if (!err) return resolve();
@@ -83,7 +88,7 @@ function runGit(gitdir: string, repo: string, args: string[], signal?: AbortSign
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new VigilError('E_TOOL_MISSING', 'git is not installed: it is needed to pack repos'));
       reject(new VigilError('E_STORAGE', `git ${args.find((a) => !a.startsWith('-') && !a.includes('='))} failed on ${repo}: ${(String(stderr).trim() || (err as Error).message).split('\n')[0]}`));
     });
-    if (child.pid) {
+    if (opts.lowPriority && child.pid) {
       try {
         os.setPriority(child.pid, 19);
       } catch {
