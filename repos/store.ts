@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import git from 'isomorphic-git';
+import { randomBytes } from 'node:crypto';
 import { VigilError } from '../lib/errors.js';
 import { fsyncPath } from '../lib/fsync.js';
 import type { RepoLayout } from './layout.js';
@@ -86,20 +86,61 @@ export function repoLayout(store: RepoStore, repo: string): RepoLayout {
   return layout;
 }
 
+/** What `git init --bare` makes, in the order ensureRepo makes it (HEAD last: see repoExists). */
+const INIT_FOLDERS = ['hooks', 'info', 'objects/info', 'objects/pack', 'refs/heads', 'refs/tags'];
+/** The config isomorphic-git's init writes for a bare repo. */
+const INIT_CONFIG = '[core]\n\trepositoryformatversion = 0\n\tfilemode = false\n\tbare = true\n\tsymlinks = false\n\tignorecase = true\n';
+const creating = new Map<string, Promise<void>>();
+
 /**
  * Creates the repo (bare, default branch `main`, day-folders layout) if it does not exist.
- * Idempotent. The layout file is durable before the repo exists (git's HEAD is written after
- * it), so no reader ever takes a new repo for an old, flat one.
+ * Idempotent, and safe to call concurrently, from one process (one creation per repo at a time)
+ * or several, and after a crash part-way (each file is written whole or not at all, and one a
+ * crash left behind is written again). Every name is durable before HEAD, which is written last:
+ * a repo with a HEAD has its layout file and its config, so no reader ever takes a new repo for
+ * an old, flat one, and a repo whose creation was cut off is not a repo yet.
  */
-export async function ensureRepo(store: RepoStore, repo: string): Promise<void> {
-  if (repoExists(store, repo)) return;
+export function ensureRepo(store: RepoStore, repo: string): Promise<void> {
+  if (repoExists(store, repo)) return Promise.resolve();
   const gitdir = gitdirOf(store, repo);
-  await fs.promises.mkdir(gitdir, { recursive: true });
+  let running = creating.get(gitdir);
+  if (!running) {
+    running = createRepo(gitdir).finally(() => creating.delete(gitdir));
+    creating.set(gitdir, running);
+  }
+  return running;
+}
+
+async function createRepo(gitdir: string): Promise<void> {
+  if (fs.existsSync(path.join(gitdir, 'HEAD'))) return; // made meanwhile (another process)
+  for (const folder of INIT_FOLDERS) await fs.promises.mkdir(path.join(gitdir, folder), { recursive: true });
+  await Promise.all([path.dirname(gitdir), gitdir, path.join(gitdir, 'objects'), path.join(gitdir, 'refs')].map(fsyncPath));
   const layoutFile = path.join(gitdir, LAYOUT_FILE);
-  await fs.promises.writeFile(layoutFile, 'day-folders\n');
-  await fsyncPath(layoutFile);
-  await fsyncPath(gitdir);
-  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+  if (!fs.existsSync(layoutFile)) {
+    // Branches but no HEAD and no layout file: an older Vigil's creation was cut off between git
+    // init's config and HEAD, and commits were made to it as it was (flat) since.
+    const hasBranches = fs.existsSync(path.join(gitdir, 'packed-refs')) || fs.readdirSync(path.join(gitdir, 'refs', 'heads')).length > 0;
+    await writeFileDurably(layoutFile, hasBranches ? 'flat\n' : 'day-folders\n');
+  }
+  if (!fs.existsSync(path.join(gitdir, 'config'))) await writeFileDurably(path.join(gitdir, 'config'), INIT_CONFIG);
+  await writeFileDurably(path.join(gitdir, 'HEAD'), 'ref: refs/heads/main\n');
+}
+
+/**
+ * Writes a small file whole or not at all, durably: a temporary file of its own (so concurrent
+ * writers never write into one file), fsync'd, renamed into place, then its folder fsync'd.
+ */
+async function writeFileDurably(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await fs.promises.writeFile(tmp, text);
+    await fsyncPath(tmp);
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  await fsyncPath(path.dirname(file));
 }
 
 /** Lists the repos under the data folder. */

@@ -115,3 +115,45 @@ test('a repo made before layouts (no layout file) stays flat; a damaged layout f
   // A fresh process would read the file: the cache is per repo folder, this one never read it.
   assert.throws(() => repoLayout(other, 'alerts'), (e) => isVigilError(e, 'E_CORRUPT') && /unknown layout/.test((e as Error).message));
 });
+
+test('a new repo made by many concurrent commits is made once: every commit lands and the repo has its HEAD, config and layout', async () => {
+  const store = openStore(tmpDir());
+  const results = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => commitChanges(store, { repo: 'invalid', changes: [{ path: `u-d${i}/20261127T22423${i % 10}120Z.json`, content: `{"i":${i}}` }], provenance: prov(`b${i}`), summary: `c${i}` })),
+  );
+  assert.ok(results.every((r) => r.created));
+  const gitdir = gitdirOf(store, 'invalid');
+  assert.equal(readFileSync(path.join(gitdir, 'HEAD'), 'utf8'), 'ref: refs/heads/main\n');
+  assert.equal(readFileSync(path.join(gitdir, 'vigil-layout'), 'utf8'), 'day-folders\n');
+  assert.deepEqual(fs.readdirSync(gitdir).filter((f) => f.includes('.tmp-')), [], 'no temporary file left');
+  assert.equal((await listFiles(store, 'invalid')).length, 12);
+  execFileSync('git', ['--git-dir', gitdir, 'fsck', '--strict'], { stdio: 'pipe' });
+});
+
+test('a repo whose creation was cut off before HEAD (no HEAD yet) is finished by the next ensureRepo, keeping what it already holds', async () => {
+  // Cut off with the folders and config written: a repo without a HEAD is no repo to readers.
+  const store = openStore(tmpDir());
+  const gitdir = gitdirOf(store, 'invalid');
+  mkdirSync(path.join(gitdir, 'refs', 'heads'), { recursive: true });
+  writeFileSync(path.join(gitdir, 'config'), '[core]\n\tbare = true\n');
+  await assert.rejects(resolveRef(store, 'invalid'), (e) => isVigilError(e, 'E_NOT_FOUND'));
+  await commitChanges(store, { repo: 'invalid', changes: [{ path: 'u-d/20261127T224233120Z.json', content: '{}' }], provenance: prov('b'), summary: 'after' });
+  assert.ok(await resolveRef(store, 'invalid'), 'the repo exists once the commit is made');
+  assert.equal(repoLayout(store, 'invalid'), 'day-folders');
+  assert.equal(readFileSync(path.join(gitdir, 'config'), 'utf8'), '[core]\n\tbare = true\n', 'an existing config is kept');
+
+  // An older Vigil cut off the same way went on committing flat documents into it: they stay readable.
+  const old = openStore(tmpDir());
+  const oldGitdir = gitdirOf(old, 'frames');
+  mkdirSync(oldGitdir, { recursive: true });
+  await git.init({ fs, gitdir: oldGitdir, bare: true, defaultBranch: 'main' });
+  const blob = await git.writeBlob({ fs, gitdir: oldGitdir, blob: Buffer.from('{"old":true}') });
+  const folder = await git.writeTree({ fs, gitdir: oldGitdir, tree: [{ mode: '100644', path: '20261127T224233120Z.json', oid: blob, type: 'blob' }] });
+  const tree = await git.writeTree({ fs, gitdir: oldGitdir, tree: [{ mode: '040000', path: 'alice-cam1', oid: folder, type: 'tree' }] });
+  const author = { name: 'old', email: 'old@vigil', timestamp: 0, timezoneOffset: 0 };
+  await git.commit({ fs, gitdir: oldGitdir, message: 'flat', tree, parent: [], author, ref: 'refs/heads/main' });
+  fs.rmSync(path.join(oldGitdir, 'HEAD'));
+  await ensureRepo(old, 'frames');
+  assert.equal(repoLayout(old, 'frames'), 'flat');
+  assert.deepEqual(await readJson(old, 'frames', 'alice-cam1/20261127T224233120Z.json'), { old: true });
+});
