@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, cpSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { isVigilError } from '../lib/errors.js';
 import {
@@ -509,6 +510,37 @@ test('appends racing a compaction lose nothing; an open reader follows the manif
     for (const f of parquetFiles(root)) assert.ok(live.has(f), `${f} is listed`);
   } finally {
     wh.close();
+  }
+});
+
+test('a partition folder removed by a compaction while an append makes it (mkdir fails ENOENT) is made again; nothing is lost', async () => {
+  const root = await freshWarehouse();
+  // The compaction's rmdir of an emptied day folder landing between mkdir's two levels: what mkdir
+  // reports then is ENOENT. Injected once, for the first partition folder the append makes.
+  const realMkdir = fsp.mkdir;
+  let injected = 0;
+  fsp.mkdir = (async (p: string, opts?: unknown) => {
+    if (injected === 0 && String(p).includes('day=2026-01-29')) {
+      injected++;
+      throw Object.assign(new Error(`ENOENT: no such file or directory, mkdir '${p}'`), { code: 'ENOENT' });
+    }
+    return realMkdir(p, opts as never);
+  }) as typeof fsp.mkdir;
+  try {
+    const late = makeBatch('2026-01-29', 0, '-late');
+    await appendBatch(root, late);
+    assert.equal(injected, 1);
+    const wh = await openWarehouse(root);
+    try {
+      for (const t of TABLE_NAMES) {
+        const [c] = await wh.query(`SELECT count(*) AS n FROM ${t}`);
+        assert.equal(c?.n, rowCount([...BATCHES, late], t), t);
+      }
+    } finally {
+      wh.close();
+    }
+  } finally {
+    fsp.mkdir = realMkdir;
   }
 });
 

@@ -247,10 +247,11 @@ async function writeGroup(
   try {
     const select = `SELECT ${columns.map(([n]) => sqlIdent(n)).join(', ')} FROM ${staging} WHERE _g = ${g} ORDER BY _i`;
     // A compaction finishing meanwhile removes partition folders it emptied: between our mkdir and
-    // the file's creation, the folder can vanish. Once the temp file is in it, it cannot.
+    // the file's creation the folder can vanish, and so can the day folder while mkdir is making
+    // the user folder in it (ENOENT from mkdir). Once the temp file is in it, it cannot.
     for (let attempt = 1; ; attempt++) {
-      await fs.mkdir(dir, { recursive: true });
       try {
+        await fs.mkdir(dir, { recursive: true });
         await con.run(`COPY (${select}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
         break;
       } catch (err) {
