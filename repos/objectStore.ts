@@ -60,6 +60,11 @@ export interface ObjectStore {
   size(sha256: string): Promise<number | null>;
   /** Every stored object name. */
   list(): AsyncIterable<string>;
+  /**
+   * Makes what the store's writes need ahead of them (idempotent; a process that writes calls it
+   * once at start). @throws VigilError E_STORAGE
+   */
+  prepare(): Promise<void>;
 }
 
 /** How {@link ObjectStore.stage} writes. */
@@ -197,6 +202,30 @@ export class LocalObjectStore implements ObjectStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
+    }
+  }
+
+  /**
+   * Makes the 256 fan-out folders and the temp folder, then fsyncs the root once. Otherwise each
+   * of the first few hundred objects of a new store makes its folder and waits for an fsync of the
+   * root, on the ingest path (retryInNewFolder); those fsyncs queue behind everything else the
+   * disk is doing (p99 ~30 ms measured next to the pipeline).
+   */
+  async prepare(): Promise<void> {
+    try {
+      const folders = [path.join(this.root, 'tmp'), ...Array.from({ length: 256 }, (_, i) => path.join(this.root, i.toString(16).padStart(2, '0')))];
+      let made = false;
+      for (const f of folders) {
+        if (fs.existsSync(f)) continue;
+        await fsp.mkdir(f, { recursive: true });
+        made = true;
+      }
+      if (made) {
+        await syncDir(this.root);
+        await syncDir(path.dirname(this.root));
+      }
+    } catch (err) {
+      throw storageError(err, `could not prepare the object store at ${this.root}`);
     }
   }
 

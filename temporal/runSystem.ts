@@ -20,6 +20,7 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
   const store = openStore(config.VIGIL_DATA);
   for (const r of STAGE_REPOS) await ensureRepo(store, r);
+  await store.objects.prepare();
   // After a crash or power loss: what the frames journal holds is put back before anything reads.
   const recovered = await recoverJournal(store, 'frames');
   if (recovered.restored || recovered.appended || recovered.ref) {

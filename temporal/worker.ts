@@ -19,6 +19,7 @@ export async function createVigilWorker(
   opts: { store?: RepoStore; maxConcurrentActivities?: number } = {},
 ): Promise<{ worker: Worker; close: () => Promise<void> }> {
   const store = opts.store ?? openStore(config.VIGIL_DATA);
+  await store.objects.prepare();
   const validateConfig = config.VIGIL_VALIDATE_CONFIG ? await loadValidateConfig(config.VIGIL_VALIDATE_CONFIG) : defaultValidateConfig;
   let detector: Promise<DetectorPool> | null = null;
   const getDetector = () => (detector ??= DetectorPool.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS, sessions: config.VIGIL_INFERENCE_SESSIONS, threaded: true, nice: config.VIGIL_INFERENCE_NICE }));

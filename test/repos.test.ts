@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isVigilError } from '../lib/errors.js';
@@ -27,6 +27,39 @@ test('object store: stored once, verified on read, corruption detected', async (
   await assert.rejects(store.objects.get(a.sha256), (e) => isVigilError(e, 'E_HASH_MISMATCH'));
   await assert.rejects(store.objects.get('0'.repeat(64)), (e) => isVigilError(e, 'E_NOT_FOUND'));
   await assert.rejects(store.objects.get('../../etc/passwd'), (e) => isVigilError(e, 'E_BAD_ID'));
+});
+
+test('object store: prepare() makes every fan-out folder at once, so new objects fsync no folder but their own', { skip: process.platform !== 'linux' && 'reads fsync targets from /proc' }, async () => {
+  const store = openStore(tmpDir());
+  const root = path.join(store.dataDir, 'objects');
+  await store.objects.prepare();
+  await store.objects.prepare(); // idempotent
+  const folders = (await fsp.readdir(root)).sort();
+  assert.equal(folders.length, 257);
+  assert.deepEqual(folders.slice(0, 2), ['00', '01']);
+  assert.ok(folders.includes('ff') && folders.includes('tmp'));
+  // Records the paths fsync'd while 64 new objects are stored.
+  const synced: string[] = [];
+  const orig = fs.fsync;
+  (fs as unknown as Record<string, unknown>).fsync = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+    return orig(fd, cb);
+  };
+  try {
+    for (let i = 0; i < 64; i++) await store.objects.put(Buffer.from(`frame ${i}`));
+  } finally {
+    fs.fsync = orig;
+  }
+  assert.equal(synced.filter((p) => p === root).length, 0, 'the root folder is never fsync\'d for a new fan-out folder');
+  assert.equal(synced.length, 64, 'one fsync per object: its own folder');
+  let listed = 0;
+  for await (const _ of store.objects.list()) listed++;
+  assert.equal(listed, 64);
+
+  // A root that cannot be made is a typed error.
+  const blocked = openStore(tmpDir());
+  await fsp.writeFile(path.join(blocked.dataDir, 'objects'), 'not a folder');
+  await assert.rejects(blocked.objects.prepare(), (e) => isVigilError(e, 'E_STORAGE'));
 });
 
 test('object store: a staged object has no name until published; a discarded one leaves nothing; a durable commit publishes with its own fsyncs', async () => {

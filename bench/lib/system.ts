@@ -126,6 +126,7 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
   try {
     const store = openStore(o.dataDir);
     for (const r of STAGE_REPOS) await ensureRepo(store, r);
+    await store.objects.prepare();
     const dev: DevServer = await startDevServer({ dataDir: o.dataDir, port: await freePort(), uiPort: await freePort() });
     stops.push(() => dev.stop());
     const config = benchConfig(o, { TEMPORAL_ADDRESS: dev.address });
