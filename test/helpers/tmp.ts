@@ -7,9 +7,13 @@ import path from 'node:path';
  */
 export function tmpDir(prefix = 'vigil-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  if (made.size === 0) process.once('exit', () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  made.add(dir);
   return dir;
 }
+
+/** Folders tmpDir() made, removed by one exit listener (one each tripped MaxListenersExceededWarning). */
+const made = new Set<string>();
 
 /** Folder of the real-photo fixtures (copies of the shared ones, see test/fixtures/README.md). */
 export const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/images');
