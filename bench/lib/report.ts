@@ -21,7 +21,7 @@ const start = (name: string) => `<!-- bench:${name}:start -->`;
 const end = (name: string) => `<!-- bench:${name}:end -->`;
 
 function machineLine(m: MachineInfo): string {
-  return `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.platform}; model ${m.model.name} sha256 \`${m.model.sha256}\` (${m.model.config}), ${m.intraOpThreads} intra-op thread(s)`;
+  return `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.platform}; model ${m.model.name} sha256 \`${m.model.sha256}\` (${m.model.config}), ${m.intraOpThreads} intra-op thread(s)${m.dataFileSystem ? `; data folders on ${m.dataFileSystem}` : ''}`;
 }
 
 function section(r: BenchResult, run: RunRecord): string {
