@@ -119,8 +119,8 @@ export function target(name: string, op: '>=' | '<', limit: number, value: numbe
  * A fresh temporary folder; `cleanup()` has it removed when the bench process exits, not at once.
  * A run leaves tens of thousands of files, and on ext4 without a journal (this machine's disk,
  * see fileSystemOf) the inode allocator skips every inode freed in the last 60-300 s, looking
- * each one up: right after a run's folder was removed, creating a file took 0.6 ms instead of
- * 0.04 ms, which slowed the next run's ingest by a third or more. Removing the folders at exit
+ * each one up: right after 20,000 files were removed, creating a file took 0.6 ms instead of
+ * 0.04-0.14 ms, and the next run's ingest slowed with it. Removing the folders at exit
  * keeps one run's clean-up out of the next run's figures.
  */
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
