@@ -1,5 +1,7 @@
 import fs, { promises as fsp } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { VigilError } from '../lib/errors.js';
 import { writeAllSync } from '../lib/fsync.js';
 
@@ -15,28 +17,105 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * This process's parked lock files, by lock path. A lock is taken by hard-linking the parked file
+ * (which names this process) to the lock's name, which fails with EEXIST while another holder has
+ * it, and released by unlinking that name: the file itself lives on under its parking name. So
+ * taking and releasing a lock, once per commit, neither creates nor frees an inode. On ext4
+ * without a journal a freed inode is skipped, and looked up, by every file creation for the next
+ * 60-300 s, so a lock file made and removed per commit slowed every later file creation.
+ */
+const parked = new Map<string, { file: string; touchedAt: number }>();
+/** A parked file's time is renewed this often, so a lock taken from it never looks 10 minutes old (isStale). */
+const PARK_TOUCH_MS = 60_000;
+
+/** This process's parked file for `lockPath`, made (and other processes' dead ones removed) on first use. */
+function parkedFile(lockPath: string, me: string): string {
+  const known = parked.get(lockPath);
+  const now = Date.now();
+  if (known && fs.existsSync(known.file)) {
+    if (now - known.touchedAt > PARK_TOUCH_MS) {
+      fs.utimesSync(known.file, now / 1000, now / 1000);
+      known.touchedAt = now;
+    }
+    return known.file;
+  }
+  const file = `${lockPath}.park-${process.pid}-${threadId}`;
+  const fd = fs.openSync(file, 'w');
+  try {
+    writeAllSync(fd, me);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (parked.size === 0) process.once('exit', () => parked.forEach((p) => fs.rmSync(p.file, { force: true })));
+  parked.set(lockPath, { file, touchedAt: now });
+  removeDeadParkings(lockPath);
+  return file;
+}
+
+/** Removes parked files of `lockPath` left by processes of this host that no longer exist. */
+function removeDeadParkings(lockPath: string): void {
+  const dir = path.dirname(lockPath);
+  const prefix = `${path.basename(lockPath)}.park-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(prefix));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(/^(\d+)-\d+$/.exec(n.slice(prefix.length))?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
+    try {
+      const holder = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { host?: string };
+      if (holder.host === os.hostname()) fs.rmSync(path.join(dir, n), { force: true });
+    } catch {
+      /* vanished or unreadable: left alone */
+    }
+  }
+}
+
+/** Takes the lock once: true when taken, false when another holder has it. */
+function tryTake(lockPath: string, me: string): boolean {
+  // Synchronous: page-cache-only calls (see lib/fsync.ts), and the lock is taken once per
+  // commit, on the ingest path.
+  try {
+    fs.linkSync(parkedFile(lockPath, me), lockPath);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code === 'ENOENT') {
+      parked.delete(lockPath); // its parked file was removed meanwhile: made again on the next try
+      return false;
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+  }
+  // A file system without hard links: an O_EXCL lock file, made and removed each time.
+  let created = false;
+  try {
+    const fd = fs.openSync(lockPath, 'wx');
+    created = true;
+    try {
+      writeAllSync(fd, me);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return true;
+  } catch (err) {
+    // Created but not written (e.g. ENOSPC): never leave an empty lock behind.
+    if (created) fs.rmSync(lockPath, { force: true });
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  }
+}
+
 async function acquire(lockPath: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   const me = JSON.stringify({ pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
   for (;;) {
-    let created = false;
-    try {
-      // Synchronous: a lock file is a page-cache-only write (see lib/fsync.ts), and the lock is
-      // taken once per commit, on the ingest path.
-      const fd = fs.openSync(lockPath, 'wx');
-      created = true;
-      try {
-        writeAllSync(fd, me);
-      } finally {
-        fs.closeSync(fd);
-      }
-      return;
-    } catch (err) {
-      // Created but not written (e.g. ENOSPC): never leave an empty lock behind.
-      if (created) fs.rmSync(lockPath, { force: true });
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (tryTake(lockPath, me)) return;
     await breakIfStale(lockPath);
     if (Date.now() > deadline) {
       throw new VigilError('E_LOCKED', `timed out waiting for lock ${lockPath}`, { lockPath });
@@ -107,8 +186,9 @@ async function breakIfStale(lockPath: string): Promise<void> {
 }
 
 /**
- * Runs `fn` while holding an exclusive lock on `lockPath`, across processes (an O_EXCL lock file
- * naming its holder; a holder that died is detected and its lock broken) and within this process
+ * Runs `fn` while holding an exclusive lock on `lockPath`, across processes (a lock file naming its
+ * holder: a hard link to this process's parked file, or an O_EXCL file where hard links are
+ * refused; a holder that died is detected and its lock broken) and within this process
  * (a promise chain, so local callers queue instead of polling).
  * @throws VigilError E_LOCKED when the lock cannot be taken within `timeoutMs`.
  */

@@ -65,3 +65,46 @@ test('many processes waiting on one dead holder\'s lock: each runs alone, none t
     assert.equal(lines[i + 1], lines[i]!.replace('in', 'out'), `critical sections never overlap (line ${i})`);
   }
 });
+
+test('taking and releasing a lock neither makes nor frees an inode: the lock is a link to a parked file naming its holder', async () => {
+  const dir = tmpDir();
+  const lock = path.join(dir, 'vigil.lock');
+  const inodes = new Set<number>();
+  for (let i = 0; i < 50; i++) {
+    await withLock(lock, async () => {
+      const st = await fsp.stat(lock);
+      inodes.add(st.ino);
+      assert.equal(st.nlink, 2, 'the lock and its parked file');
+      assert.equal(JSON.parse(await fsp.readFile(lock, 'utf8')).pid, process.pid);
+    });
+    await assert.rejects(fsp.stat(lock), { code: 'ENOENT' });
+  }
+  assert.equal(inodes.size, 1, 'one inode for every take');
+  const parkings = (await fsp.readdir(dir)).filter((n) => n.startsWith('vigil.lock.park-'));
+  assert.equal(parkings.length, 1);
+  assert.equal((await fsp.stat(path.join(dir, parkings[0]!))).ino, [...inodes][0]);
+});
+
+test('parked lock files of processes that died are removed by the next process to use the lock; a live one is kept', async () => {
+  const dir = tmpDir();
+  const lock = path.join(dir, 'vigil.lock');
+  const script = (signal: string) => `
+    import { withLock } from ${JSON.stringify(path.resolve('repos/lock.ts'))};
+    await withLock(${JSON.stringify(lock)}, async () => undefined);
+    ${signal === 'KILL' ? "process.kill(process.pid, 'SIGKILL');" : 'await new Promise((r) => setTimeout(r, 60_000));'}`;
+  const dead = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script('KILL')], { stdio: 'inherit' });
+  await new Promise((r) => dead.once('exit', r));
+  const parkOf = (pid: number) => `vigil.lock.park-${pid}-0`;
+  assert.ok((await fsp.readdir(dir)).includes(parkOf(dead.pid!)), 'a SIGKILLed process leaves its parked file');
+  const live = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script('WAIT')], { stdio: 'inherit' });
+  try {
+    for (let i = 0; i < 300 && !(await fsp.readdir(dir)).includes(parkOf(live.pid!)); i++) await new Promise((r) => setTimeout(r, 50));
+    // The live process's first use already removed the dead one's.
+    assert.deepEqual((await fsp.readdir(dir)).filter((n) => n.startsWith('vigil.lock.park-')), [parkOf(live.pid!)]);
+    assert.equal(await withLock(lock, async () => 'ran', 2000), 'ran');
+    const left = (await fsp.readdir(dir)).filter((n) => n.startsWith('vigil.lock.park-')).sort();
+    assert.deepEqual(left, [parkOf(live.pid!), parkOf(process.pid)].sort());
+  } finally {
+    live.kill('SIGKILL');
+  }
+});
