@@ -75,23 +75,30 @@ function removeDeadParkings(lockPath: string): void {
   }
 }
 
+/** Lock paths whose file system refused a hard link: they use an O_EXCL file. */
+const noLinks = new Set<string>();
+
 /** Takes the lock once: true when taken, false when another holder has it. */
-function tryTake(lockPath: string, me: string): boolean {
+function tryTake(lockPath: string, me: string, park: boolean): boolean {
   // Synchronous: page-cache-only calls (see lib/fsync.ts), and the lock is taken once per
   // commit, on the ingest path.
-  try {
-    fs.linkSync(parkedFile(lockPath, me), lockPath);
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code === 'ENOENT') {
-      parked.delete(lockPath); // its parked file was removed meanwhile: made again on the next try
-      return false;
+  if (park && !noLinks.has(lockPath)) {
+    try {
+      fs.linkSync(parkedFile(lockPath, me), lockPath);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code === 'ENOENT') {
+        parked.delete(lockPath); // its parked file was removed meanwhile: made again on the next try
+        return false;
+      }
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+      noLinks.add(lockPath);
     }
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
   }
-  // A file system without hard links: an O_EXCL lock file, made and removed each time.
+  // An O_EXCL lock file, made and removed each time (mutually exclusive with a linked one: both
+  // claim the same name).
   let created = false;
   try {
     const fd = fs.openSync(lockPath, 'wx');
@@ -110,12 +117,12 @@ function tryTake(lockPath: string, me: string): boolean {
   }
 }
 
-async function acquire(lockPath: string, timeoutMs: number): Promise<void> {
+async function acquire(lockPath: string, timeoutMs: number, park: boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 2;
   const me = JSON.stringify({ pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
   for (;;) {
-    if (tryTake(lockPath, me)) return;
+    if (tryTake(lockPath, me, park)) return;
     await breakIfStale(lockPath);
     if (Date.now() > deadline) {
       throw new VigilError('E_LOCKED', `timed out waiting for lock ${lockPath}`, { lockPath });
@@ -190,9 +197,11 @@ async function breakIfStale(lockPath: string): Promise<void> {
  * holder: a hard link to this process's parked file, or an O_EXCL file where hard links are
  * refused; a holder that died is detected and its lock broken) and within this process
  * (a promise chain, so local callers queue instead of polling).
+ * With `park` (the repos' commits, taken once per commit), the lock is a hard link to a file this
+ * process keeps beside it (see `parked`); otherwise an O_EXCL file. Both kinds exclude each other.
  * @throws VigilError E_LOCKED when the lock cannot be taken within `timeoutMs`.
  */
-export async function withLock<T>(lockPath: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+export async function withLock<T>(lockPath: string, fn: () => Promise<T>, timeoutMs = 60_000, opts: { park?: boolean } = {}): Promise<T> {
   const previous = inProcess.get(lockPath) ?? Promise.resolve();
   let release!: () => void;
   const mine = new Promise<void>((r) => (release = r));
@@ -200,7 +209,7 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, timeou
   inProcess.set(lockPath, chain);
   await previous.catch(() => undefined);
   try {
-    await acquire(lockPath, timeoutMs);
+    await acquire(lockPath, timeoutMs, opts.park ?? false);
     try {
       return await fn();
     } finally {

@@ -76,10 +76,24 @@ test('taking and releasing a lock neither makes nor frees an inode: the lock is 
       inodes.add(st.ino);
       assert.equal(st.nlink, 2, 'the lock and its parked file');
       assert.equal(JSON.parse(await fsp.readFile(lock, 'utf8')).pid, process.pid);
-    });
+    }, 2000, { park: true });
     await assert.rejects(fsp.stat(lock), { code: 'ENOENT' });
   }
   assert.equal(inodes.size, 1, 'one inode for every take');
+  // A linked lock and an O_EXCL one exclude each other: another process's O_EXCL take times out.
+  const other = `
+    import { withLock } from ${JSON.stringify(path.resolve('repos/lock.ts'))};
+    await withLock(${JSON.stringify(lock)}, async () => undefined, 300).then(() => process.exit(0), (e) => { console.log(e.code); process.exit(3); });`;
+  const code = await withLock(lock, async () => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', other], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (b) => (out += b));
+    const c = await new Promise<number | null>((r) => p.once('exit', r));
+    assert.match(out, /E_LOCKED/);
+    return c;
+  }, 2000, { park: true });
+  assert.equal(code, 3);
+  assert.ok(!(await fsp.readdir(dir)).some((n) => n.includes(`park-`) && !n.endsWith(`-${process.pid}-0`)), 'an O_EXCL taker parks nothing');
   const parkings = (await fsp.readdir(dir)).filter((n) => n.startsWith('vigil.lock.park-'));
   assert.equal(parkings.length, 1);
   assert.equal((await fsp.stat(path.join(dir, parkings[0]!))).ino, [...inodes][0]);
@@ -90,7 +104,7 @@ test('parked lock files of processes that died are removed by the next process t
   const lock = path.join(dir, 'vigil.lock');
   const script = (signal: string) => `
     import { withLock } from ${JSON.stringify(path.resolve('repos/lock.ts'))};
-    await withLock(${JSON.stringify(lock)}, async () => undefined);
+    await withLock(${JSON.stringify(lock)}, async () => undefined, 2000, { park: true });
     ${signal === 'KILL' ? "process.kill(process.pid, 'SIGKILL');" : 'await new Promise((r) => setTimeout(r, 60_000));'}`;
   const dead = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script('KILL')], { stdio: 'inherit' });
   await new Promise((r) => dead.once('exit', r));
@@ -101,7 +115,7 @@ test('parked lock files of processes that died are removed by the next process t
     for (let i = 0; i < 300 && !(await fsp.readdir(dir)).includes(parkOf(live.pid!)); i++) await new Promise((r) => setTimeout(r, 50));
     // The live process's first use already removed the dead one's.
     assert.deepEqual((await fsp.readdir(dir)).filter((n) => n.startsWith('vigil.lock.park-')), [parkOf(live.pid!)]);
-    assert.equal(await withLock(lock, async () => 'ran', 2000), 'ran');
+    assert.equal(await withLock(lock, async () => 'ran', 2000, { park: true }), 'ran');
     const left = (await fsp.readdir(dir)).filter((n) => n.startsWith('vigil.lock.park-')).sort();
     assert.deepEqual(left, [parkOf(live.pid!), parkOf(process.pid)].sort());
   } finally {

@@ -450,7 +450,7 @@ export async function commitChanges(
       } finally {
         written.open.splice(0).forEach(closeQuietly);
       }
-    });
+    }, undefined, { park: true });
   } catch (err) {
     throw storageError(err, `commit to ${opts.repo} failed`);
   }
