@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DeviceRegistry } from '../ingest/devices.js';
@@ -162,5 +163,41 @@ test('a journaled ingest killed (SIGKILL) mid-stream: after recovery every ackno
     assert.equal(docs.get(p), id, `acknowledged frame ${p} is committed`);
     await store.objects.get(id); // its bytes, hash-verified
   }
+  assert.deepEqual((await fsck(store)).problems, []);
+});
+
+test('journaled commits move the branch through a spare ref file: two inodes in turn, none freed; a swap cut off part-way is put right', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const store = openStore(tmpDir());
+  const gitdir = gitdirOf(store, 'frames');
+  const ref = path.join(gitdir, 'refs', 'heads', 'main');
+  const spare = path.join(gitdir, 'vigil-spare-ref-main');
+  const git = (...args: string[]) => execFileSync('git', ['--git-dir', gitdir, ...args], { encoding: 'utf8' }).trim();
+  const commit = (i: number) =>
+    commitChanges(store, { repo: 'frames', changes: [{ path: `u-d/20261127T2242${String(i).padStart(2, '0')}120Z.json`, content: `{"i":${i}}\n` }], provenance: { batchId: 'spare', stage: 'test', stageVersion: '1', inputs: [] }, summary: `c${i}`, durable: 'journal' });
+  const inodes = new Set<number>();
+  for (let i = 0; i < 12; i++) {
+    const c = await commit(i);
+    assert.equal(readFileSync(ref, 'utf8'), `${c.commit}\n`);
+    assert.equal(git('rev-parse', 'main'), c.commit, 'git reads the branch');
+    inodes.add(statSync(ref).ino);
+  }
+  assert.equal(inodes.size, 2, 'the ref and its spare take turns');
+  assert.ok(inodes.has(statSync(spare).ino));
+  assert.ok(!existsSync(`${spare}.next`));
+
+  // Cut off after the ref got its second name, before the spare took its place.
+  linkSync(ref, `${spare}.next`);
+  let c = await commit(20);
+  assert.equal(git('rev-parse', 'main'), c.commit);
+  // Cut off after the spare (holding the same head) took the ref's place, before the old ref became the spare.
+  writeFileSync(spare, `${c.commit}\n`);
+  linkSync(ref, `${spare}.next`);
+  renameSync(spare, ref);
+  c = await commit(21);
+  assert.equal(git('rev-parse', 'main'), c.commit);
+  assert.ok(existsSync(spare) && !existsSync(`${spare}.next`));
+  assert.equal(new Set([...inodes, statSync(ref).ino, statSync(spare).ino]).size, 2, 'still the same two inodes');
+  assert.equal((await listFiles(store, 'frames')).length, 14);
+  git('fsck', '--strict');
   assert.deepEqual((await fsck(store)).problems, []);
 });

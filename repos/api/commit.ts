@@ -425,9 +425,12 @@ export async function commitChanges(
           const rel = (file: string) => path.relative(store.dataDir, file);
           const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
           const index = await indexBatchCommit(store, provenance.batchId, row, false);
-          // The new ref is written before the entry, so that once the entry is durable only a
-          // rename is left (a commit the journal holds was not refused for a full disk).
-          const ref = await writeRefTemp(args.gitdir, commit, false);
+          // The new ref is written before the entry, so that once the entry is durable only
+          // renames are left (a commit the journal holds was not refused for a full disk): into
+          // the branch's spare ref file when it has a loose ref (see swapInSpareRef), else into a
+          // new temp file.
+          const spare = head !== null ? writeSpareRef(args.gitdir, branch, commit) : null;
+          const ref = spare ? null : await writeRefTemp(args.gitdir, commit, false);
           const journal = journalOf(store, opts.repo);
           try {
             await journal.append([
@@ -437,10 +440,11 @@ export async function commitChanges(
               { kind: 'ref', path: rel(refFile(args.gitdir, branch)), commit, parent: head },
             ]);
           } catch (err) {
-            rmQuietly(ref);
+            if (ref) rmQuietly(ref);
             throw err;
           }
-          await moveRef(args.gitdir, branch, ref, false);
+          if (!spare) await moveRef(args.gitdir, branch, ref!, false);
+          else if (!swapInSpareRef(args.gitdir, branch, spare)) await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
           journal.maybeCheckpoint();
         } else {
           await indexBatchCommit(store, provenance.batchId, row, false);
@@ -544,6 +548,71 @@ async function writeRefTemp(gitdir: string, commit: string, durable: boolean): P
   }
   fs.closeSync(fd);
   return tmp;
+}
+
+/*
+ * Spare ref files (journaled commits, i.e. the frames repo's group commits). A temp file renamed
+ * over a ref frees the old ref's inode on every commit, and on ext4 without a journal every freed
+ * inode is skipped, and looked up, by each file creation of the next 60-300 s. Instead, a branch
+ * keeps one spare file outside refs/ (`vigil-spare-ref-<branch>`): the new id is written into the
+ * spare, the current ref's inode gets a second name (`….next`), the spare is renamed over the ref
+ * (atomic for readers, as a temp file's rename is), and the old ref's inode becomes the spare. No
+ * inode is made or freed. A reader that opened the old ref and reads it only after the next
+ * commit has rewritten that inode sees a newer id; one whose read overlaps that 41-byte write
+ * could see a mix of two ids, which names no commit, so its read fails instead of answering
+ * wrongly. After a crash, journal recovery writes the ref again; a swap cut off part-way is
+ * finished or undone by the next one (see writeSpareRef).
+ */
+
+/** The spare ref file of a branch and its second name during a swap. */
+function spareRefFiles(gitdir: string, branch: string): { spare: string; next: string } {
+  const spare = path.join(gitdir, `vigil-spare-ref-${branch.replace(/\//g, '%')}`);
+  return { spare, next: `${spare}.next` };
+}
+
+/**
+ * Writes a branch's next id into its spare ref file (made on first use; a swap cut off part-way
+ * is put right first).
+ * @returns the spare file, or null when the branch has no loose ref file (the caller writes a temp file).
+ */
+function writeSpareRef(gitdir: string, branch: string, commit: string): string | null {
+  if (!fs.existsSync(refFile(gitdir, branch))) return null;
+  const { spare, next } = spareRefFiles(gitdir, branch);
+  if (!fs.existsSync(spare)) {
+    // Cut off after the spare became the ref: the old ref's inode is still under `next`.
+    if (fs.existsSync(next)) fs.renameSync(next, spare);
+  } else {
+    // Cut off before: `next` is a second name of the ref's inode (removing it frees nothing).
+    fs.rmSync(next, { force: true });
+  }
+  const fd = fs.openSync(spare, fs.constants.O_RDWR | fs.constants.O_CREAT);
+  try {
+    const line = Buffer.from(`${commit}\n`);
+    if (fs.writeSync(fd, line, 0, line.length, 0) !== line.length) throw new VigilError('E_STORAGE', `short write to ${spare}`);
+    fs.ftruncateSync(fd, line.length);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return spare;
+}
+
+/**
+ * Makes the spare written by {@link writeSpareRef} the branch's ref, and the old ref's inode the
+ * spare.
+ * @returns false when the ref could not get its second name (a file system without hard links,
+ *   say): nothing moved, and the caller moves the branch with a temp file instead.
+ */
+function swapInSpareRef(gitdir: string, branch: string, spare: string): boolean {
+  const { next } = spareRefFiles(gitdir, branch);
+  const file = refFile(gitdir, branch);
+  try {
+    fs.linkSync(file, next);
+  } catch {
+    return false;
+  }
+  fs.renameSync(spare, file);
+  fs.renameSync(next, spare);
+  return true;
 }
 
 /** Renames a ref written by {@link writeRefTemp} into place; when durable, fsyncs its folder. */
