@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 
 /*
  * File-system calls on the commit and ingest paths.
@@ -64,4 +66,28 @@ export function writeAllSync(fd: number, data: Buffer | string): void {
   const buf = typeof data === 'string' ? Buffer.from(data) : data;
   let off = 0;
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+/**
+ * Writes a file whole or not at all, durably: a temp file of its own beside it (so concurrent
+ * writers never write into one file; removed if the write fails), fdatasync'd, renamed into
+ * place, then its folder fsync'd. Makes the folder when missing.
+ */
+export async function writeFileDurably(file: string, data: Buffer | string): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(tmp, 'w');
+    writeAllSync(fd, data);
+    await fdatasyncFd(fd);
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    closeQuietly(fd);
+    rmQuietly(tmp);
+    throw err;
+  }
+  await fsyncPath(path.dirname(file));
 }

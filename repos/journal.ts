@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
-import { fdatasyncFd, fsyncPath, rmQuietly, writeAllSync } from '../lib/fsync.js';
+import { fdatasyncFd, fsyncPath, rmQuietly, writeAllSync, writeFileDurably } from '../lib/fsync.js';
 import { withLock } from './lock.js';
 import { assertRepoName, lockPathOf, type RepoStore } from './store.js';
 
@@ -269,21 +269,6 @@ export interface JournalRecovery {
   tornTail: boolean;
 }
 
-/** Writes a file whole and durably (temp file, fdatasync, rename, folder fsync). */
-async function writeDurably(file: string, data: Buffer | string): Promise<void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.recover-${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    writeAllSync(fd, data);
-    await fdatasyncFd(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  await fsyncPath(path.dirname(file));
-}
-
 function readOrNull(file: string): Buffer | null {
   try {
     return fs.readFileSync(file);
@@ -319,14 +304,14 @@ async function replay(store: RepoStore, repo: string, apply: boolean): Promise<J
         if (r.kind === 'file') {
           const now = readOrNull(file);
           if (!now || !now.equals(r.data)) {
-            if (apply) await writeDurably(file, r.data);
+            if (apply) await writeFileDurably(file, r.data);
             out.restored++;
           }
         } else if (r.kind === 'append') {
           const now = readOrNull(file);
           if (!now || !now.toString('utf8').includes(r.mark)) {
             const prefix = now && now.length && now[now.length - 1] !== 0x0a ? '\n' : '';
-            if (apply) await writeDurably(file, Buffer.concat([now ?? Buffer.alloc(0), Buffer.from(prefix), r.data]));
+            if (apply) await writeFileDurably(file, Buffer.concat([now ?? Buffer.alloc(0), Buffer.from(prefix), r.data]));
             out.appended++;
           }
         } else refs.set(r.path, [...(refs.get(r.path) ?? []), r]);
@@ -339,7 +324,7 @@ async function replay(store: RepoStore, repo: string, apply: boolean): Promise<J
     const current = readOrNull(file)?.toString('utf8').trim() || null;
     const known = new Set<string | null>(moves.flatMap((r) => [r.commit, r.parent]));
     if (current !== last.commit && known.has(current)) {
-      if (apply) await writeDurably(file, `${last.commit}\n`);
+      if (apply) await writeFileDurably(file, `${last.commit}\n`);
       out.ref = last.commit;
     }
   }

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { VigilError } from '../lib/errors.js';
-import { fsyncPath } from '../lib/fsync.js';
+import { fsyncPath, writeFileDurably } from '../lib/fsync.js';
 import type { RepoLayout } from './layout.js';
 import { LocalObjectStore, type ObjectStore } from './objectStore.js';
 
@@ -124,23 +123,6 @@ async function createRepo(gitdir: string): Promise<void> {
   }
   if (!fs.existsSync(path.join(gitdir, 'config'))) await writeFileDurably(path.join(gitdir, 'config'), INIT_CONFIG);
   await writeFileDurably(path.join(gitdir, 'HEAD'), 'ref: refs/heads/main\n');
-}
-
-/**
- * Writes a small file whole or not at all, durably: a temporary file of its own (so concurrent
- * writers never write into one file), fsync'd, renamed into place, then its folder fsync'd.
- */
-async function writeFileDurably(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await fs.promises.writeFile(tmp, text);
-    await fsyncPath(tmp);
-    await fs.promises.rename(tmp, file);
-  } catch (err) {
-    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-  await fsyncPath(path.dirname(file));
 }
 
 /** Lists the repos under the data folder. */

@@ -18,8 +18,9 @@ export async function createVigilWorker(
   connection: NativeConnection,
   opts: { store?: RepoStore; maxConcurrentActivities?: number } = {},
 ): Promise<{ worker: Worker; close: () => Promise<void> }> {
+  // A store passed in was prepared by whoever opened it (vigil start).
   const store = opts.store ?? openStore(config.VIGIL_DATA);
-  await store.objects.prepare();
+  if (!opts.store) await store.objects.prepare();
   const validateConfig = config.VIGIL_VALIDATE_CONFIG ? await loadValidateConfig(config.VIGIL_VALIDATE_CONFIG) : defaultValidateConfig;
   let detector: Promise<DetectorPool> | null = null;
   const getDetector = () => (detector ??= DetectorPool.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS, sessions: config.VIGIL_INFERENCE_SESSIONS, threaded: true, nice: config.VIGIL_INFERENCE_NICE }));
