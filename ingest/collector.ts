@@ -187,43 +187,49 @@ export class Collector {
 
   /**
    * Tries to start every batch not yet started, oldest first; failures stay queued for the next
-   * tick. One starter runs at a time (a call while one runs waits for it, then starts whatever is
-   * still queued). The start itself (a Temporal round trip) runs outside the state lock, so
-   * recording newly committed frames (which the ingest API waits for) never waits for Temporal.
-   * @returns how many batches this call started.
+   * tick. One run at a time: a call while one runs joins it (the run starts every batch queued
+   * until it finds the queue empty, so the caller's batches too). Each committed group of frames
+   * calls this; when each call waited for the run before it and then looked again, the waiting
+   * calls piled up while Temporal was slow and all woke up at every batch start, which kept the
+   * API's event loop busy for half a second at a time under ingest load. The start itself (a
+   * Temporal round trip) runs outside the state lock, so recording newly committed frames (which
+   * the ingest API waits for) never waits for Temporal.
+   * @returns how many batches the run this call started or joined started.
    */
-  async startQueued(): Promise<number> {
-    while (this.starting) await this.starting.catch(() => undefined);
-    const run = (async () => {
+  startQueued(): Promise<number> {
+    if (this.starting) return this.starting;
+    // The body runs after `starting` is set, even when it finds nothing to do.
+    const run = Promise.resolve().then(async () => {
       let started = 0;
-      for (;;) {
-        const batch = this.state.unstarted[0];
-        if (!batch || this.stopped) break;
-        try {
-          await this.flush(); // never start a batch no saved state holds
-          await this.opts.start(batch);
-        } catch (err) {
-          this.opts.onError?.(err);
-          break;
+      try {
+        for (;;) {
+          const batch = this.state.unstarted[0];
+          if (!batch || this.stopped) break;
+          try {
+            await this.flush(); // never start a batch no saved state holds
+            await this.opts.start(batch);
+          } catch (err) {
+            this.opts.onError?.(err);
+            break;
+          }
+          const i = this.state.unstarted.indexOf(batch);
+          if (i >= 0) this.state.unstarted.splice(i, 1);
+          // Not awaited: a batch started but still listed is started again after a restart, and
+          // starting is idempotent per batch id.
+          this.persist().catch((e: unknown) => this.opts.onError?.(e));
+          started++;
         }
-        const i = this.state.unstarted.indexOf(batch);
-        if (i >= 0) this.state.unstarted.splice(i, 1);
-        // Not awaited: a batch started but still listed is started again after a restart, and
-        // starting is idempotent per batch id.
-        this.persist().catch((e: unknown) => this.opts.onError?.(e));
-        started++;
+      } finally {
+        // In the same synchronous step as the last look at the queue: a batch queued after that
+        // look finds no run to join and starts one of its own.
+        this.starting = null;
       }
       return started;
-    })();
+    });
     this.starting = run;
-    try {
-      return await run;
-    } finally {
-      if (this.starting === run) this.starting = null;
-    }
+    return run;
   }
 
-  /** Cuts batches that waited long enough (all pending when `flushAll`) and starts them. */
   async tick(flushAll = false): Promise<void> {
     await this.loading;
     const before = this.state.unstarted.length;

@@ -127,3 +127,35 @@ test('a batch is started only once the saved state holds it, and stop() leaves e
   assert.deepEqual(saved.unstarted, [], 'started batches are gone from the saved state');
   assert.equal(saved.framesCommit, await readBranchHead(store, 'frames'));
 });
+
+test('startQueued: calls while a start is running join that run; each batch starts once, in order; a batch queued after it ends gets a run of its own', async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const { device } = await new DeviceRegistry(dir).add({ user: 'bob', device: 'cam', site: 'north' });
+  let release!: () => void;
+  const slow = new Promise<void>((r) => (release = r));
+  const started: string[] = [];
+  const collector = new Collector(store, {
+    maxFrames: 1,
+    maxWaitMs: 60_000,
+    start: async (b) => {
+      await slow;
+      started.push(b.frames[0]!.path);
+    },
+  });
+  await collector.load();
+  const ing = new FrameIngestor(store, { maxBytes: 1 << 24, onCommitted: (f, c) => collector.add(f, c) });
+  const files = ['chelsea.png', 'coffee.png', 'rocket.jpg', 'home.jpg'];
+  for (const i of [0, 1, 2]) await ing.accept(device, frame(files[i]!), at(i)); // a batch each; the first start hangs
+  const calls = Array.from({ length: 200 }, () => collector.startQueued());
+  assert.equal(new Set(calls).size, 1, 'every call made while a run is going joins it');
+  release();
+  const counts = await Promise.all(calls);
+  assert.deepEqual(started, [0, 1, 2].map((i) => `bob-cam/20261127T20000${i}000Z.json`), 'started in order, each once');
+  assert.deepEqual(new Set(counts), new Set([counts[0]]));
+  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0 });
+  await ing.accept(device, frame(files[3]!), at(3));
+  await collector.startQueued();
+  assert.deepEqual(started.slice(3), ['bob-cam/20261127T200003000Z.json'], 'the run had ended: the new batch got its own');
+  await collector.stop();
+});
