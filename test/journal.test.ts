@@ -4,7 +4,6 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { inflateSync } from 'node:zlib';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import type { FrameDoc } from '../lib/schemas.js';
@@ -201,26 +200,4 @@ test('journaled commits move the branch through a spare ref file: two inodes in 
   assert.equal((await listFiles(store, 'frames')).length, 14);
   git('fsck', '--strict');
   assert.deepEqual((await fsck(store)).problems, []);
-});
-
-test('journaled commits store their loose objects uncompressed (zlib level 0), and git reads them; other commits compress theirs', async () => {
-  for (const journal of journalSupported() ? [true, false] : [false]) {
-    const { store } = await ingestThree(journal);
-    const gitdir = gitdirOf(store, 'frames');
-    const objects = path.join(gitdir, 'objects');
-    const files = readdirSync(objects).filter((d) => /^[0-9a-f]{2}$/.test(d)).flatMap((d) => readdirSync(path.join(objects, d)).map((f) => path.join(objects, d, f)));
-    assert.ok(files.length >= 9, `three commits with their trees and documents (${files.length} objects)`);
-    let onDisk = 0;
-    let content = 0;
-    for (const f of files) {
-      const stored = readFileSync(f);
-      const raw = inflateSync(stored);
-      if (journal) assert.ok(stored.length > raw.length, `${f}: ${stored.length} bytes for ${raw.length}: stored, not deflated`);
-      onDisk += stored.length;
-      content += raw.length;
-    }
-    if (!journal) assert.ok(onDisk < content * 0.8, `compressed: ${onDisk} bytes for ${content}`);
-    execFileSync('git', ['--git-dir', gitdir, 'fsck', '--strict'], { stdio: 'pipe' });
-    assert.deepEqual((await fsck(store)).problems, []);
-  }
 });

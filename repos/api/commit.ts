@@ -111,18 +111,14 @@ let seq = 0;
  * or not at all: a temp file (`tmp_obj_` prefix, as git's own) renamed into place. Same bytes as
  * isomorphic-git writes, without its per-call overhead; the calls are synchronous (page cache
  * only, see lib/fsync.ts). With `durable`, the file is left open in `written.open`, so the caller
- * can fdatasync every object of the commit at once. Journaled commits (the frames repo's group
- * commits, on the ingest path) store their objects without compression (zlib level 0, a valid
- * stream any git reads): deflating them took about a tenth of the API thread under ingest load,
- * for files that live only until the repo is packed (packing compresses them; see
- * repos/autoPacker.ts). Other commits use level 1, git's own default for loose objects.
+ * can fdatasync every object of the commit at once.
  */
 function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: Buffer, written: Written): string {
   const raw = Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
   const oid = createHash('sha1').update(raw).digest('hex');
   const dir = path.join(gitdir, 'objects', oid.slice(0, 2));
   const file = path.join(dir, oid.slice(2));
-  const data = deflateSync(raw, { level: written.journal ? 0 : 1 });
+  const data = deflateSync(raw, { level: 1 });
   const tmp = path.join(dir, `tmp_obj_${process.pid}_${++seq}`);
   let fd: number | null = null;
   try {
