@@ -230,6 +230,7 @@ export class Collector {
     return run;
   }
 
+  /** Cuts batches that waited long enough (all pending when `flushAll`) and starts them. */
   async tick(flushAll = false): Promise<void> {
     await this.loading;
     const before = this.state.unstarted.length;
