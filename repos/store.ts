@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
 import { fsyncPath, writeFileDurably } from '../lib/fsync.js';
-import type { RepoLayout } from './layout.js';
+import { REPO_LAYOUTS, type RepoLayout } from './layout.js';
 import { LocalObjectStore, type ObjectStore } from './objectStore.js';
 
 /** The repos every Vigil installation has, in pipeline order. */
@@ -61,10 +61,12 @@ export function repoExists(store: RepoStore, repo: string): boolean {
 /** The file naming a repo's layout (see repos/layout.ts); a repo without one is `flat`. */
 const LAYOUT_FILE = 'vigil-layout';
 const layouts = new Map<string, RepoLayout>();
+/** The layout every repo made now gets (see repos/layout.ts). */
+const NEW_REPO_LAYOUT: RepoLayout = 'hour-folders';
 
 /**
  * How a repo lays its documents out in git (see repos/layout.ts): what its layout file says,
- * `flat` for a repo made before layouts existed, `day-folders` for a repo not made yet (what
+ * `flat` for a repo made before layouts existed, `hour-folders` for a repo not made yet (what
  * ensureRepo will make). Read once per repo and process.
  */
 export function repoLayout(store: RepoStore, repo: string): RepoLayout {
@@ -74,11 +76,11 @@ export function repoLayout(store: RepoStore, repo: string): RepoLayout {
   let layout: RepoLayout;
   try {
     const text = fs.readFileSync(path.join(gitdir, LAYOUT_FILE), 'utf8').trim();
-    if (text !== 'day-folders' && text !== 'flat') throw new VigilError('E_CORRUPT', `${repo}: unknown layout ${JSON.stringify(text.slice(0, 40))} in ${LAYOUT_FILE}`);
-    layout = text;
+    if (!REPO_LAYOUTS.includes(text as RepoLayout)) throw new VigilError('E_CORRUPT', `${repo}: unknown layout ${JSON.stringify(text.slice(0, 40))} in ${LAYOUT_FILE}`);
+    layout = text as RepoLayout;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (!fs.existsSync(path.join(gitdir, 'HEAD'))) return 'day-folders';
+    if (!fs.existsSync(path.join(gitdir, 'HEAD'))) return NEW_REPO_LAYOUT;
     layout = 'flat';
   }
   layouts.set(gitdir, layout);
@@ -92,7 +94,7 @@ const INIT_CONFIG = '[core]\n\trepositoryformatversion = 0\n\tfilemode = false\n
 const creating = new Map<string, Promise<void>>();
 
 /**
- * Creates the repo (bare, default branch `main`, day-folders layout) if it does not exist.
+ * Creates the repo (bare, default branch `main`, hour-folders layout) if it does not exist.
  * Idempotent, and safe to call concurrently, from one process (one creation per repo at a time)
  * or several, and after a crash part-way (each file is written whole or not at all, and one a
  * crash left behind is written again). Every name is durable before HEAD, which is written last:
@@ -119,7 +121,7 @@ async function createRepo(gitdir: string): Promise<void> {
     // Branches but no HEAD and no layout file: an older Vigil's creation was cut off between git
     // init's config and HEAD, and commits were made to it as it was (flat) since.
     const hasBranches = fs.existsSync(path.join(gitdir, 'packed-refs')) || fs.readdirSync(path.join(gitdir, 'refs', 'heads')).length > 0;
-    await writeFileDurably(layoutFile, hasBranches ? 'flat\n' : 'day-folders\n');
+    await writeFileDurably(layoutFile, `${hasBranches ? 'flat' : NEW_REPO_LAYOUT}\n`);
   }
   if (!fs.existsSync(path.join(gitdir, 'config'))) await writeFileDurably(path.join(gitdir, 'config'), INIT_CONFIG);
   await writeFileDurably(path.join(gitdir, 'HEAD'), 'ref: refs/heads/main\n');

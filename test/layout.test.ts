@@ -17,41 +17,48 @@ const prov = (batchId: string): Provenance => ({ batchId, stage: 'test', stageVe
 const lsTree = (store: RepoStore, repo: string) =>
   execFileSync('git', ['--git-dir', gitdirOf(store, repo), 'ls-tree', '-r', '--name-only', 'main'], { encoding: 'utf8' }).trim().split('\n');
 
-test('storedPath / repoPath: timestamped documents go into day folders and come back; everything else is left alone', () => {
-  const cases: Array<[string, string]> = [
-    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/20261127T224233120Z.json'],
-    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/20261127T224233120Z-r100.json'],
-    ['a/b/20260101T000000000Z.json', 'a/b/20260101/20260101T000000000Z.json'],
-    ['20261127T224233120Z.json', '20261127T224233120Z.json'],
-    ['cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json'],
-    ['ruleset.json', 'ruleset.json'],
-    ['u-d/2026112.json', 'u-d/2026112.json'],
-    ['u-d/20261127T22.json', 'u-d/20261127T22.json'],
-    // A folder that looks like a day is kept; the document still gets its own day folder.
-    ['x/20261127/20261127T224233120Z.json', 'x/20261127/20261127/20261127T224233120Z.json'],
+test('storedPath / repoPath: timestamped documents go into day (and hour) folders and come back; everything else is left alone', () => {
+  // [repo path, day-folders, hour-folders]
+  const cases: Array<[string, string, string]> = [
+    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/20261127T224233120Z.json', 'alice-cam1/20261127/22/20261127T224233120Z.json'],
+    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/20261127T224233120Z-r100.json', 'alice-cam1/20261127/22/20261127T224233120Z-r100.json'],
+    ['a/b/20260101T000000000Z.json', 'a/b/20260101/20260101T000000000Z.json', 'a/b/20260101/00/20260101T000000000Z.json'],
+    ['20261127T224233120Z.json', '20261127T224233120Z.json', '20261127T224233120Z.json'],
+    ['cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json'],
+    ['ruleset.json', 'ruleset.json', 'ruleset.json'],
+    ['u-d/2026112.json', 'u-d/2026112.json', 'u-d/2026112.json'],
+    ['u-d/20261127T22.json', 'u-d/20261127T22.json', 'u-d/20261127T22.json'],
+    // A folder that looks like a day (or an hour) is kept; the document still gets its own folders.
+    ['x/20261127/20261127T224233120Z.json', 'x/20261127/20261127/20261127T224233120Z.json', 'x/20261127/20261127/22/20261127T224233120Z.json'],
+    ['x/20261127/22/20261127T224233120Z.json', 'x/20261127/22/20261127/20261127T224233120Z.json', 'x/20261127/22/20261127/22/20261127T224233120Z.json'],
   ];
-  for (const [p, stored] of cases) {
-    assert.equal(storedPath('day-folders', p), stored, p);
-    assert.equal(repoPath('day-folders', stored), p, stored);
+  for (const [p, day, hour] of cases) {
+    assert.equal(storedPath('day-folders', p), day, p);
+    assert.equal(repoPath('day-folders', day), p, day);
+    assert.equal(storedPath('hour-folders', p), hour, p);
+    assert.equal(repoPath('hour-folders', hour), p, hour);
     assert.equal(storedPath('flat', p), p);
-    assert.equal(repoPath('flat', stored), stored);
+    assert.equal(repoPath('flat', day), day);
   }
   // Stored paths no document maps to are read as they are.
   for (const p of ['x/20261128/20261127T224233120Z.json', '20261127/20261127T224233120Z.json', 'x/2026112/2026112T224233.json']) {
     assert.equal(repoPath('day-folders', p), p);
   }
+  for (const p of ['x/20261127/21/20261127T224233120Z.json', 'x/20261128/22/20261127T224233120Z.json', '20261127/22/20261127T224233120Z.json', 'x/20261127/2/20261127T224233120Z.json', 'x/20261127/20261127T224233120Z.json']) {
+    assert.equal(repoPath('hour-folders', p), p);
+  }
 });
 
-test('a new repo keeps day folders: git holds them, every repo function speaks the stages\' paths', async () => {
+test('a new repo keeps hour folders: git holds them, every repo function speaks the stages\' paths', async () => {
   const store = openStore(tmpDir());
   const at = (h: number, s: number) => `alice-cam1/20261127T${String(h).padStart(2, '0')}00${String(s).padStart(2, '0')}000Z.json`;
   const paths = [at(21, 0), at(21, 1), at(22, 0), at(22, 5), 'alice-cam2/20261128T000000000Z.json', 'cooldowns/alice-cam1-r100.json'];
   const c1 = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b1'), summary: 'one' });
-  assert.equal(repoLayout(store, 'detections'), 'day-folders');
-  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'day-folders\n');
+  assert.equal(repoLayout(store, 'detections'), 'hour-folders');
+  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'hour-folders\n');
   assert.deepEqual(c1.changed, [...paths].sort(), 'a commit reports the paths it was given');
-  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('day-folders', p)).sort());
-  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/20261127T220005000Z.json'));
+  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('hour-folders', p)).sort());
+  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/22/20261127T220005000Z.json'));
 
   assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), [...paths].sort());
   assert.deepEqual(await readJson(store, 'detections', at(22, 5)), { i: 3 });
@@ -73,7 +80,7 @@ test('a new repo keeps day folders: git holds them, every repo function speaks t
   execFileSync('git', ['--git-dir', gitdirOf(store, 'detections'), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
 });
 
-test('a commit rewrites the day and camera folders, not the camera\'s whole history', async () => {
+test('a commit rewrites the hour, day and camera folders, not the camera\'s whole history', async () => {
   const store = openStore(tmpDir());
   // Three days of a camera, one frame every 20 minutes.
   const changes = [];
@@ -84,15 +91,37 @@ test('a commit rewrites the day and camera folders, not the camera\'s whole hist
   const c = await commitChanges(store, { repo: 'frames', changes, provenance: prov('days'), summary: 'three days' });
   assert.equal((await listFiles(store, 'frames')).length, changes.length);
   const args = { fs, gitdir: gitdirOf(store, 'frames') };
-  const root = (await git.readCommit({ ...args, oid: c.commit! })).commit.tree;
-  const cam = (await git.readTree({ ...args, oid: root })).tree[0]!;
-  const days = (await git.readTree({ ...args, oid: cam.oid })).tree;
+  const tree = async (oid: string) => (await git.readTree({ ...args, oid })).tree;
+  const camOf = async (commit: string) => (await tree((await tree((await git.readCommit({ ...args, oid: commit })).commit.tree))[0]!.oid));
+  const days = await camOf(c.commit!);
   assert.deepEqual(days.map((e) => e.path), ['20261125', '20261126', '20261127']);
-  assert.equal((await git.readTree({ ...args, oid: days[0]!.oid })).tree.length, 72, 'a day folder holds that day\'s frames');
+  const hours = await tree(days[2]!.oid);
+  assert.equal(hours.length, 24, 'a day folder holds that day\'s hours');
+  assert.deepEqual((await tree(hours[23]!.oid)).map((e) => e.path), ['20261127T230000000Z.json', '20261127T232000000Z.json', '20261127T234000000Z.json'], 'an hour folder holds that hour\'s frames');
   const next = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-cam/20261127T235959000Z.json', content: '{}' }], provenance: prov('one'), summary: 'one more' });
-  const after = (await git.readTree({ ...args, oid: (await git.readTree({ ...args, oid: (await git.readCommit({ ...args, oid: next.commit! })).commit.tree })).tree[0]!.oid })).tree;
+  const after = await camOf(next.commit!);
   assert.equal(after[0]!.oid, days[0]!.oid, 'an earlier day\'s folder is not rewritten');
   assert.notEqual(after[2]!.oid, days[2]!.oid);
+  const hoursAfter = await tree(after[2]!.oid);
+  assert.deepEqual(hoursAfter.slice(0, 23), hours.slice(0, 23), 'the day\'s earlier hours are not rewritten');
+  assert.equal((await tree(hoursAfter[23]!.oid)).length, 4);
+});
+
+test('a repo made with day folders (before hour folders) keeps them', async () => {
+  const store = openStore(tmpDir());
+  const gitdir = gitdirOf(store, 'detections');
+  mkdirSync(gitdir, { recursive: true });
+  writeFileSync(path.join(gitdir, 'vigil-layout'), 'day-folders\n');
+  const paths = ['u-cam/20261127T220005000Z.json', 'u-cam/20261127T230000000Z.json', 'u-cam/20261128T000000000Z.json'];
+  const c = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b'), summary: 'day' });
+  assert.equal(repoLayout(store, 'detections'), 'day-folders');
+  assert.deepEqual(lsTree(store, 'detections'), ['u-cam/20261127/20261127T220005000Z.json', 'u-cam/20261127/20261127T230000000Z.json', 'u-cam/20261128/20261128T000000000Z.json']);
+  assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), paths);
+  assert.deepEqual(await readJson(store, 'detections', paths[1]!), { i: 1 });
+  assert.match((await lookupBlobs(store, 'detections', c.commit, [paths[2]!])).get(paths[2]!) ?? '', /^[0-9a-f]{40}$/);
+  const walked: string[] = [];
+  for await (const b of walkBlobs(store, 'detections')) walked.push(b.path);
+  assert.deepEqual(walked, paths);
 });
 
 test('a repo made before layouts (no layout file) stays flat; a damaged layout file is refused', async () => {
@@ -124,7 +153,7 @@ test('a new repo made by many concurrent commits is made once: every commit land
   assert.ok(results.every((r) => r.created));
   const gitdir = gitdirOf(store, 'invalid');
   assert.equal(readFileSync(path.join(gitdir, 'HEAD'), 'utf8'), 'ref: refs/heads/main\n');
-  assert.equal(readFileSync(path.join(gitdir, 'vigil-layout'), 'utf8'), 'day-folders\n');
+  assert.equal(readFileSync(path.join(gitdir, 'vigil-layout'), 'utf8'), 'hour-folders\n');
   assert.deepEqual(fs.readdirSync(gitdir).filter((f) => f.includes('.tmp-')), [], 'no temporary file left');
   assert.equal((await listFiles(store, 'invalid')).length, 12);
   execFileSync('git', ['--git-dir', gitdir, 'fsck', '--strict'], { stdio: 'pipe' });
@@ -139,7 +168,7 @@ test('a repo whose creation was cut off before HEAD (no HEAD yet) is finished by
   await assert.rejects(resolveRef(store, 'invalid'), (e) => isVigilError(e, 'E_NOT_FOUND'));
   await commitChanges(store, { repo: 'invalid', changes: [{ path: 'u-d/20261127T224233120Z.json', content: '{}' }], provenance: prov('b'), summary: 'after' });
   assert.ok(await resolveRef(store, 'invalid'), 'the repo exists once the commit is made');
-  assert.equal(repoLayout(store, 'invalid'), 'day-folders');
+  assert.equal(repoLayout(store, 'invalid'), 'hour-folders');
   assert.equal(readFileSync(path.join(gitdir, 'config'), 'utf8'), '[core]\n\tbare = true\n', 'an existing config is kept');
 
   // An older Vigil cut off the same way went on committing flat documents into it: they stay readable.

@@ -86,7 +86,7 @@ export async function* walkBlobBatches(store: RepoStore, repo: string, ref = 'ma
   if (!commit) return;
   const gitdir = gitdirOf(store, repo);
   const layout = repoLayout(store, repo);
-  // The listing feeds cat-file as it comes: both run at once, in path order (a repo's day
+  // The listing feeds cat-file as it comes: both run at once, in path order (a repo's day and hour
   // folders sort as the timestamps they hold, see repos/layout.ts).
   const files: Array<{ path: string; oid: string }> = [];
   async function* requests() {
