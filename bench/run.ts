@@ -9,6 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { commitGrowth } from './commit-growth.js';
 import { ingestApi } from './ingest-api.js';
 import { loadAvg, machineInfo, now, round, sleep, type Benchmark, type BenchResult } from './lib/common.js';
 import { benchCacheDir, OUT_DIR, RESULTS_MD } from './lib/paths.js';
@@ -20,7 +21,7 @@ import { scaleOut } from './scale-out.js';
 import { storage } from './storage.js';
 
 /** Every benchmark, in the order they run. */
-export const BENCHMARKS: readonly Benchmark[] = [pipelineVsDetector, ingestApi, rulesReplay, reportsAtScale, storage, scaleOut];
+export const BENCHMARKS: readonly Benchmark[] = [pipelineVsDetector, ingestApi, rulesReplay, reportsAtScale, storage, scaleOut, commitGrowth];
 
 const USAGE = `usage: npm run bench -- [options]
 

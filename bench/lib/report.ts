@@ -15,7 +15,8 @@ export interface RunRecord {
   results: BenchResult[];
 }
 
-const ORDER = ['pipeline-vs-detector', 'ingest-api', 'rules-replay', 'reports-at-scale', 'storage', 'scale-out'];
+/** Section order in RESULTS.md: every benchmark in bench/run.ts's BENCHMARKS (a name missing here is not written). */
+const ORDER = ['pipeline-vs-detector', 'ingest-api', 'rules-replay', 'reports-at-scale', 'storage', 'scale-out', 'commit-growth'];
 
 const start = (name: string) => `<!-- bench:${name}:start -->`;
 const end = (name: string) => `<!-- bench:${name}:end -->`;
@@ -73,7 +74,7 @@ export function writeResultsMd(file: string, run: RunRecord): void {
     'and under which load it was measured. Full results of each run: `bench/out/results-<timestamp>.json` (git-ignored).',
     '',
     '```sh',
-    'npm run bench                       # everything (about 10 minutes; the first run also builds cached data)',
+    'npm run bench                       # everything (about 12 minutes; the first run also builds cached data)',
     'npm run bench -- --quick            # smaller variant, about 2 minutes',
     'npm run bench -- --only rules-replay,storage --json /tmp/bench.json',
     '```',
