@@ -42,6 +42,8 @@ export {
   DeliverySchema,
   EvidenceSchema,
   OutcomeSchema,
+  RESEND_SAFE_CHANNELS,
+  SendingSchema,
   emailConfigured,
   loadChannelSettings,
   smsConfigured,
@@ -55,6 +57,7 @@ export {
   type Delivery,
   type Evidence,
   type Outcome,
+  type Sending,
 } from './schema.js';
 export { sendSms, smsMessagesUrl } from './sms.js';
 export { sendWebhook, urlSecrets, type WebhookBody } from './webhook.js';

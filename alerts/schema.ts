@@ -189,3 +189,28 @@ export const AttemptSchema = z.object({
   outcome: OutcomeSchema,
 });
 export type Attempt = z.infer<typeof AttemptSchema>;
+
+/**
+ * Channels on which a request may safely be sent again when it is not known whether the last one
+ * arrived: the webhook carries `Idempotency-Key: <alertId>`, PagerDuty de-duplicates on
+ * `dedup_key`, and the outbox makes no request. E-mail (SendGrid's mail/send) and SMS have no
+ * such key.
+ */
+export const RESEND_SAFE_CHANNELS: ReadonlySet<Channel> = new Set<Channel>(['webhook', 'pagerduty', 'outbox']);
+
+/**
+ * A delivery about to go out on a channel that must not send twice, written to the ledger (and
+ * fsync'd) before the request: a worker that dies during the request leaves this without an
+ * attempt of the same number, and the next try records `unknown` instead of sending again.
+ */
+export const SendingSchema = z.object({
+  sending: z.object({
+    alertId: AlertIdSchema,
+    channel: ChannelSchema,
+    /** The delivery key (channel and a hash of the target; see stages/alerts.ts deliveryKey). */
+    target: z.string(),
+    attempt: z.int().min(1),
+    at: InstantSchema,
+  }),
+});
+export type Sending = z.infer<typeof SendingSchema>['sending'];

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
-  AlertSchema, DeliverySchema, alertId as makeAlertId, deliver, planDeliveries, type Alert, type ChannelSettings, type Delivery,
+  AlertSchema, DeliverySchema, RESEND_SAFE_CHANNELS, alertId as makeAlertId, deliver, planDeliveries, type Alert, type Attempt, type ChannelSettings, type Delivery, type Sending,
 } from '../alerts/index.js';
 import { VigilError } from '../lib/errors.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { commitChanges, readJson, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import type { RuleSet } from '../rules/index.js';
-import { recordAttempt, readAttempts } from './ledger.js';
+import { readLedger, recordAttempt, recordSending } from './ledger.js';
 import { readRuleSet } from './rulesVersion.js';
 import { InvalidDocSchema } from './schema.js';
 import { ThreatDocSchema } from './threats.js';
@@ -180,7 +180,10 @@ export interface DeliverResult {
 /**
  * Delivers one alert on each planned channel, once: a delivery with a `delivered`, `failed` or
  * `unknown` attempt in the ledger is never attempted again, so retries and worker restarts do not resend.
- * Every attempt is recorded before the next step. `finalAttempt` turns a retryable outcome into
+ * Every attempt is recorded before the next step. On channels without an idempotency key (e-mail,
+ * SMS) a `sending` mark is recorded before each request; a mark without the attempt it announces
+ * (the worker was killed during the request) becomes an `unknown` attempt, not a second request:
+ * at most once there, as for an unanswered request. `finalAttempt` turns a retryable outcome into
  * a recorded failure.
  */
 export async function deliverAlert(
@@ -193,9 +196,10 @@ export async function deliverAlert(
   if (!doc.success) throw new VigilError('E_CORRUPT', `alerts@${input.alertsCommit}:${input.path} is missing or malformed`);
   const { alert, deliveries } = doc.data;
   const result: DeliverResult = { alertId: alert.alertId, delivered: 0, failed: 0, unknown: 0, retry: 0 };
-  const history = await readAttempts(store, alert.alertId);
+  const { attempts: history, sending } = await readLedger(store, alert.alertId);
   for (const d of deliveries) {
-    const sameDelivery = history.filter((a) => a.channel === d.channel && a.target === deliveryKey(d));
+    const key = deliveryKey(d);
+    const sameDelivery = history.filter((a) => a.channel === d.channel && a.target === key);
     if (sameDelivery.some((a) => a.outcome === 'delivered')) {
       result.delivered++;
       continue;
@@ -208,8 +212,19 @@ export async function deliverAlert(
       result.unknown++;
       continue;
     }
+    if (!RESEND_SAFE_CHANNELS.has(d.channel)) {
+      // A request begun and never answered in the ledger: the worker stopped during it, and the
+      // provider may have accepted it. Not sent again.
+      const cut = sending.find((s) => s.channel === d.channel && s.target === key && !sameDelivery.some((a) => a.attempt === s.attempt));
+      if (cut) {
+        await recordAttempt(store, cutOffAttempt(cut));
+        result.unknown++;
+        continue;
+      }
+      await recordSending(store, { alertId: alert.alertId, channel: d.channel, target: key, attempt: sameDelivery.length + 1, at: new Date().toISOString() });
+    }
     const attempt = await deliver(alert, d, settings, sameDelivery.length + 1);
-    const recorded = { ...attempt, target: deliveryKey(d) };
+    const recorded = { ...attempt, target: key };
     if (attempt.outcome === 'retry' && finalAttempt) recorded.outcome = 'failed';
     await recordAttempt(store, recorded);
     if (recorded.outcome === 'delivered') result.delivered++;
@@ -218,6 +233,22 @@ export async function deliverAlert(
     else result.retry++;
   }
   return result;
+}
+
+/** The `unknown` attempt recorded for a request whose worker stopped before recording its answer. */
+function cutOffAttempt(s: Sending): Attempt {
+  return {
+    alertId: s.alertId,
+    channel: s.channel,
+    target: s.target,
+    attempt: s.attempt,
+    at: s.at,
+    requestSummary: `${s.channel} request begun at ${s.at}; the worker stopped before recording its answer`,
+    statusCode: null,
+    responseSummary: 'no answer recorded (worker stopped during the request): may have been delivered; not sent again',
+    latencyMs: 0,
+    outcome: 'unknown',
+  };
 }
 
 /** What delivering the pending alerts of one chunk did, summed over its alerts. */

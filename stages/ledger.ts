@@ -1,47 +1,81 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { AttemptSchema, type Attempt } from '../alerts/index.js';
+import { AttemptSchema, SendingSchema, type Attempt, type Sending } from '../alerts/index.js';
 import { VigilError } from '../lib/errors.js';
 import type { RepoStore } from '../repos/index.js';
 
 /**
  * The delivery ledger: every attempt to deliver an alert, one append-only JSON line per attempt,
  * fsync'd before the next step, in `data/ledger/attempts/<alertId>.jsonl`. It is what makes
- * delivery idempotent across retries and worker crashes: a delivery that has a `delivered` or
- * `failed` line is never attempted again.
+ * delivery idempotent across retries and worker crashes: a delivery that has a `delivered`,
+ * `failed` or `unknown` line is never attempted again, and on e-mail and SMS a `sending` mark
+ * written before each request means a worker killed during the request never leads to a second
+ * one (the next try records `unknown`).
  */
 export function ledgerFile(store: RepoStore, alertId: string): string {
   if (!/^[0-9a-f]{32}$/.test(alertId)) throw new VigilError('E_BAD_ID', `invalid alert id ${JSON.stringify(alertId)}`);
   return path.join(store.dataDir, 'ledger', 'attempts', `${alertId}.jsonl`);
 }
 
-/** Every recorded attempt of an alert (oldest first). */
-export async function readAttempts(store: RepoStore, alertId: string): Promise<Attempt[]> {
+/** An alert's ledger: its recorded attempts and its `sending` marks, oldest first. */
+export interface Ledger {
+  attempts: Attempt[];
+  /** Deliveries begun on channels that must not send twice (see SendingSchema). */
+  sending: Sending[];
+}
+
+/** Reads an alert's ledger; lines that are neither an attempt nor a `sending` mark are skipped. */
+export async function readLedger(store: RepoStore, alertId: string): Promise<Ledger> {
   let text: string;
   try {
     text = await fsp.readFile(ledgerFile(store, alertId), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { attempts: [], sending: [] };
     throw err;
   }
-  const out: Attempt[] = [];
+  const out: Ledger = { attempts: [], sending: [] };
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    const parsed = AttemptSchema.safeParse(JSON.parse(line));
-    if (parsed.success) out.push(parsed.data);
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      continue; // a line torn by a power loss: the last one written, never acted upon
+    }
+    const attempt = AttemptSchema.safeParse(value);
+    if (attempt.success) out.attempts.push(attempt.data);
+    else {
+      const mark = SendingSchema.safeParse(value);
+      if (mark.success) out.sending.push(mark.data.sending);
+    }
   }
   return out;
 }
 
-/** Appends one attempt, durably. */
-export async function recordAttempt(store: RepoStore, attempt: Attempt): Promise<void> {
-  const file = ledgerFile(store, attempt.alertId);
+/** Every recorded attempt of an alert (oldest first). */
+export async function readAttempts(store: RepoStore, alertId: string): Promise<Attempt[]> {
+  return (await readLedger(store, alertId)).attempts;
+}
+
+/** Appends one line to an alert's ledger, durably (fsync'd before it returns). */
+async function appendLine(store: RepoStore, alertId: string, line: string): Promise<void> {
+  const file = ledgerFile(store, alertId);
   await fsp.mkdir(path.dirname(file), { recursive: true });
   const fh = await fsp.open(file, 'a');
   try {
-    await fh.write(JSON.stringify(AttemptSchema.parse(attempt)) + '\n');
+    await fh.write(line + '\n');
     await fh.sync();
   } finally {
     await fh.close();
   }
+}
+
+/** Appends one attempt, durably. */
+export async function recordAttempt(store: RepoStore, attempt: Attempt): Promise<void> {
+  await appendLine(store, attempt.alertId, JSON.stringify(AttemptSchema.parse(attempt)));
+}
+
+/** Marks a delivery as begun, durably, before its request goes out (see SendingSchema). */
+export async function recordSending(store: RepoStore, sending: Sending): Promise<void> {
+  await appendLine(store, sending.alertId, JSON.stringify(SendingSchema.parse({ sending })));
 }

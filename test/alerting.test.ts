@@ -8,7 +8,7 @@ import type { Worker } from '@temporalio/worker';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { listFiles, openStore, readJson, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
-import { readAttempts } from '../stages/ledger.js';
+import { readAttempts, readLedger } from '../stages/ledger.js';
 import { traceAlert } from '../stages/trace.js';
 import { warehouseRoot } from '../stages/records.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
@@ -79,6 +79,36 @@ async function withWorker<T>(dir: string, rules: string, queue: string, fn: (run
     worker.shutdown();
     await running;
     await close();
+  }
+}
+
+/**
+ * Runs `batch` on a `vigil worker` process (local providers, 60 s alert timeout), SIGKILLs it once
+ * `reached()` holds (after `beforeKill`), then lets a new worker finish the batch (one alert).
+ */
+async function killDuringAlerts(dir: string, rules: string, queue: string, batch: Awaited<ReturnType<typeof ingestFrames>>, reached: () => boolean, beforeKill?: () => void): Promise<void> {
+  const spawnWorker = (): ChildProcess =>
+    spawn(process.execPath, [path.resolve(import.meta.dirname, '../bin/vigil.js'), 'worker'], {
+      env: { ...process.env, ...channelEnv(), ALERT_TIMEOUT_MS: '60000', VIGIL_DATA: dir, VIGIL_RULES: rules, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: queue, VIGIL_THREADS: '1' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  let worker = spawnWorker();
+  await makeBatchStarter(env.client, testConfig(dir, env.address, queue))(batch);
+  const deadline = Date.now() + 120_000;
+  while (!reached()) {
+    assert.ok(Date.now() < deadline, 'the alerts stage got that far');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  beforeKill?.();
+  worker.kill('SIGKILL');
+  await new Promise((r) => worker.once('exit', r));
+  worker = spawnWorker();
+  try {
+    const summary: BatchSummary = await env.client.workflow.result(batchWorkflowId(batch.batchId));
+    assert.equal(summary.alerts, 1);
+  } finally {
+    worker.kill('SIGTERM');
+    await new Promise((r) => worker.once('exit', r));
   }
 }
 
@@ -224,32 +254,28 @@ test('killing the worker during the alerts stage and restarting sends no duplica
   hook.reset();
   const { dir, store, devices, rules } = await setup();
   const batch = await ingestFrames(store, [{ device: devices.alice, file: 'chelsea.png', atMs: T0 + 9 * HOUR }]);
-  const spawnWorker = (): ChildProcess =>
-    spawn(process.execPath, [path.resolve(import.meta.dirname, '../bin/vigil.js'), 'worker'], {
-      env: { ...process.env, ...channelEnv(), ALERT_TIMEOUT_MS: '60000', VIGIL_DATA: dir, VIGIL_RULES: rules, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: 'alerting-kill', VIGIL_THREADS: '1' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
   hook.hangNext(1); // the email goes through, then the worker is stuck on the webhook
-  let worker = spawnWorker();
-  const config = testConfig(dir, env.address, 'alerting-kill');
-  await makeBatchStarter(env.client, config)(batch);
-  const deadline = Date.now() + 120_000;
-  while (hook.received.length === 0) {
-    assert.ok(Date.now() < deadline, 'the alerts stage started');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.equal(accepted(sendgrid).length, 1);
-  worker.kill('SIGKILL');
-  await new Promise((r) => worker.once('exit', r));
-  worker = spawnWorker();
-  try {
-    const summary: BatchSummary = await env.client.workflow.result(batchWorkflowId(batch.batchId));
-    assert.equal(summary.alerts, 1);
-  } finally {
-    worker.kill('SIGTERM');
-    await new Promise((r) => worker.once('exit', r));
-  }
+  await killDuringAlerts(dir, rules, 'alerting-kill', batch, () => hook.received.length > 0, () => assert.equal(accepted(sendgrid).length, 1));
   assert.equal(accepted(sendgrid).length, 1, 'the email was not sent again');
   assert.equal(sendgrid.received.length, 1);
   assert.equal(accepted(hook).length, 1, 'the webhook was delivered after the restart');
+});
+
+test('a worker killed while SendGrid holds the request: the e-mail is not sent again, its attempt is recorded as unknown', async () => {
+  sendgrid.reset();
+  hook.reset();
+  const { dir, store, devices, rules } = await setup();
+  const batch = await ingestFrames(store, [{ device: devices.alice, file: 'chelsea.png', atMs: T0 + 10 * HOUR }]);
+  // SendGrid gets the e-mail and holds it: the worker is killed with the request out and no answer.
+  sendgrid.hangNext(1);
+  await killDuringAlerts(dir, rules, 'alerting-kill-send', batch, () => sendgrid.received.length > 0);
+  assert.equal(sendgrid.received.length, 1, 'the e-mail was not sent a second time');
+  assert.equal(accepted(hook).length, 1, 'the webhook (idempotent) was delivered');
+  const [doc] = await alertDocs(store);
+  const ledger = await readLedger(store, doc!.alert.alertId);
+  const email = ledger.attempts.filter((a) => a.channel === 'email');
+  assert.deepEqual(email.map((a) => a.outcome), ['unknown']);
+  assert.match(email[0]!.responseSummary, /worker stopped during the request/);
+  assert.equal(ledger.sending.filter((m) => m.channel === 'email').length, 1, 'the mark written before the request');
+  assert.deepEqual(ledger.sending.filter((m) => m.channel === 'webhook'), [], 'no mark on an idempotent channel');
 });

@@ -277,14 +277,26 @@ describe('worker crashes', { concurrency: 2 }, () => {
     assert.deepEqual(check.problems.filter((p) => !gaps.includes(p)), [], 'every accepted frame in exactly one of standardized/invalid, one detection per standardized frame, nothing redone, fsck clean');
     assert.equal(check.invalid.length, BATCHES, 'one truncated frame per batch');
 
-    // Alerts: one per batch (the cat), each e-mailed exactly once, whatever the crashes.
+    // Alerts: one per batch (the cat), none e-mailed twice, whatever the crashes. Each is delivered
+    // once, unless a kill landed while SendGrid held its request: SendGrid has no idempotency key,
+    // so that attempt is recorded `unknown` and not sent again (at most once, see deliverAlert).
     const alerts = await Promise.all((await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/')).map(async (f) => AlertDocSchema.parse(await readJson(store, 'alerts', f.path))));
     assert.equal(alerts.length, BATCHES);
     const sent = acceptedPerAlert(sendgrid.received);
-    assert.deepEqual([...sent.entries()].sort(), alerts.map((a) => [a.alert.alertId, 1]).sort(), 'each alert accepted by SendGrid exactly once');
+    assert.deepEqual([...sent.keys()].filter((id) => !alerts.some((a) => a.alert.alertId === id)), [], 'SendGrid got only these alerts');
+    let unknown = 0;
     for (const a of alerts) {
-      const attempts = await readAttempts(store, a.alert.alertId);
-      assert.deepEqual(attempts.map((x) => x.outcome), ['delivered'], `ledger of ${a.alert.alertId}`);
+      const outcomes = (await readAttempts(store, a.alert.alertId)).map((x) => x.outcome);
+      const n = sent.get(a.alert.alertId) ?? 0;
+      if (outcomes.includes('unknown')) {
+        unknown++;
+        t.diagnostic(`alert ${a.alert.alertId}: a kill landed while SendGrid held the e-mail (accepted ${n} time(s)): recorded unknown, not sent again`);
+        assert.deepEqual(outcomes, ['unknown'], `ledger of ${a.alert.alertId}`);
+        assert.ok(n <= 1, `alert ${a.alert.alertId} accepted by SendGrid ${n} times`);
+      } else {
+        assert.deepEqual(outcomes, ['delivered'], `ledger of ${a.alert.alertId}`);
+        assert.equal(n, 1, `alert ${a.alert.alertId} accepted by SendGrid exactly once`);
+      }
     }
     // The warehouse holds each frame, each alert and each delivery once.
     const wh = await openWarehouse(warehouseRoot(store));
@@ -294,7 +306,7 @@ describe('worker crashes', { concurrency: 2 }, () => {
       const [al] = (await wh.query('SELECT count(*)::INTEGER AS n FROM alerts')) as [{ n: number }];
       assert.equal(al.n, BATCHES);
       const [dl] = (await wh.query("SELECT count(*)::INTEGER AS n FROM deliveries WHERE outcome = 'delivered'")) as [{ n: number }];
-      assert.equal(dl.n, BATCHES);
+      assert.equal(dl.n, BATCHES - unknown);
     } finally {
       wh.close();
     }
