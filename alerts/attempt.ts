@@ -4,7 +4,7 @@
  */
 import { VigilError } from '../lib/errors.js';
 import { summarize } from './redact.js';
-import type { Attempt, Channel, Outcome } from './schema.js';
+import { RESEND_SAFE_CHANNELS, type Attempt, type Channel, type Outcome } from './schema.js';
 
 /**
  * Outcome of an HTTP status: 2xx delivered; 408, 429 and 5xx worth retrying; anything else (other
@@ -100,11 +100,11 @@ export function neverSent(err: unknown): boolean {
 /**
  * Record of a request that got no answer. A request that never left (connection refused, DNS)
  * is worth retrying. One that may have reached the provider (a timeout, a reset) is retried only
- * when the channel is `idempotent` (the provider de-duplicates by key); otherwise it is `unknown`.
+ * on a channel in RESEND_SAFE_CHANNELS (the provider de-duplicates by key); otherwise it is `unknown`.
  */
-export function noAnswerResult(err: unknown, signal: AbortSignal | undefined, timeoutMs: number, idempotent = true): AttemptResult {
+export function noAnswerResult(err: unknown, signal: AbortSignal | undefined, timeoutMs: number, channel: Channel): AttemptResult {
   const maybeSent = !neverSent(err);
-  const outcome = maybeSent && !idempotent ? 'unknown' : 'retry';
+  const outcome = maybeSent && !RESEND_SAFE_CHANNELS.has(channel) ? 'unknown' : 'retry';
   if (isTimeout(signal, err)) return { statusCode: null, response: `timeout: no answer within ${timeoutMs} ms${outcome === 'unknown' ? ' (may have been delivered; not retried)' : ''}`, outcome };
   return { statusCode: null, response: describeNetworkError(err), outcome };
 }

@@ -40,8 +40,8 @@ function errorResult(err: unknown, signal: AbortSignal, timeoutMs: number): Atte
   if (e.response && typeof e.code === 'number') return httpResult(e.code, bodyText(e.response.body));
   // Axios error with an answer below 400 (e.g. an unexpected 3xx): response.status, response.data.
   if (e.response && typeof e.response.status === 'number') return httpResult(e.response.status, bodyText(e.response.data));
-  // SendGrid's mail/send has no idempotency key: an unanswered request may not be repeated.
-  if (e.isAxiosError === true || signal.aborted) return noAnswerResult(err, signal, timeoutMs, false);
+  // SendGrid's mail/send has no idempotency key: an unanswered request may not be repeated (RESEND_SAFE_CHANNELS).
+  if (e.isAxiosError === true || signal.aborted) return noAnswerResult(err, signal, timeoutMs, 'email');
   // Anything else was thrown before a request was made (e.g. the mail helper rejected the message).
   return { statusCode: null, response: `not sent: ${err instanceof Error ? err.message : String(err)}`, outcome: 'failed' };
 }

@@ -48,11 +48,6 @@ export interface HttpAttemptRequest extends AttemptStart {
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;
-  /**
-   * True (default) when the provider de-duplicates a repeated request (webhook with the alert id,
-   * PagerDuty's dedup_key), so an unanswered request may be retried; false makes it `unknown`.
-   */
-  idempotent?: boolean;
 }
 
 /**
@@ -76,10 +71,10 @@ export async function httpAttempt(req: HttpAttemptRequest): Promise<Attempt> {
       body = await readSnippet(res);
     } catch (err) {
       // The status arrived but the body did not (timeout or reset mid-body): the status decides.
-      body = `(body not read: ${noAnswerResult(err, signal, req.timeoutMs).response})`;
+      body = `(body not read: ${noAnswerResult(err, signal, req.timeoutMs, req.channel).response})`;
     }
     return finish(httpResult(res.status, body));
   } catch (err) {
-    return finish(noAnswerResult(err, signal, req.timeoutMs, req.idempotent ?? true));
+    return finish(noAnswerResult(err, signal, req.timeoutMs, req.channel));
   }
 }

@@ -192,7 +192,8 @@ export type Attempt = z.infer<typeof AttemptSchema>;
 
 /**
  * Channels on which a request may safely be sent again when it is not known whether the last one
- * arrived: the webhook carries `Idempotency-Key: <alertId>`, PagerDuty de-duplicates on
+ * arrived (it got no answer, or the worker was killed during it; see noAnswerResult and
+ * stages/alerts.ts deliverAlert): the webhook carries `Idempotency-Key: <alertId>`, PagerDuty de-duplicates on
  * `dedup_key`, and the outbox makes no request. E-mail (SendGrid's mail/send) and SMS have no
  * such key.
  */

@@ -35,7 +35,6 @@ export async function sendSms(alert: Alert, to: string, settings: ChannelSetting
     url,
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${basic}`, Accept: 'application/json' },
     body: new URLSearchParams({ To: to, From: from, Body: body }).toString(),
-    timeoutMs: settings.timeoutMs,
-    idempotent: false, // an SMS API has no de-duplication key: a timeout is `unknown`, not retried
+    timeoutMs: settings.timeoutMs, // an SMS API has no de-duplication key: a timeout is `unknown`, not retried (RESEND_SAFE_CHANNELS)
   });
 }
