@@ -40,6 +40,8 @@ function parkedFile(lockPath: string, me: string): string {
     }
     return known.file;
   }
+  // Dead processes' files go first, so once this process's file is seen, theirs are gone.
+  removeDeadParkings(lockPath);
   const file = `${lockPath}.park-${process.pid}-${threadId}`;
   const fd = fs.openSync(file, 'w');
   try {
@@ -49,7 +51,6 @@ function parkedFile(lockPath: string, me: string): string {
   }
   if (parked.size === 0) process.once('exit', () => parked.forEach((p) => fs.rmSync(p.file, { force: true })));
   parked.set(lockPath, { file, touchedAt: now });
-  removeDeadParkings(lockPath);
   return file;
 }
 
