@@ -59,6 +59,24 @@ export async function fsyncPath(p: string): Promise<void> {
 }
 
 /**
+ * Makes a folder and its missing parents so that they survive a power loss: every folder that got
+ * a new entry (the existing parent of the first one made, and each one made but the last) is
+ * fsync'd. The caller fsyncs `dir` itself after naming something in it.
+ * @returns whether any folder was made
+ */
+export async function mkdirDurably(dir: string): Promise<boolean> {
+  const first = fs.mkdirSync(dir, { recursive: true });
+  if (first === undefined) return false;
+  const gotEntries: string[] = [];
+  for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
+    gotEntries.push(d);
+    if (d === path.dirname(path.resolve(first)) || d === path.dirname(d)) break;
+  }
+  for (const d of gotEntries.reverse()) await fsyncPath(d);
+  return true;
+}
+
+/**
  * Writes a whole buffer to a descriptor synchronously (see the note above: the caller's data is in
  * memory and the write only reaches the page cache).
  */
@@ -71,10 +89,10 @@ export function writeAllSync(fd: number, data: Buffer | string): void {
 /**
  * Writes a file whole or not at all, durably: a temp file of its own beside it (so concurrent
  * writers never write into one file; removed if the write fails), fdatasync'd, renamed into
- * place, then its folder fsync'd. Makes the folder when missing.
+ * place, then its folder fsync'd. Makes the folder when missing (mkdirDurably).
  */
 export async function writeFileDurably(file: string, data: Buffer | string): Promise<void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  await mkdirDurably(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   let fd: number | null = null;
   try {

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { AttemptSchema, SendingSchema, type Attempt, type Sending } from '../alerts/index.js';
 import { VigilError } from '../lib/errors.js';
+import { fsyncPath, mkdirDurably } from '../lib/fsync.js';
 import type { RepoStore } from '../repos/index.js';
 
 /**
@@ -57,14 +58,20 @@ export async function readAttempts(store: RepoStore, alertId: string): Promise<A
   return (await readLedger(store, alertId)).attempts;
 }
 
-/** Appends one line to an alert's ledger, durably (fsync'd before it returns). */
+/**
+ * Appends one line to an alert's ledger, durably (fsync'd before it returns). An alert's first
+ * line also makes the ledger's name durable (its folder fsync'd), so a power loss cannot take the
+ * file, and with it a `sending` mark, away.
+ */
 async function appendLine(store: RepoStore, alertId: string, line: string): Promise<void> {
   const file = ledgerFile(store, alertId);
-  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await mkdirDurably(path.dirname(file));
   const fh = await fsp.open(file, 'a');
   try {
+    const fresh = (await fh.stat()).size === 0;
     await fh.write(line + '\n');
     await fh.sync();
+    if (fresh) await fsyncPath(path.dirname(file));
   } finally {
     await fh.close();
   }

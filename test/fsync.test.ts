@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { mkdirDurably } from '../lib/fsync.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const hasStrace = spawnSync('strace', ['-V']).status === 0;
+
+/** The paths fsync'd (fsync or fdatasync) by a TypeScript snippet, in order, from strace -y. */
+function fsyncedBy(snippet: string, cwd: string): string[] {
+  const log = path.join(cwd, 'strace.log');
+  execFileSync('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync', '-o', log, process.execPath, '--import', 'tsx', '--input-type=module', '-e', snippet], { cwd: process.cwd(), stdio: 'inherit' });
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .map((l) => /f(?:data)?sync\(\d+<([^>]+)>\) = 0/.exec(l)?.[1])
+    .filter((p): p is string => p !== undefined);
+}
+
+test('mkdirDurably makes missing folders and says whether it made any', async () => {
+  const dir = tmpDir();
+  const deep = path.join(dir, 'a', 'b', 'c');
+  assert.equal(await mkdirDurably(deep), true);
+  assert.ok(existsSync(deep));
+  assert.equal(await mkdirDurably(deep), false, 'nothing to make the second time');
+  assert.equal(await mkdirDurably(path.join(dir, 'a', 'b', 'd')), true);
+});
+
+test("an alert's first ledger line makes its file's name durable too: the new folders and the file's folder are fsync'd", { skip: hasStrace ? false : 'strace is not installed' }, async () => {
+  const dir = tmpDir();
+  const alertId = 'a'.repeat(32);
+  const snippet = `
+    import { openStore } from ${JSON.stringify(path.resolve('repos/index.ts'))};
+    import { recordSending } from ${JSON.stringify(path.resolve('stages/ledger.ts'))};
+    const store = openStore(${JSON.stringify(dir)});
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await recordSending(store, { alertId: '${alertId}', channel: 'email', target: 'email:x', attempt, at: new Date().toISOString() });
+    }`;
+  const synced = fsyncedBy(snippet, dir);
+  const file = path.join(dir, 'ledger', 'attempts', `${alertId}.jsonl`);
+  const folder = path.dirname(file);
+  // First line: the file's content, then its name (the folder); the folders made for it before.
+  assert.deepEqual(synced.filter((p) => p === file).length, 2, 'each line fsync\'d');
+  assert.ok(synced.includes(path.dirname(folder)), "ledger/ fsync'd (it got attempts/)");
+  assert.ok(synced.includes(dir), "the data folder fsync'd (it got ledger/)");
+  const firstFile = synced.indexOf(file);
+  assert.equal(synced.slice(firstFile + 1).filter((p) => p === folder).length, 1, "attempts/ fsync'd once, after the first line, not after the second");
+  assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2);
+});
