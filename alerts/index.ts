@@ -44,6 +44,7 @@ export {
   OutcomeSchema,
   RESEND_SAFE_CHANNELS,
   SendingSchema,
+  WithdrawnSchema,
   emailConfigured,
   loadChannelSettings,
   smsConfigured,

@@ -215,3 +215,10 @@ export const SendingSchema = z.object({
   }),
 });
 export type Sending = z.infer<typeof SendingSchema>['sending'];
+
+/**
+ * A `sending` mark taken back: the delivery threw before its request went out (deliver() throws
+ * only then, e.g. E_CONFIG when the channel's credentials went missing since the alert was
+ * planned), so nothing was sent and a later try may send.
+ */
+export const WithdrawnSchema = z.object({ withdrawn: SendingSchema.shape.sending });

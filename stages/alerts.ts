@@ -7,7 +7,7 @@ import { VigilError } from '../lib/errors.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { commitChanges, readJson, readJsons, type Change, type RepoStore } from '../repos/index.js';
 import type { RuleSet } from '../rules/index.js';
-import { readLedger, recordAttempt, recordSending } from './ledger.js';
+import { readLedger, recordAttempt, recordSending, recordWithdrawn } from './ledger.js';
 import { readRuleSet } from './rulesVersion.js';
 import { InvalidDocSchema } from './schema.js';
 import { ThreatDocSchema } from './threats.js';
@@ -183,7 +183,9 @@ export interface DeliverResult {
  * Every attempt is recorded before the next step. On channels without an idempotency key (e-mail,
  * SMS) a `sending` mark is recorded before each request; a mark without the attempt it announces
  * (the worker was killed during the request) becomes an `unknown` attempt, not a second request:
- * at most once there, as for an unanswered request. `finalAttempt` turns a retryable outcome into
+ * at most once there, as for an unanswered request. A delivery that throws before its request
+ * (deliver's contract: E_CONFIG, E_BAD_INPUT) withdraws its mark, so a later try sends it.
+ * `finalAttempt` turns a retryable outcome into
  * a recorded failure.
  */
 export async function deliverAlert(
@@ -212,6 +214,7 @@ export async function deliverAlert(
       result.unknown++;
       continue;
     }
+    let mark: Sending | null = null;
     if (!RESEND_SAFE_CHANNELS.has(d.channel)) {
       // A request begun and never answered in the ledger: the worker stopped during it, and the
       // provider may have accepted it. Not sent again.
@@ -221,9 +224,17 @@ export async function deliverAlert(
         result.unknown++;
         continue;
       }
-      await recordSending(store, { alertId: alert.alertId, channel: d.channel, target: key, attempt: sameDelivery.length + 1, at: new Date().toISOString() });
+      mark = { alertId: alert.alertId, channel: d.channel, target: key, attempt: sameDelivery.length + 1, at: new Date().toISOString() };
+      await recordSending(store, mark);
     }
-    const attempt = await deliver(alert, d, settings, sameDelivery.length + 1);
+    let attempt: Attempt;
+    try {
+      attempt = await deliver(alert, d, settings, sameDelivery.length + 1);
+    } catch (err) {
+      // deliver() throws only before its request (a bad alert, missing credentials): nothing went out.
+      if (mark) await recordWithdrawn(store, mark);
+      throw err;
+    }
     const recorded = { ...attempt, target: key };
     if (attempt.outcome === 'retry' && finalAttempt) recorded.outcome = 'failed';
     await recordAttempt(store, recorded);

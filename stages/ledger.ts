@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { AttemptSchema, SendingSchema, type Attempt, type Sending } from '../alerts/index.js';
+import { AttemptSchema, SendingSchema, WithdrawnSchema, type Attempt, type Sending } from '../alerts/index.js';
 import { VigilError } from '../lib/errors.js';
 import { fsyncPath, mkdirDurably } from '../lib/fsync.js';
 import type { RepoStore } from '../repos/index.js';
@@ -25,7 +25,10 @@ export interface Ledger {
   sending: Sending[];
 }
 
-/** Reads an alert's ledger; lines that are neither an attempt nor a `sending` mark are skipped. */
+/**
+ * Reads an alert's ledger; lines that are neither an attempt nor a `sending` mark are skipped, and
+ * so are marks withdrawn later (see WithdrawnSchema).
+ */
 export async function readLedger(store: RepoStore, alertId: string): Promise<Ledger> {
   let text: string;
   try {
@@ -35,6 +38,7 @@ export async function readLedger(store: RepoStore, alertId: string): Promise<Led
     throw err;
   }
   const out: Ledger = { attempts: [], sending: [] };
+  const withdrawn: Sending[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     let value: unknown;
@@ -44,12 +48,17 @@ export async function readLedger(store: RepoStore, alertId: string): Promise<Led
       continue; // a line torn by a power loss: the last one written, never acted upon
     }
     const attempt = AttemptSchema.safeParse(value);
-    if (attempt.success) out.attempts.push(attempt.data);
-    else {
-      const mark = SendingSchema.safeParse(value);
-      if (mark.success) out.sending.push(mark.data.sending);
+    if (attempt.success) {
+      out.attempts.push(attempt.data);
+      continue;
     }
+    const mark = SendingSchema.safeParse(value);
+    if (mark.success) out.sending.push(mark.data.sending);
+    const back = WithdrawnSchema.safeParse(value);
+    if (back.success) withdrawn.push(back.data.withdrawn);
   }
+  const same = (a: Sending, b: Sending) => a.channel === b.channel && a.target === b.target && a.attempt === b.attempt;
+  out.sending = out.sending.filter((s) => !withdrawn.some((w) => same(s, w)));
   return out;
 }
 
@@ -85,4 +94,9 @@ export async function recordAttempt(store: RepoStore, attempt: Attempt): Promise
 /** Marks a delivery as begun, durably, before its request goes out (see SendingSchema). */
 export async function recordSending(store: RepoStore, sending: Sending): Promise<void> {
   await appendLine(store, sending.alertId, JSON.stringify(SendingSchema.parse({ sending })));
+}
+
+/** Takes a `sending` mark back, durably: its delivery threw before its request went out. */
+export async function recordWithdrawn(store: RepoStore, sending: Sending): Promise<void> {
+  await appendLine(store, sending.alertId, JSON.stringify(WithdrawnSchema.parse({ withdrawn: sending })));
 }

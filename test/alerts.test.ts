@@ -42,6 +42,10 @@ import {
   type SendGridServer,
   type SmsServer,
 } from './helpers/providers.js';
+import { tmpDir } from './helpers/tmp.js';
+import { commitChanges, openStore } from '../repos/index.js';
+import { deliverAlert, type AlertDoc } from '../stages/alerts.js';
+import { readLedger } from '../stages/ledger.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -251,6 +255,22 @@ describe('email through @sendgrid/mail against a local SendGrid', () => {
 
   test('missing SendGrid settings -> VigilError E_CONFIG', async () => {
     await assert.rejects(sendEmail(ALERT, 'alice@example.com', NO_CREDS, 1), (e) => isVigilError(e, 'E_CONFIG'));
+  });
+
+  test('deliverAlert: credentials gone at delivery time -> E_CONFIG, its sending mark withdrawn; once configured, sent once', async () => {
+    const store = openStore(tmpDir());
+    const doc: AlertDoc = { kind: 'alert', alert: ALERT, status: 'pending', deliveries: [{ channel: 'email', target: 'alice@example.com' }] };
+    const path = `alice-frontdoor/20240701T213000000Z-100.json`;
+    const { commit } = await commitChanges(store, { repo: 'alerts', changes: [{ path, content: JSON.stringify(doc) }], provenance: { batchId: 'b1', stage: 'alerts', stageVersion: '1', inputs: [] }, summary: 'alert' });
+    const before = sg.received.length;
+    await assert.rejects(deliverAlert(store, { alertsCommit: commit!, path }, NO_CREDS), (e) => isVigilError(e, 'E_CONFIG'));
+    const ledger = await readLedger(store, ALERT.alertId);
+    assert.deepEqual(ledger, { attempts: [], sending: [] }, 'nothing was sent, so no mark is left to turn into unknown');
+    assert.equal(sg.received.length, before);
+    const r = await deliverAlert(store, { alertsCommit: commit!, path }, settings);
+    assert.equal(r.delivered, 1);
+    assert.equal(sg.received.length, before + 1);
+    assert.deepEqual((await readLedger(store, ALERT.alertId)).attempts.map((a) => a.outcome), ['delivered']);
   });
 });
 
