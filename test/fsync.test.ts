@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { mkdirDurably } from '../lib/fsync.js';
+import { fsyncedBy, hasStrace } from './helpers/strace.js';
 import { tmpDir } from './helpers/tmp.js';
-
-const hasStrace = spawnSync('strace', ['-V']).status === 0;
-
-/** The paths fsync'd (fsync or fdatasync) by a TypeScript snippet, in order, from strace -y. */
-function fsyncedBy(snippet: string, cwd: string): string[] {
-  const log = path.join(cwd, 'strace.log');
-  execFileSync('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync', '-o', log, process.execPath, '--import', 'tsx', '--input-type=module', '-e', snippet], { cwd: process.cwd(), stdio: 'inherit' });
-  return readFileSync(log, 'utf8')
-    .split('\n')
-    .map((l) => /f(?:data)?sync\(\d+<([^>]+)>\) = 0/.exec(l)?.[1])
-    .filter((p): p is string => p !== undefined);
-}
 
 test('mkdirDurably makes missing folders and says whether it made any', async () => {
   const dir = tmpDir();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import {
   batchIndexFile, commitChanges, decodeEntries, encodeEntry, fsck, gitdirOf, journalDirOf, journalOf, journalSupported, listFiles, openStore, readBranchHead, readJson,
   recoverJournal, type JournalRecord, type RepoStore,
 } from '../repos/index.js';
+import { fsyncedBy, hasStrace } from './helpers/strace.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
 const frame = (name: string) => readFileSync(path.join(FIXTURES, name));
@@ -118,6 +120,31 @@ test('journal recovery: a segment listed but gone when read (a checkpoint remove
   assert.equal(done.entries, 3, 'the other segment is read as before');
   assert.equal(done.tornTail, false);
   assert.equal(await readBranchHead(store, 'frames'), head);
+});
+
+test("journaled ingest writes each frame's bytes back in the background after its commit, not the small git objects", { skip: (!journalSupported() && 'needs sync -f (Linux coreutils)') || (!hasStrace && 'strace is not installed') }, async () => {
+  const dir = tmpDir();
+  const snippet = `
+    import { readFileSync } from 'node:fs';
+    import { DeviceRegistry } from ${JSON.stringify(path.resolve('ingest/devices.ts'))};
+    import { FrameIngestor } from ${JSON.stringify(path.resolve('ingest/frameIngestor.ts'))};
+    import { journalOf, openStore } from ${JSON.stringify(path.resolve('repos/index.ts'))};
+    const store = openStore(${JSON.stringify(dir)});
+    const { device } = await new DeviceRegistry(store.dataDir).add({ user: 'ann', device: 'door', site: 'hq' });
+    const ing = new FrameIngestor(store, { maxBytes: 1 << 24, journal: true });
+    const names = ${JSON.stringify(['chelsea.png', 'rocket.jpg'])};
+    for (const [i, f] of names.entries()) await ing.accept(device, readFileSync(${JSON.stringify(FIXTURES)} + '/' + f), new Date(Date.UTC(2026, 10, 27, 20, 0, i)).toISOString());
+    await journalOf(store, 'frames').writtenBack();`;
+  const synced = fsyncedBy(snippet, dir);
+  const store = openStore(dir);
+  for (const f of ['chelsea.png', 'rocket.jpg']) {
+    const sha = createHash('sha256').update(frame(f)).digest('hex');
+    const file = path.join((store.objects as unknown as { root: string }).root, sha.slice(0, 2), sha.slice(2));
+    assert.equal(synced.filter((p) => p === file).length, 1, `${f}'s bytes written back once`);
+  }
+  const looseObjects = synced.filter((p) => p.startsWith(path.join(dir, 'repos') + path.sep) && /\/objects\/[0-9a-f]{2}\/[0-9a-f]{38}$/.test(p));
+  assert.deepEqual(looseObjects, [], 'loose git objects (small) are left to the checkpoint');
+  assert.ok(synced.some((p) => p.startsWith(journalDirOf(store, 'frames'))), 'the journal itself is fdatasync\'d per commit');
 });
 
 test('journal checkpoint: segments are dropped; later commits start a new one; without a journal nothing is written there', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {

@@ -12,7 +12,7 @@ import { assertRepoPath, ensureRepo, gitArgs, lockPathOf, repoExists, repoLayout
 import { storageError } from '../objectStore.js';
 import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../../lib/fsync.js';
 import { readCommitTree, readTreeEntries } from './objects.js';
-import { journalOf, type JournalRecord } from '../journal.js';
+import { journalOf, WRITE_BACK_MIN_BYTES, type JournalRecord } from '../journal.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
 export type Change = { path: string; content: Buffer | string } | { path: string; delete: true };
@@ -445,6 +445,7 @@ export async function commitChanges(
           }
           if (!spare) await moveRef(args.gitdir, branch, ref!, false);
           else if (!swapInSpareRef(args.gitdir, branch, spare)) await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
+          journal.writeBack([...written.journal!, ...stepFiles.flat()].filter((f) => f.data.length >= WRITE_BACK_MIN_BYTES).map((f) => f.file));
           journal.maybeCheckpoint();
         } else {
           await indexBatchCommit(store, provenance.batchId, row, false);
