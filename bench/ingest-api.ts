@@ -64,6 +64,9 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     };
     const files = await listFiles(sys.store, 'frames');
     const framesInRepo = files.length;
+    // What the pipeline did next to the ingest (fresh data folder: everything in it is this run's).
+    const count = async (repo: string) => (await listFiles(sys.store, repo).catch(() => [])).length;
+    const worked = mode === 'pipeline' ? { validated: (await count('standardized')) + (await count('invalid')), detected: await count('detections') } : null;
     // The ingest path's parts, on the repo as the run left it: a repo read by path (readJson, a
     // full path walk), the conflict/duplicate check as the ingestor does it (head re-read, which
     // the ingestor does at most every 200 ms, then a lookup through the tree cache), a durable
@@ -101,12 +104,13 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     const firstRate = round(tl.slice(0, third).reduce((a, b) => a + b, 0) / third, 1);
     const lastRate = round(tl.slice(-third).reduce((a, b) => a + b, 0) / third, 1);
     o.log(`  ${mode}, ${clients} clients${ratePerSec ? ` (open loop, ${ratePerSec} frames/s offered)` : ''}: ${fmt(rate)} accepted frames/s (${r.accepted} in ${durationMs / 1000} s, mean ${bytes(r.meanBytes)}), latency p50 ${lat.p50} p95 ${lat.p95} p99 ${lat.p99} max ${lat.max} ms; first third ${firstRate}/s, last third ${lastRate}/s; statuses ${JSON.stringify(r.statuses)}`);
+    if (worked) o.log(`    the worker validated ${worked.validated} and detected ${worked.detected} frame(s) during the run${worked.validated + worked.detected === 0 ? ': it processed nothing, so this run is not a measurement next to the pipeline (its targets are left unmeasured)' : ''}`);
     o.log(`    CPU (cores busy on average): API/collector${mode === 'pipeline' ? '/worker' : ''} process ${cpu.vigilProcessCores}, Temporal server ${cpu.temporalServerCores}, load generator ${cpu.loadGeneratorCores}; event loop delay p99 ${eventLoopDelayMs.p99} ms, max ${eventLoopDelayMs.max} ms`);
     if (r.errors.length) o.log(`    errors: ${r.errors.join(' | ')}`);
     return {
       mode, clients, ratePerSec: ratePerSec ?? null, cpu, eventLoopDelayMs, probe, durationMs, warmupMs, accepted: r.accepted, framesPerSec: rate, latencyMs: lat, statuses: r.statuses,
       meanFrameBytes: r.meanBytes, timeline: tl, firstThirdPerSec: firstRate, lastThirdPerSec: lastRate,
-      framesInRepo, framesRepoBytes: repoBytes, batchesStarted, batchesCompleted: batchesDone, collector: sys.collector.stats(), errors: r.errors,
+      framesInRepo, worked, framesRepoBytes: repoBytes, batchesStarted, batchesCompleted: batchesDone, collector: sys.collector.stats(), errors: r.errors,
     };
   } finally {
     await sys.stop();
@@ -126,6 +130,8 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   // offers the target rate and shows the latency at it (counted from when each frame was due).
   const open = o.quick ? null : await measure(o, 'pipeline', durationMs, warmupMs, OPEN_LOOP.cameras, OPEN_LOOP.ratePerSec);
   const p99 = (m: typeof collector) => m.latencyMs.p99;
+  // A pipeline run in which the worker detected nothing measured the ingest path alone.
+  const nextToPipeline = (m: typeof collector, v: number | null) => (m.worked && m.worked.validated + m.worked.detected === 0 ? null : v);
   return {
     summary:
       `collector only: ${collector.framesPerSec} frames/s, p99 ${collector.latencyMs.p99} ms; ` +
@@ -135,14 +141,14 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     targets: [
       target('accepted frames/s, collector running (no worker)', '>=', 300, collector.framesPerSec, 'frames/s'),
       target('p99 latency, collector running (no worker)', '<', 100, p99(collector), 'ms'),
-      target('accepted frames/s, whole pipeline running', '>=', 300, pipeline.framesPerSec, 'frames/s'),
-      target('p99 latency, whole pipeline running', '<', 100, p99(pipeline), 'ms'),
-      ...(open ? [target(`p99 latency at ${OPEN_LOOP.ratePerSec} frames/s offered (open loop, ${OPEN_LOOP.cameras} cameras), whole pipeline running`, '<', 100, p99(open), 'ms')] : []),
+      target('accepted frames/s, whole pipeline running', '>=', 300, nextToPipeline(pipeline, pipeline.framesPerSec), 'frames/s'),
+      target('p99 latency, whole pipeline running', '<', 100, nextToPipeline(pipeline, p99(pipeline)), 'ms'),
+      ...(open ? [target(`p99 latency at ${OPEN_LOOP.ratePerSec} frames/s offered (open loop, ${OPEN_LOOP.cameras} cameras), whole pipeline running`, '<', 100, nextToPipeline(open, p99(open)), 'ms')] : []),
     ],
     markdown: [
-      '| mode | clients | accepted frames/s | p50 ms | p95 ms | p99 ms | max ms | first third /s | last third /s | cores busy: vigil / temporal / load gen | event loop delay p99 / max ms | frames in repo | frames repo on disk |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...[collector, pipeline, wide, open].filter((m) => m !== null).map((m) => `| ${m.mode === 'collector' ? 'collector + Temporal, no worker' : 'whole pipeline (in-process worker)'}${m.ratePerSec ? `, open loop: ${m.ratePerSec} frames/s offered` : ''} | ${m.clients} | ${m.framesPerSec} | ${m.latencyMs.p50} | ${m.latencyMs.p95} | ${m.latencyMs.p99} | ${m.latencyMs.max} | ${m.firstThirdPerSec} | ${m.lastThirdPerSec} | ${m.cpu.vigilProcessCores} / ${m.cpu.temporalServerCores} / ${m.cpu.loadGeneratorCores} | ${m.eventLoopDelayMs.p99} / ${m.eventLoopDelayMs.max} | ${m.framesInRepo} | ${bytes(m.framesRepoBytes)} |`),
+      '| mode | clients | accepted frames/s | p50 ms | p95 ms | p99 ms | max ms | first third /s | last third /s | cores busy: vigil / temporal / load gen | event loop delay p99 / max ms | frames in repo | worker during the run: validated / detected | frames repo on disk |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...[collector, pipeline, wide, open].filter((m) => m !== null).map((m) => `| ${m.mode === 'collector' ? 'collector + Temporal, no worker' : 'whole pipeline (in-process worker)'}${m.ratePerSec ? `, open loop: ${m.ratePerSec} frames/s offered` : ''} | ${m.clients} | ${m.framesPerSec} | ${m.latencyMs.p50} | ${m.latencyMs.p95} | ${m.latencyMs.p99} | ${m.latencyMs.max} | ${m.firstThirdPerSec} | ${m.lastThirdPerSec} | ${m.cpu.vigilProcessCores} / ${m.cpu.temporalServerCores} / ${m.cpu.loadGeneratorCores} | ${m.eventLoopDelayMs.p99} / ${m.eventLoopDelayMs.max} | ${m.framesInRepo} | ${m.worked ? `${m.worked.validated} / ${m.worked.detected}` : '-'} | ${bytes(m.framesRepoBytes)} |`),
       '',
       '| parts of the ingest path, after the run | frames in repo | repo read by path | frame lookup at head (as ingest does) | 100 KB object put (fsync) | durable commit of 8 frame docs |',
       '| --- | --- | --- | --- | --- | --- |',
@@ -150,7 +156,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     ],
     notes: [
       `${CLIENTS} concurrent clients in a separate process, one keep-alive connection and one registered device each, POSTing back to back; mean body ${bytes(collector.meanFrameBytes)} (1280x720 JPEGs, each made unique with a JPEG comment segment so no request is a duplicate).`,
-      '"collector" mode: API + collector + embedded Temporal dev server; batch workflows are started but no worker polls, so it measures the ingest path alone. "pipeline" mode: the same plus one in-process worker processing batches during the run (what `vigil start` does).',
+      '"collector" mode: API + collector + embedded Temporal dev server; batch workflows are started but no worker polls, so it measures the ingest path alone. "pipeline" mode: the same plus one in-process worker processing batches during the run (what `vigil start` does). "Worker during the run" counts the frames the worker committed to standardized or invalid (validate stage) and to detections (the data folder is fresh per run). Batches queue behind each other on the task queue, so while frames arrive far faster than the detector runs (about 8 frames/s here), the worker mostly validates; a pipeline run in which it committed nothing measured the ingest path alone, and its targets are left unmeasured.',
       'Latency is client-side, from sending the request to the end of the 202 answer, which comes after the durable group commit of the frame documents: on Linux (this run) the frames\' bytes, the commit\'s git objects, its batch index line and its branch move are appended to the frames repo\'s write-ahead journal with one fdatasync before the branch moves (repos/journal.ts; a checkpoint every 30 s or 256 MB runs `sync -f` and drops the journal, and is part of the measured window when it falls in it); the collector records the frames in memory and saves its state behind the answer (the frames commit is the durable record).',
       'Event loop delay: perf_hooks.monitorEventLoopDelay in the API process during the run. In pipeline mode the worker runs in the same process; inference runs in worker threads (detector/threaded.ts; onnxruntime-node\'s run() is synchronous on the thread that calls it), so the main thread, which serves HTTP, handles the Temporal worker\'s activities and git writes, but not inference itself. The two compete for the same 2 cores, though.',
       'Each run has a fresh data folder, removed when the bench process exits rather than after the run: on ext4 without a journal (see the machine line) the inode allocator skips, and looks up, every inode freed in the last 60-300 s, so removing a run\'s tens of thousands of files made creating a file take ~0.6 ms instead of 0.04-0.14 ms (measured with a create loop after removing 20,000 files). Vigil frees inodes on this path too (the collector\'s state file, replaced up to 10 times a second, and the packer\'s removal of packed loose objects), so on such a disk its own churn counts against it in every run.',
