@@ -51,9 +51,15 @@ export class Collector {
   private state: State = { framesCommit: null, pending: [], unstarted: [] };
   private timer: NodeJS.Timeout | null = null;
   private starting: Promise<number> | null = null;
-  /** The save in flight (see persist), and whether the state changed since that save began. */
+  /** The saving loop (see persist), if running. */
   private saving: Promise<void> | null = null;
-  private dirty = false;
+  /** Changes made to the state (each persist() call is one), and how many of them the last save covered. */
+  private changes = 0;
+  private savedThrough = 0;
+  /** persist() callers waiting for a save that covers their change. */
+  private waiters: Array<{ change: number; resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** The change that queued each batch cut in this process (see queue()). */
+  private readonly cutIn = new Map<string, number>();
   private savedAt = -Infinity;
   private loading: Promise<void> | null = null;
   private stopped = false;
@@ -91,31 +97,45 @@ export class Collector {
 
   /**
    * Saves the state: resolves once a save that began after this call is done. One save runs at a
-   * time; changes made meanwhile are coalesced into one more. A failed save leaves the state
-   * marked unsaved, so the next call tries again.
+   * time, at most one per SAVE_EVERY_MS; changes made meanwhile are coalesced into the next one.
+   * Each call waits for the first save that covers its change only, not for the saves after it:
+   * under steady ingest there is always a next change, and a caller that waited for the state to
+   * be saved with nothing left to save (batch starts, which flush() first) waited until ingest
+   * paused. A failed save rejects its waiters and leaves their changes unsaved, so the next call
+   * tries again.
    */
   private persist(): Promise<void> {
-    this.dirty = true;
+    return this.savedUpTo(++this.changes);
+  }
+
+  /** Resolves once a save that holds change `change` is done, running the saving loop when needed. */
+  private savedUpTo(change: number): Promise<void> {
+    if (this.savedThrough >= change) return Promise.resolve();
+    const saved = new Promise<void>((resolve, reject) => this.waiters.push({ change, resolve, reject }));
     this.saving ??= (async () => {
       try {
-        while (this.dirty) {
-          // At most one save per SAVE_EVERY_MS under load: nothing waits for it but batch starts.
+        while (this.savedThrough < this.changes) {
           const wait = this.savedAt + SAVE_EVERY_MS - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           this.savedAt = performance.now();
-          this.dirty = false;
+          const covers = this.changes; // this save holds every change made so far
           try {
             await this.save();
           } catch (err) {
-            this.dirty = true;
-            throw storageError(err, 'could not save the collector state');
+            const e = storageError(err, 'could not save the collector state');
+            this.waiters.splice(0).forEach((w) => w.reject(e));
+            return;
           }
+          this.savedThrough = covers;
+          const done = this.waiters.filter((w) => w.change <= covers);
+          this.waiters = this.waiters.filter((w) => w.change > covers);
+          done.forEach((w) => w.resolve());
         }
       } finally {
         this.saving = null;
       }
     })();
-    return this.saving;
+    return saved;
   }
 
   /** Rewrites the state file atomically; only the fsync leaves the event loop (see lib/fsync.ts). */
@@ -149,8 +169,8 @@ export class Collector {
   }
 
   /** Resolves once every change made so far is saved. */
-  async flush(): Promise<void> {
-    if (this.dirty || this.saving) await this.persist();
+  flush(): Promise<void> {
+    return this.savedUpTo(this.changes);
   }
 
   /** Moves pending frames into batches: full ones always, all of a site's when `flushAll` or when its oldest is too old. */
@@ -167,17 +187,23 @@ export class Collector {
     for (const [site, list] of bySite) {
       let rest = list;
       while (rest.length >= this.opts.maxFrames) {
-        this.state.unstarted.push(this.makeBatch(site, commit, rest.slice(0, this.opts.maxFrames)));
+        this.queue(this.makeBatch(site, commit, rest.slice(0, this.opts.maxFrames)));
         rest = rest.slice(this.opts.maxFrames);
       }
       const oldest = Math.min(...rest.map((p) => p.at));
       if (rest.length && (flushAll || Date.now() - oldest >= this.opts.maxWaitMs)) {
-        this.state.unstarted.push(this.makeBatch(site, commit, rest));
+        this.queue(this.makeBatch(site, commit, rest));
         rest = [];
       }
       keep.push(...rest);
     }
     this.state.pending = keep;
+  }
+
+  /** Queues a batch to start, as a change of its own: it starts once a save holds it (see startQueued). */
+  private queue(batch: BatchSpec): void {
+    this.state.unstarted.push(batch);
+    this.cutIn.set(batch.batchId, ++this.changes);
   }
 
   private makeBatch(site: string, framesCommit: string, frames: State['pending']): BatchSpec {
@@ -206,7 +232,8 @@ export class Collector {
           const batch = this.state.unstarted[0];
           if (!batch || this.stopped) break;
           try {
-            await this.flush(); // never start a batch no saved state holds
+            // Never start a batch no saved state holds; batches read from the state file are saved.
+            await this.savedUpTo(this.cutIn.get(batch.batchId) ?? 0);
             await this.opts.start(batch);
           } catch (err) {
             this.opts.onError?.(err);
@@ -214,6 +241,7 @@ export class Collector {
           }
           const i = this.state.unstarted.indexOf(batch);
           if (i >= 0) this.state.unstarted.splice(i, 1);
+          this.cutIn.delete(batch.batchId);
           // Not awaited: a batch started but still listed is started again after a restart, and
           // starting is idempotent per batch id.
           this.persist().catch((e: unknown) => this.opts.onError?.(e));
@@ -235,7 +263,7 @@ export class Collector {
     await this.loading;
     const before = this.state.unstarted.length;
     this.cut(flushAll);
-    if (this.state.unstarted.length !== before || this.dirty) await this.persist();
+    if (this.state.unstarted.length !== before || this.savedThrough < this.changes) await this.persist();
     await this.startQueued();
   }
 

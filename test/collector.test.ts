@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Collector, type BatchSpec } from '../ingest/collector.js';
+import type { FrameDoc } from '../lib/schemas.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import { openStore, readBranchHead } from '../repos/index.js';
@@ -158,4 +159,31 @@ test('startQueued: calls while a start is running join that run; each batch star
   await collector.startQueued();
   assert.deepEqual(started.slice(3), ['bob-cam/20261127T200003000Z.json'], 'the run had ended: the new batch got its own');
   await collector.stop();
+});
+
+test('under steady ingest, batches start as soon as a save holds them, not when ingest pauses; never before', async () => {
+  const store = openStore(tmpDir());
+  const c = new Collector(store, { maxFrames: 2, maxWaitMs: 60_000, start: async (b) => {
+    const saved = JSON.parse(readFileSync(c.file, 'utf8')) as { unstarted: BatchSpec[] };
+    assert.ok(saved.unstarted.some((s) => s.batchId === b.batchId), `batch ${b.batchId} started before a save held it`);
+    startedAt.push(performance.now());
+  } });
+  const startedAt: number[] = [];
+  await c.load();
+  // A frame committed every 10 ms for 2 s: the state changes far more often than it is saved (every 100 ms).
+  const t0 = Date.UTC(2026, 10, 27, 20, 0, 0);
+  let i = 0;
+  for (const end = performance.now() + 2_000; performance.now() < end; i++) {
+    const timestamp = new Date(t0 + i * 1000).toISOString().replace(/[-:]/g, '').replace('.', '');
+    const doc = { kind: 'frame', frameId: String(i).padStart(64, '0'), user: 'bob', device: 'cam', site: 'north', timestamp } as unknown as FrameDoc;
+    await c.add([doc], 'c'.repeat(40));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const addsEnded = performance.now();
+  const during = startedAt.filter((t) => t < addsEnded).length;
+  await c.tick();
+  await c.stop();
+  assert.ok(i >= 40, `only ${i} frames added`);
+  assert.ok(during >= Math.floor(i / 2 / 2), `only ${during} of ${Math.floor(i / 2)} batches started while frames kept coming`);
+  assert.equal(startedAt.length, Math.floor(i / 2), 'every full batch started in the end');
 });
