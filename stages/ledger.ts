@@ -38,7 +38,6 @@ export async function readLedger(store: RepoStore, alertId: string): Promise<Led
     throw err;
   }
   const out: Ledger = { attempts: [], sending: [] };
-  const withdrawn: Sending[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     let value: unknown;
@@ -55,10 +54,14 @@ export async function readLedger(store: RepoStore, alertId: string): Promise<Led
     const mark = SendingSchema.safeParse(value);
     if (mark.success) out.sending.push(mark.data.sending);
     const back = WithdrawnSchema.safeParse(value);
-    if (back.success) withdrawn.push(back.data.withdrawn);
+    if (back.success) {
+      // Takes back the mark it answers, written before it; a later mark of the same attempt number
+      // (the next try, once the delivery can go out) stands.
+      const w = back.data.withdrawn;
+      const i = out.sending.findIndex((m) => m.channel === w.channel && m.target === w.target && m.attempt === w.attempt);
+      if (i >= 0) out.sending.splice(i, 1);
+    }
   }
-  const same = (a: Sending, b: Sending) => a.channel === b.channel && a.target === b.target && a.attempt === b.attempt;
-  out.sending = out.sending.filter((s) => !withdrawn.some((w) => same(s, w)));
   return out;
 }
 

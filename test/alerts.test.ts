@@ -45,7 +45,7 @@ import {
 import { tmpDir } from './helpers/tmp.js';
 import { commitChanges, openStore } from '../repos/index.js';
 import { deliverAlert, type AlertDoc } from '../stages/alerts.js';
-import { readLedger } from '../stages/ledger.js';
+import { readLedger, recordSending, recordWithdrawn } from '../stages/ledger.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -271,6 +271,17 @@ describe('email through @sendgrid/mail against a local SendGrid', () => {
     assert.equal(r.delivered, 1);
     assert.equal(sg.received.length, before + 1);
     assert.deepEqual((await readLedger(store, ALERT.alertId)).attempts.map((a) => a.outcome), ['delivered']);
+  });
+
+  test('readLedger: a withdrawal takes back only the mark before it; the next try\'s mark of the same attempt number stands', async () => {
+    const store = openStore(tmpDir());
+    const mark = (at: string) => ({ alertId: ALERT.alertId, channel: 'email' as const, target: 'email:k', attempt: 1, at });
+    await recordSending(store, mark('2026-11-28T10:00:00.000Z'));
+    await recordWithdrawn(store, mark('2026-11-28T10:00:00.000Z'));
+    assert.deepEqual((await readLedger(store, ALERT.alertId)).sending, []);
+    // Credentials back: the same delivery, attempt 1 again, begins; its worker is killed.
+    await recordSending(store, mark('2026-11-28T11:00:00.000Z'));
+    assert.deepEqual((await readLedger(store, ALERT.alertId)).sending, [mark('2026-11-28T11:00:00.000Z')], 'the live mark is seen, so the request is not sent again');
   });
 });
 
