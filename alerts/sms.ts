@@ -35,6 +35,7 @@ export async function sendSms(alert: Alert, to: string, settings: ChannelSetting
     url,
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${basic}`, Accept: 'application/json' },
     body: new URLSearchParams({ To: to, From: from, Body: body }).toString(),
-    timeoutMs: settings.timeoutMs, // an SMS API has no de-duplication key: a timeout is `unknown`, not retried (RESEND_SAFE_CHANNELS)
+    // An SMS API has no de-duplication key: a timeout is `unknown`, not retried (RESEND_SAFE_CHANNELS).
+    timeoutMs: settings.timeoutMs,
   });
 }

@@ -185,8 +185,7 @@ export interface DeliverResult {
  * (the worker was killed during the request) becomes an `unknown` attempt, not a second request:
  * at most once there, as for an unanswered request. A delivery that throws before its request
  * (deliver's contract: E_CONFIG, E_BAD_INPUT) withdraws its mark, so a later try sends it.
- * `finalAttempt` turns a retryable outcome into
- * a recorded failure.
+ * `finalAttempt` turns a retryable outcome into a recorded failure.
  */
 export async function deliverAlert(
   store: RepoStore,
@@ -214,6 +213,7 @@ export async function deliverAlert(
       result.unknown++;
       continue;
     }
+    const attemptNo = sameDelivery.length + 1;
     let mark: Sending | null = null;
     if (!RESEND_SAFE_CHANNELS.has(d.channel)) {
       // A request begun and never answered in the ledger: the worker stopped during it, and the
@@ -224,12 +224,12 @@ export async function deliverAlert(
         result.unknown++;
         continue;
       }
-      mark = { alertId: alert.alertId, channel: d.channel, target: key, attempt: sameDelivery.length + 1, at: new Date().toISOString() };
+      mark = { alertId: alert.alertId, channel: d.channel, target: key, attempt: attemptNo, at: new Date().toISOString() };
       await recordSending(store, mark);
     }
     let attempt: Attempt;
     try {
-      attempt = await deliver(alert, d, settings, sameDelivery.length + 1);
+      attempt = await deliver(alert, d, settings, attemptNo);
     } catch (err) {
       // deliver() throws only before its request (a bad alert, missing credentials): nothing went out.
       if (mark) await recordWithdrawn(store, mark);
