@@ -104,6 +104,24 @@ test('object store: a staged object has no name until published; a discarded one
   await assert.rejects(commitChanges(store, { repo: 'docs', changes: [], provenance: prov('b1'), summary: 's', durableWith: () => [] }), (e) => isVigilError(e, 'E_BAD_INPUT'));
 });
 
+test('a commit that changes nothing in a repo without commits writes no object (no stray empty tree); deleting everything commits the empty tree', async () => {
+  const store = openStore(tmpDir());
+  const loose = () => {
+    const dir = path.join(gitdirOf(store, 'docs'), 'objects');
+    return fs.readdirSync(dir).filter((d) => /^[0-9a-f]{2}$/.test(d)).flatMap((d) => fs.readdirSync(path.join(dir, d)).map((f) => d + f));
+  };
+  for (const changes of [[], [{ path: 'gone.json', delete: true as const }]]) {
+    const r = await commitChanges(store, { repo: 'docs', changes, provenance: prov('b0'), summary: 'nothing', durable: true });
+    assert.deepEqual({ created: r.created, commit: r.commit }, { created: false, commit: null });
+    assert.deepEqual(loose(), [], 'no object written');
+  }
+  await commitChanges(store, { repo: 'docs', changes: [{ path: 'a.json', content: '{}' }], provenance: prov('b1'), summary: 'one' });
+  const all = await commitChanges(store, { repo: 'docs', changes: [{ path: 'a.json', delete: true }], provenance: prov('b1'), summary: 'none left' });
+  assert.equal(all.created, true);
+  assert.deepEqual(await listFiles(store, 'docs'), []);
+  assert.ok(loose().includes('4b825dc642cb6eb9a060e54bf8d69288fbee4904'), 'the empty tree, named by the commit');
+});
+
 test('commits: provenance, no-op commits, log, diff, inspect, batch index', async () => {
   const store = openStore(tmpDir());
   const c1 = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u1-d1/a.json', content: '{"x":1}' }], provenance: prov('b1'), summary: 'one' });

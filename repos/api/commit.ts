@@ -386,8 +386,11 @@ export async function commitChanges(
       const layout = repoLayout(store, opts.repo);
       const stored = layout === 'flat' ? changes : changes.map((c) => ({ ...c, path: storedPath(layout, c.path) }));
       try {
-        const tree = (await applyToTree(args, baseTree, stored, '', changed, written)) ?? writeTreeObject(args, new Map(), written);
-        if (tree === baseTree || changed.length === 0) return { commit: head, created: false, changed: [], parent: head };
+        const applied = await applyToTree(args, baseTree, stored, '', changed, written);
+        if (applied === baseTree || changed.length === 0) return { commit: head, created: false, changed: [], parent: head };
+        // Everything deleted: the commit names the empty tree (written only then, so a call that
+        // changes nothing leaves no stray object behind).
+        const tree = applied ?? writeTreeObject(args, new Map(), written);
         changed = changed.map((p) => repoPath(layout, p)).sort();
         const provenance = typeof opts.provenance === 'function' ? opts.provenance(changes) : opts.provenance;
         const summary = typeof opts.summary === 'function' ? opts.summary(changes) : opts.summary;
