@@ -37,10 +37,20 @@ export const ConfigSchema = z.object({
   /** onnxruntime intra-op threads. */
   VIGIL_THREADS: int(1, 256).default(os.availableParallelism()),
   /**
-   * Activities one worker runs at once. Inference is serialized inside the worker (one session),
-   * so the others are the light stages of other chunks, which then never wait behind a queued detect.
+   * Activities one worker runs at once on the main task queue: the quick stages (threats, alerts,
+   * records, rules), and validate and detect of batches begun before the lanes existed.
    */
   VIGIL_WORKER_ACTIVITIES: int(1, 64).default(4),
+  /**
+   * Validate activities one worker runs at once, on the validate lane's task queue (lib/taskQueues.ts).
+   * Each decodes and re-encodes its chunk's frames with sharp, one frame at a time.
+   */
+  VIGIL_VALIDATE_ACTIVITIES: int(1, 64).default(2),
+  /**
+   * Detect activities one worker runs at once, on the detect lane's task queue. Inference itself is
+   * limited by VIGIL_INFERENCE_SESSIONS; one more activity reads and commits while the others infer.
+   */
+  VIGIL_DETECT_ACTIVITIES: int(1, 64).default(2),
   /**
    * Inference sessions per worker; VIGIL_THREADS is shared between them. 1: each image uses every
    * thread; more: several images are inferred at once, one thread each (more throughput).

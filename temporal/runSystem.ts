@@ -4,6 +4,7 @@ import { Collector } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import { AutoPacker, ensureRepo, journalOf, openStore, recoverJournal, STAGE_REPOS } from '../repos/index.js';
+import { laneQueues } from '../lib/taskQueues.js';
 import { createApiServer } from '../server/index.js';
 import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
@@ -100,7 +101,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     log(`vigil: data        ${config.VIGIL_DATA}`);
     log(`vigil: API         ${apiUrl}/v1  (OpenAPI: ${apiUrl}/v1/openapi.json)`);
     log(`vigil: Temporal    ${address}${dev ? ` (embedded; Web UI ${dev.uiUrl})` : ''}`);
-    log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE}, ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s)`);
+    log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')}), ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s)`);
     log(`vigil: packing     ${config.VIGIL_AUTOPACK_LOOSE > 0 ? `a repo once it has ${config.VIGIL_AUTOPACK_LOOSE} loose objects (checked every ${Math.round(config.VIGIL_AUTOPACK_INTERVAL_MS / 1000)} s)` : 'off (vigil repo gc packs by hand)'}`);
     if (schedule !== undefined) {
       log(`vigil: reprocess   ${schedule ? `the last ${config.VIGIL_REPROCESS_DAYS} day(s) at "${config.VIGIL_REPROCESS_CRON}" ${config.VIGIL_REPROCESS_TZ} (schedule ${schedule})` : 'off'}`);

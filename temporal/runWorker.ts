@@ -1,4 +1,5 @@
 import type { Config } from '../lib/config.js';
+import { laneQueues } from '../lib/taskQueues.js';
 import { connectWorker } from './connection.js';
 import { createVigilWorker, installTemporalRuntime } from './worker.js';
 
@@ -14,7 +15,7 @@ export async function runWorker(config: Config, log: (msg: string) => void = con
   const stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  log(`vigil worker: task queue ${config.TEMPORAL_TASK_QUEUE} on ${address} (namespace ${config.TEMPORAL_NAMESPACE}), data ${config.VIGIL_DATA}`);
+  log(`vigil worker: task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')}) on ${address} (namespace ${config.TEMPORAL_NAMESPACE}), data ${config.VIGIL_DATA}`);
   try {
     await worker.run();
   } finally {

@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type LogMetadata, type State } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { DetectorPool } from '../detector/index.js';
 import type { Config } from '../lib/config.js';
+import { laneQueue } from '../lib/taskQueues.js';
 import { openStore, type RepoStore } from '../repos/index.js';
 import { defaultValidateConfig, loadValidateConfig } from '../validate/index.js';
 
@@ -10,14 +11,46 @@ import { defaultValidateConfig, loadValidateConfig } from '../validate/index.js'
 export const WORKFLOWS_PATH = path.resolve(import.meta.dirname, '../workflows/index.ts');
 
 /**
+ * The Temporal workers of one Vigil worker process, run and stopped together: the main one (the
+ * workflows and every activity, on the main task queue) and one per lane (lib/taskQueues.ts), each
+ * polling only its lane's queue for its stage's activities.
+ */
+export class VigilWorker {
+  /** @param workers the main worker first, then the lanes' */
+  constructor(readonly workers: Worker[]) {}
+
+  /** Runs every worker until all have stopped; if one fails, the others are shut down and its error thrown. */
+  async run(): Promise<void> {
+    const runs = this.workers.map((w) => w.run());
+    try {
+      await Promise.all(runs);
+    } catch (e) {
+      this.shutdown();
+      await Promise.allSettled(runs);
+      throw e;
+    }
+  }
+
+  /** Starts a graceful shutdown of every worker still running (run() resolves once all have stopped). */
+  shutdown(): void {
+    for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+
+  /** RUNNING while every worker runs; otherwise the state of the first one that does not. */
+  getState(): State {
+    return this.workers.map((w) => w.getState()).find((s) => s !== 'RUNNING') ?? 'RUNNING';
+  }
+}
+
+/**
  * Creates a worker for the batch DAG: one detector per worker process, loaded on first use
- * with explicit intra-op threads.
+ * with explicit intra-op threads; the heavy stages also poll their lanes' task queues.
  */
 export async function createVigilWorker(
   config: Config,
   connection: NativeConnection,
   opts: { store?: RepoStore; maxConcurrentActivities?: number } = {},
-): Promise<{ worker: Worker; close: () => Promise<void> }> {
+): Promise<{ worker: VigilWorker; close: () => Promise<void> }> {
   // A store passed in was prepared by whoever opened it (vigil start).
   const store = opts.store ?? openStore(config.VIGIL_DATA);
   if (!opts.store) await store.objects.prepare();
@@ -25,24 +58,47 @@ export async function createVigilWorker(
   let detector: Promise<DetectorPool> | null = null;
   const getDetector = () => (detector ??= DetectorPool.load(config.VIGIL_MODEL, { threads: config.VIGIL_THREADS, sessions: config.VIGIL_INFERENCE_SESSIONS, threaded: true, nice: config.VIGIL_INFERENCE_NICE }));
   await getDetector();
-  const worker = await Worker.create({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({
-      store, validateConfig, detector: getDetector, rulesDir: config.VIGIL_RULES, modelConfig: config.VIGIL_MODEL,
-      cooldownMs: config.VIGIL_ALERT_COOLDOWN_MS, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS,
-    }),
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? config.VIGIL_WORKER_ACTIVITIES,
-    shutdownGraceTime: config.VIGIL_SHUTDOWN_GRACE_MS,
+  const activities = createActivities({
+    store, validateConfig, detector: getDetector, rulesDir: config.VIGIL_RULES, modelConfig: config.VIGIL_MODEL,
+    cooldownMs: config.VIGIL_ALERT_COOLDOWN_MS, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS,
   });
-  return {
-    worker,
-    close: async () => {
-      if (detector) await (await detector).release();
-    },
+  const common = { connection, namespace: config.TEMPORAL_NAMESPACE, shutdownGraceTime: config.VIGIL_SHUTDOWN_GRACE_MS };
+  const release = async () => {
+    if (detector) await (await detector).release();
   };
+  const workers = await Promise.all([
+    Worker.create({
+      ...common,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      workflowsPath: WORKFLOWS_PATH,
+      activities,
+      maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? config.VIGIL_WORKER_ACTIVITIES,
+    }),
+    Worker.create({
+      ...common,
+      taskQueue: laneQueue(config.TEMPORAL_TASK_QUEUE, 'validate'),
+      activities: { validateStage: activities.validateStage },
+      maxConcurrentActivityTaskExecutions: config.VIGIL_VALIDATE_ACTIVITIES,
+    }),
+    Worker.create({
+      ...common,
+      taskQueue: laneQueue(config.TEMPORAL_TASK_QUEUE, 'detect'),
+      activities: { detectStage: activities.detectStage },
+      maxConcurrentActivityTaskExecutions: config.VIGIL_DETECT_ACTIVITIES,
+    }),
+  ]).catch(async (e: unknown) => {
+    await release();
+    throw e;
+  });
+  return { worker: new VigilWorker(workers), close: release };
+}
+
+/** The SDK's logger without its warning that a lane's worker (activities only) polls no workflow tasks. */
+class VigilLogger extends DefaultLogger {
+  override log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    if (message.startsWith('No workflows registered')) return;
+    super.log(level, message, meta);
+  }
 }
 
 /**
@@ -54,7 +110,7 @@ export async function createVigilWorker(
  */
 export function installTemporalRuntime(level = (process.env.VIGIL_LOG_LEVEL ?? 'WARN').toUpperCase()): void {
   try {
-    Runtime.install({ logger: new DefaultLogger(level as LogLevel), shutdownSignals: [] });
+    Runtime.install({ logger: new VigilLogger(level as LogLevel), shutdownSignals: [] });
   } catch {
     // already installed in this process
   }

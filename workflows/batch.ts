@@ -1,14 +1,20 @@
 import { continueAsNew, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { FrameRef } from '../lib/schemas.js';
+import { laneQueue, type Lane } from '../lib/taskQueues.js';
 
 const NON_RETRYABLE = ['E_CORRUPT', 'E_BAD_ID', 'E_CONFIG', 'E_HASH_MISMATCH'];
 
-const stages = proxyActivities<Activities>({
+const STAGE_OPTIONS = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
-});
+} as const;
+
+/** The heavy stages on their lane's task queue (lib/taskQueues.ts), beside this workflow's queue. */
+function laneActivities(lane: Lane) {
+  return proxyActivities<Activities>({ ...STAGE_OPTIONS, taskQueue: laneQueue(workflowInfo().taskQueue, lane) });
+}
 
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -101,7 +107,12 @@ function add(a: BatchSummary, b: BatchSummary): BatchSummary {
 export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
   const s = empty();
   s.rulesCommit = input.rulesCommit;
-  const v = await stages.validateStage({ batchId: input.batchId, framesCommit: input.framesCommit, frames: input.frames });
+  // Validate and detect on lanes of their own, so that threats and alerts never queue behind
+  // other batches' heavy stages. Replay does not compare task queues: histories begun on one queue
+  // replay, and schedule what follows on the lanes (test/history-replay.test.ts).
+  const validating = laneActivities('validate');
+  const detecting = laneActivities('detect');
+  const v = await validating.validateStage({ batchId: input.batchId, framesCommit: input.framesCommit, frames: input.frames });
   s.frames = input.frames.length;
   s.standardized = v.accepted.length;
   s.invalid = v.rejected.length;
@@ -112,7 +123,7 @@ export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
   let threatsCommit: string | null = null;
   let unsafePaths: string[] = [];
   if (v.accepted.length && v.standardizedCommit) {
-    const d = await stages.detectStage({ batchId: input.batchId, standardizedCommit: v.standardizedCommit, frames: v.accepted });
+    const d = await detecting.detectStage({ batchId: input.batchId, standardizedCommit: v.standardizedCommit, frames: v.accepted });
     s.detected = d.detected;
     s.skippedDetections = d.skipped;
     s.objects = d.objects;

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { Collector, type BatchSpec } from '../../ingest/collector.js';
 import { DeviceRegistry, type Device } from '../../ingest/devices.js';
 import { FrameIngestor } from '../../ingest/frameIngestor.js';
@@ -19,7 +19,7 @@ import { createApiServer } from '../../server/index.js';
 import { connectClient, connectWorker } from '../../temporal/connection.js';
 import { startDevServer, type DevServer } from '../../temporal/devServer.js';
 import { batchWorkflowId, makeBatchStarter } from '../../temporal/starter.js';
-import { createVigilWorker, installTemporalRuntime } from '../../temporal/worker.js';
+import { createVigilWorker, installTemporalRuntime, type VigilWorker } from '../../temporal/worker.js';
 import type { BatchSummary } from '../../workflows/index.js';
 import { freePort, outboxOnly, wall } from './common.js';
 import { MODEL_CONFIG } from './paths.js';
@@ -133,7 +133,7 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
     const client = await connectClient(config, dev.address);
     stops.push(() => client.connection.close());
 
-    let worker: Worker | null = null;
+    let worker: VigilWorker | null = null;
     if (o.inProcessWorker) {
       const workerConn: NativeConnection = await connectWorker(config, dev.address);
       stops.push(() => workerConn.close());

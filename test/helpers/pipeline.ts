@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { DeviceRegistry, type Device } from '../../ingest/devices.js';
 import { FrameIngestor } from '../../ingest/frameIngestor.js';
@@ -9,6 +9,7 @@ import { Collector, type BatchSpec } from '../../ingest/collector.js';
 import { openStore, type RepoStore } from '../../repos/index.js';
 // @ts-expect-error plain JS module without types
 import { temporalBinPath } from '../../scripts/temporal.mjs';
+import type { VigilWorker } from '../../temporal/worker.js';
 import { FIXTURES } from './tmp.js';
 
 /** Starts the real Temporal dev server (the pinned CLI build) for a test file. */
@@ -75,7 +76,7 @@ export async function setupDevice(dataDir: string, user = 'alice', device = 'cam
 }
 
 /** A Vigil worker running on a test's Temporal environment; `stop` shuts it down and releases the model. */
-export async function runWorker(env: TestWorkflowEnvironment, config: Config, store?: RepoStore): Promise<{ worker: Worker; stop: () => Promise<void> }> {
+export async function runWorker(env: TestWorkflowEnvironment, config: Config, store?: RepoStore): Promise<{ worker: VigilWorker; stop: () => Promise<void> }> {
   const { createVigilWorker } = await import('../../temporal/worker.js');
   const { worker, close } = await createVigilWorker(config, env.nativeConnection, store ? { store } : {});
   const running = worker.run();
