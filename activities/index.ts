@@ -1,5 +1,6 @@
 import type { ImageDetector } from '../detector/index.js';
 import type { RepoStore } from '../repos/index.js';
+import { DetectPressure } from '../stages/pressure.js';
 import type { ValidateConfig } from '../validate/index.js';
 import { makeAlertActivities } from './alerts.js';
 import { makeDetectActivity } from './detect.js';
@@ -19,14 +20,17 @@ export interface ActivityDeps {
   modelConfig: string;
   cooldownMs: number;
   maxDeliveryAttempts: number;
+  /** Detect activities the worker runs at once; validates wait while as many run (stages/pressure.ts). */
+  detectSlots: number;
 }
 
 /** All activities of the batch DAG, keyed by the names the workflows call. */
 export function createActivities(deps: ActivityDeps) {
+  const pressure = new DetectPressure(deps.detectSlots);
   return {
     rulesInForce: makeRulesActivity(deps.store, deps.rulesDir, deps.modelConfig),
-    validateStage: makeValidateActivity(deps.store, deps.validateConfig),
-    detectStage: makeDetectActivity(deps.store, deps.detector),
+    validateStage: makeValidateActivity(deps.store, deps.validateConfig, pressure),
+    detectStage: makeDetectActivity(deps.store, deps.detector, pressure),
     threatsStage: makeThreatsActivity(deps.store),
     ...makeAlertActivities(deps.store, { cooldownMs: deps.cooldownMs, maxAttempts: deps.maxDeliveryAttempts }),
     recordsStage: makeRecordsActivity(deps.store),

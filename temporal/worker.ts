@@ -61,6 +61,7 @@ export async function createVigilWorker(
   const activities = createActivities({
     store, validateConfig, detector: getDetector, rulesDir: config.VIGIL_RULES, modelConfig: config.VIGIL_MODEL,
     cooldownMs: config.VIGIL_ALERT_COOLDOWN_MS, maxDeliveryAttempts: config.VIGIL_ALERT_MAX_ATTEMPTS,
+    detectSlots: config.VIGIL_DETECT_ACTIVITIES,
   });
   const common = { connection, namespace: config.TEMPORAL_NAMESPACE, shutdownGraceTime: config.VIGIL_SHUTDOWN_GRACE_MS };
   const release = async () => {
