@@ -49,6 +49,7 @@ export const ConfigSchema = z.object({
   /**
    * Detect activities one worker runs at once, on the detect lane's task queue. Inference itself is
    * limited by VIGIL_INFERENCE_SESSIONS; one more activity reads and commits while the others infer.
+   * While this many run, the worker's validates wait for one to end (stages/pressure.ts).
    */
   VIGIL_DETECT_ACTIVITIES: int(1, 64).default(2),
   /**
