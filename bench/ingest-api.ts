@@ -37,6 +37,11 @@ function runLoadgen(req: LoadRequest): Promise<LoadResult> {
 /** Open-loop run: frames/s offered in total and the cameras sending them. */
 const OPEN_LOOP = { ratePerSec: 300, cameras: 30 };
 
+/** A pipeline run whose worker committed nothing (neither validated nor detected a frame) during the window. */
+function workerIdle(worked: { validated: number; detected: number } | null): boolean {
+  return worked !== null && worked.validated + worked.detected === 0;
+}
+
 async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs: number, clients = CLIENTS, ratePerSec?: number) {
   const tmp = tempDir(`ingest-${mode}`);
   const devices = Array.from({ length: clients }, (_, i) => `cam${i + 1}`);
@@ -104,7 +109,7 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     const firstRate = round(tl.slice(0, third).reduce((a, b) => a + b, 0) / third, 1);
     const lastRate = round(tl.slice(-third).reduce((a, b) => a + b, 0) / third, 1);
     o.log(`  ${mode}, ${clients} clients${ratePerSec ? ` (open loop, ${ratePerSec} frames/s offered)` : ''}: ${fmt(rate)} accepted frames/s (${r.accepted} in ${durationMs / 1000} s, mean ${bytes(r.meanBytes)}), latency p50 ${lat.p50} p95 ${lat.p95} p99 ${lat.p99} max ${lat.max} ms; first third ${firstRate}/s, last third ${lastRate}/s; statuses ${JSON.stringify(r.statuses)}`);
-    if (worked) o.log(`    the worker validated ${worked.validated} and detected ${worked.detected} frame(s) during the run${worked.validated + worked.detected === 0 ? ': it processed nothing, so this run is not a measurement next to the pipeline (its targets are left unmeasured)' : ''}`);
+    if (worked) o.log(`    the worker validated ${worked.validated} and detected ${worked.detected} frame(s) during the run${workerIdle(worked) ? ': it processed nothing, so this run is not a measurement next to the pipeline (its targets are left unmeasured)' : ''}`);
     o.log(`    CPU (cores busy on average): API/collector${mode === 'pipeline' ? '/worker' : ''} process ${cpu.vigilProcessCores}, Temporal server ${cpu.temporalServerCores}, load generator ${cpu.loadGeneratorCores}; event loop delay p99 ${eventLoopDelayMs.p99} ms, max ${eventLoopDelayMs.max} ms`);
     if (r.errors.length) o.log(`    errors: ${r.errors.join(' | ')}`);
     return {
@@ -130,8 +135,8 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   // offers the target rate and shows the latency at it (counted from when each frame was due).
   const open = o.quick ? null : await measure(o, 'pipeline', durationMs, warmupMs, OPEN_LOOP.cameras, OPEN_LOOP.ratePerSec);
   const p99 = (m: typeof collector) => m.latencyMs.p99;
-  // A pipeline run in which the worker detected nothing measured the ingest path alone.
-  const nextToPipeline = (m: typeof collector, v: number | null) => (m.worked && m.worked.validated + m.worked.detected === 0 ? null : v);
+  // A pipeline run in which the worker committed nothing measured the ingest path alone.
+  const nextToPipeline = (m: typeof collector, v: number | null) => (workerIdle(m.worked) ? null : v);
   return {
     summary:
       `collector only: ${collector.framesPerSec} frames/s, p99 ${collector.latencyMs.p99} ms; ` +

@@ -3,7 +3,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type L
 import { createActivities } from '../activities/index.js';
 import { DetectorPool } from '../detector/index.js';
 import type { Config } from '../lib/config.js';
-import { laneQueue } from '../lib/taskQueues.js';
+import { LANES, laneQueue, type Lane } from '../lib/taskQueues.js';
 import { openStore, type RepoStore } from '../repos/index.js';
 import { defaultValidateConfig, loadValidateConfig } from '../validate/index.js';
 
@@ -67,6 +67,11 @@ export async function createVigilWorker(
   const release = async () => {
     if (detector) await (await detector).release();
   };
+  // Each lane's activity and slots (a Record, so a lane added to LANES needs its entry here).
+  const lanes: Record<Lane, { activities: Partial<typeof activities>; slots: number }> = {
+    validate: { activities: { validateStage: activities.validateStage }, slots: config.VIGIL_VALIDATE_ACTIVITIES },
+    detect: { activities: { detectStage: activities.detectStage }, slots: config.VIGIL_DETECT_ACTIVITIES },
+  };
   const workers = await Promise.all([
     Worker.create({
       ...common,
@@ -75,18 +80,12 @@ export async function createVigilWorker(
       activities,
       maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? config.VIGIL_WORKER_ACTIVITIES,
     }),
-    Worker.create({
+    ...LANES.map((lane) => Worker.create({
       ...common,
-      taskQueue: laneQueue(config.TEMPORAL_TASK_QUEUE, 'validate'),
-      activities: { validateStage: activities.validateStage },
-      maxConcurrentActivityTaskExecutions: config.VIGIL_VALIDATE_ACTIVITIES,
-    }),
-    Worker.create({
-      ...common,
-      taskQueue: laneQueue(config.TEMPORAL_TASK_QUEUE, 'detect'),
-      activities: { detectStage: activities.detectStage },
-      maxConcurrentActivityTaskExecutions: config.VIGIL_DETECT_ACTIVITIES,
-    }),
+      taskQueue: laneQueue(config.TEMPORAL_TASK_QUEUE, lane),
+      activities: lanes[lane].activities,
+      maxConcurrentActivityTaskExecutions: lanes[lane].slots,
+    })),
   ]).catch(async (e: unknown) => {
     await release();
     throw e;

@@ -10,6 +10,7 @@ import type { Device } from '../ingest/devices.js';
 import type { RepoStore } from '../repos/index.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import type { BatchSummary } from '../workflows/index.js';
+import { seconds } from './helpers/faults.js';
 import { ingestFrames, runWorker, setupDevice, startTemporal } from './helpers/pipeline.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
@@ -39,9 +40,6 @@ after(async () => {
   await env?.teardown();
 });
 
-type Long = { toString(): string } | number | string | null | undefined;
-const ms = (t: { seconds?: Long; nanos?: number | null } | null | undefined) => (t ? Number(String(t.seconds ?? 0)) * 1000 + (t.nanos ?? 0) / 1e6 : NaN);
-
 interface Run {
   type: string;
   queue: string;
@@ -57,9 +55,9 @@ async function activitiesOf(workflowId: string): Promise<Run[]> {
     const s = e.activityTaskScheduledEventAttributes;
     if (s) runs.set(String(e.eventId), { type: s.activityType?.name ?? '?', queue: s.taskQueue?.name ?? '?', startedMs: NaN, closedMs: NaN });
     const st = e.activityTaskStartedEventAttributes;
-    if (st) runs.get(String(st.scheduledEventId))!.startedMs = ms(e.eventTime);
+    if (st) runs.get(String(st.scheduledEventId))!.startedMs = seconds(e.eventTime) * 1000;
     const done = e.activityTaskCompletedEventAttributes;
-    if (done) runs.get(String(done.scheduledEventId))!.closedMs = ms(e.eventTime);
+    if (done) runs.get(String(done.scheduledEventId))!.closedMs = seconds(e.eventTime) * 1000;
   }
   return [...runs.values()];
 }
@@ -76,8 +74,8 @@ function mostAtOnce(runs: Run[]): number {
 const overlap = (a: Run, b: Run) => a.startedMs < b.closedMs && b.startedMs < a.closedMs;
 
 /** Pixels of its own per batch (the same pixels would skip inference through the datum keys). */
-async function uniqueFrame(fixture: string, n: number): Promise<string> {
-  const file = path.join(tmpDir('vigil-lanes-'), `${n}-${fixture}.png`);
+async function uniqueFrame(dir: string, fixture: string, n: number): Promise<string> {
+  const file = path.join(dir, `${n}-${fixture}.png`);
   writeFileSync(file, await sharp(path.join(FIXTURES, fixture)).modulate({ brightness: 0.8 + n * 0.05 }).png().toBuffer());
   return file;
 }
@@ -85,8 +83,9 @@ async function uniqueFrame(fixture: string, n: number): Promise<string> {
 test('validate and detect run on task queues of their own, each with its own activity slots', async () => {
   const t0 = Date.UTC(2026, 10, 28, 9, 0, 0);
   const batches = [];
+  const dir = tmpDir('vigil-lanes-');
   for (let i = 0; i < BATCHES; i++) {
-    const files = await Promise.all(['chelsea.png', 'messi5.jpg'].map((f) => uniqueFrame(f, i)));
+    const files = await Promise.all(['chelsea.png', 'messi5.jpg'].map((f) => uniqueFrame(dir, f, i)));
     batches.push(await ingestFrames(store, files.map((file, j) => ({ device, file, atMs: t0 + i * 60_000 + j * 1000 }))));
   }
   // All batches at once, as a burst of ingest starts them.

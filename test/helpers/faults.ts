@@ -153,7 +153,8 @@ export interface RunningActivity {
   giveUpAfterS: number;
 }
 
-const seconds = (d: { seconds?: unknown; nanos?: number | null } | null | undefined) => (d ? Number(d.seconds ?? 0) + (d.nanos ?? 0) / 1e9 : 0);
+/** A protobuf Timestamp or Duration in seconds (0 when absent). */
+export const seconds = (d: { seconds?: unknown; nanos?: number | null } | null | undefined) => (d ? Number(d.seconds ?? 0) + (d.nanos ?? 0) / 1e9 : 0);
 
 /** Every activity in state STARTED of running workflows on `taskQueue`. */
 export async function runningActivities(client: Client, taskQueue: string): Promise<RunningActivity[]> {
