@@ -55,6 +55,40 @@ function ok(r: Run): Run {
   return r;
 }
 
+/** One JSON line of `vigil ingest --follow --json`. */
+interface FollowLine {
+  file: string;
+  status: number;
+  duplicate: boolean;
+  tag: string;
+}
+
+/** Runs `vigil ingest <args> --follow --json` in the background; stop() sends SIGINT and resolves its exit code. */
+function followIngest(data: string, env: Record<string, string>, args: string[]) {
+  const child = spawn(process.execPath, [BIN, 'ingest', ...args, '--follow', '--json'], { env: childEnv(data, env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as FollowLine);
+  return {
+    lines,
+    err: () => err,
+    async waitFor(pred: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    stop(): Promise<number | null> {
+      child.kill('SIGINT');
+      return exited;
+    },
+  };
+}
+
 const prov = (batchId: string, stage: string, inputs: Provenance['inputs'] = []): Provenance => ({ batchId, stage, stageVersion: '1', inputs });
 
 test('--help of the root and of every command exits 0 and names its options', async () => {
@@ -413,20 +447,8 @@ test('ingest against the real API server (in-process): folder, duplicates, rejec
   await fsp.rm(fake);
 
   // --follow: existing images are sent, then new ones once written; Ctrl-C (SIGINT) ends it cleanly.
-  const child = spawn(process.execPath, [BIN, 'ingest', dir, '--follow', '--json', '--url', url], { env: childEnv(data, env), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = async (pred: () => boolean, what: string) => {
-    const deadline = Date.now() + 30_000;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { file: string; status: number; duplicate: boolean; tag: string });
+  const follower = followIngest(data, env, [dir, '--url', url]);
+  const { lines, waitFor } = follower;
   await waitFor(() => lines().length >= 2, 'the existing images');
   assert.deepEqual(lines().map((l) => [path.basename(l.file), l.duplicate]), [['a.png', true], ['b.jpg', true]]);
   // A new image written in two parts (still growing at first), and a file that is not an image.
@@ -443,9 +465,8 @@ test('ingest against the real API server (in-process): folder, duplicates, rejec
   assert.equal(sent.duplicate, false);
   await new Promise((r) => setTimeout(r, 800));
   assert.equal(lines().length, 3, 'each image is sent once');
-  child.kill('SIGINT');
-  assert.equal(await exited, 0, err);
-  assert.equal(err, '');
+  assert.equal(await follower.stop(), 0, follower.err());
+  assert.equal(follower.err(), '');
   const framesFiles = JSON.parse(ok(await vigil(data, ['repo', 'inspect', 'frames@main', '--json'])).stdout).files.length;
   assert.equal(framesFiles, 3);
 
@@ -453,4 +474,82 @@ test('ingest against the real API server (in-process): folder, duplicates, rejec
   ok(await vigil(data, ['device', 'revoke', 'alice', 'cam1']));
   const revoked = await vigil(data, ['ingest', path.join(dir, 'a.png'), '--url', url], env);
   assert.match(oneLineError(revoked, 1), /a\.png: 401 E_UNAUTHORIZED: /);
+});
+
+test('ingest rides out a server that is down: a cut connection is retried; --follow waits, queues new images and sends them all', async () => {
+  const data = tmpDir('vigil-cli-');
+  const store = openStore(data);
+  const maxBytes = 5 * 1024 * 1024;
+  const ingestor = new FrameIngestor(store, { maxBytes });
+  const { createServer } = await import('node:net');
+  // A port that nothing listens on until the API server is started on it.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const url = `http://127.0.0.1:${port}`;
+  let api: ReturnType<typeof createApiServer> | null = null;
+  const startApi = async () => {
+    api = createApiServer({ store, registry: new DeviceRegistry(data), ingestor, maxBytes });
+    await new Promise<void>((resolve) => api!.listen(port, '127.0.0.1', resolve));
+  };
+  const stopApi = async () => {
+    const s = api!;
+    api = null;
+    s.closeAllConnections();
+    await new Promise((resolve) => s.close(resolve));
+  };
+  after(async () => {
+    if (api) await stopApi();
+  });
+  const key = /^vk_\S+$/m.exec(ok(await vigil(data, ['device', 'add', 'alice', 'cam1', '--site', 'home', '--tz', 'Europe/Paris'])).stdout)![0];
+  const env = { VIGIL_DEVICE_KEY: key };
+  const dir = path.join(tmpDir('vigil-cli-frames-'), 'cam');
+  await fsp.mkdir(dir);
+  const t0 = Date.now() - 3_600_000;
+  const place = async (name: string, fixture: string, at: number) => {
+    const file = path.join(dir, name);
+    await fsp.copyFile(path.join(FIXTURES, fixture), file);
+    await fsp.utimes(file, new Date(at), new Date(at));
+    return file;
+  };
+  const a = await place('a.png', 'chelsea.png', t0);
+
+  // One-shot: the first connection is cut (reset) by whatever holds the port, then the API starts
+  // there; the frame is sent again and accepted.
+  const cutter = createServer((socket) => {
+    socket.resetAndDestroy();
+    cutter.close();
+    void startApi();
+  });
+  await new Promise<void>((r) => cutter.listen(port, '127.0.0.1', r));
+  const once = ok(await vigil(data, ['ingest', a, '--url', url, '--json'], env));
+  assert.deepEqual((JSON.parse(once.stdout) as FollowLine[]).map((o) => [path.basename(o.file), o.status, o.duplicate]), [['a.png', 202, false]]);
+  assert.equal(once.stderr, '');
+
+  // --follow with the server down: one line says it waits; an image written meanwhile queues up
+  // behind the existing ones; once the server is back, every image is sent, in order.
+  await stopApi();
+  await place('b.jpg', 'messi5.jpg', t0 + 1000);
+  const follower = followIngest(data, env, [dir, '--url', url]);
+  await follower.waitFor(() => /cannot reach the Vigil server at .*ECONNREFUSED.*waiting for it/.test(follower.err()), 'the waiting line');
+  await place('c.jpg', 'rocket.jpg', t0 + 2000);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(follower.lines(), [], 'nothing is reported sent while the server is down');
+  await startApi();
+  await follower.waitFor(() => follower.lines().length >= 3, 'the queued images');
+  assert.deepEqual(follower.lines().map((l) => [path.basename(l.file), l.status, l.duplicate]), [['a.png', 202, true], ['b.jpg', 202, false], ['c.jpg', 202, false]]);
+  assert.match(follower.err(), /the Vigil server answers again/);
+  assert.equal(await follower.stop(), 0, follower.err());
+  const frames = JSON.parse(ok(await vigil(data, ['repo', 'inspect', 'frames@main', '--json'])).stdout).files.length;
+  assert.equal(frames, 3, 'each frame stored once');
+
+  // Ctrl-C while waiting: the image being tried and those queued are named as not sent, exit 1.
+  await stopApi();
+  await place('d.jpg', 'home.jpg', t0 + 3000);
+  const stopped = followIngest(data, env, [dir, '--url', url]);
+  await stopped.waitFor(() => /waiting for it/.test(stopped.err()), 'the waiting line');
+  assert.equal(await stopped.stop(), 1);
+  assert.match(stopped.err(), /a\.png: E_UNAVAILABLE: cannot reach the Vigil server .*stopped while waiting for it; the next run sends this file again/);
+  assert.match(stopped.err(), /3 queued image\(s\) not sent: stopped while waiting for the server/);
 });

@@ -44,15 +44,50 @@ const RETRIES_503 = 4;
 /** Quiet time before a watched file is looked at (and again to confirm it stopped growing). */
 const DEBOUNCE_MS = 250;
 const REQUEST_TIMEOUT_MS = 120_000;
+/** Retries of a frame whose connection was refused or cut, without --follow (about 4 s in all). */
+const NETWORK_RETRIES = 4;
+/** Longest wait between two tries while the server cannot be reached. */
+const MAX_NETWORK_WAIT_MS = 30_000;
 
 interface SendOptions {
   endpoint: URL;
   key: string;
   time?: string;
   tz?: string;
+  /**
+   * Keep trying, however long the server is unreachable (--follow), until `signal` aborts; without
+   * it a refused or cut connection is retried NETWORK_RETRIES times, and a request that got no
+   * answer within REQUEST_TIMEOUT_MS is not retried.
+   */
+  waitForServer?: boolean;
+  /** Told before each wait for the server: why the try failed and how long the wait is. */
+  onNetworkWait?: (cause: string, waitMs: number) => void;
+  /** Ends the waiting between tries (Ctrl-C in --follow). */
+  signal?: AbortSignal;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The wait before retry `n` (0-based) of a request that failed on the network: 250 ms, doubling, at most 30 s. */
+export function networkBackoffMs(n: number): number {
+  return Math.min(250 * 2 ** n, MAX_NETWORK_WAIT_MS);
+}
+
+/** Sleeps `ms`; false when `signal` aborted the sleep (or already had). */
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 function networkCause(err: unknown): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
@@ -65,7 +100,10 @@ export const MAX_TIME_NUDGES = 1000;
 
 /**
  * Sends one image file. Answers with an outcome for anything the server (or the file) refused.
- * @throws VigilError E_UNAVAILABLE when the server cannot be reached at all.
+ * A try that failed on the network is repeated with the same bytes and capture time (see
+ * SendOptions.waitForServer): the server answers a frame it already has as a duplicate, so a
+ * repeat never stores a frame twice.
+ * @throws VigilError E_UNAVAILABLE when the server cannot be reached (after the retries).
  */
 export async function sendFrame(file: string, opts: SendOptions): Promise<IngestOutcome> {
   const mediaType = mediaTypeOf(file);
@@ -93,12 +131,23 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
   // until the frame is accepted or found to be a duplicate: deterministic for the same files and
   // server state, so re-sending a folder or one of its files finds the same frames.
   let nudges = 0;
+  let networkTries = 0;
   for (let attempt = 0; ; attempt++) {
     let res: Response;
     try {
       res = await fetch(opts.endpoint, { method: 'POST', headers, body: new Uint8Array(bytes), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     } catch (err) {
-      throw new VigilError('E_UNAVAILABLE', `cannot reach the Vigil server at ${opts.endpoint.origin}: ${networkCause(err)}`);
+      const cause = networkCause(err);
+      const retry = opts.waitForServer || (networkTries < NETWORK_RETRIES && (err as { name?: string })?.name !== 'TimeoutError');
+      if (retry && !opts.signal?.aborted) {
+        const wait = networkBackoffMs(networkTries++);
+        opts.onNetworkWait?.(cause, wait);
+        if (await sleepUnlessAborted(wait, opts.signal)) {
+          attempt--; // not one of the 503 retries
+          continue;
+        }
+      }
+      throw new VigilError('E_UNAVAILABLE', `cannot reach the Vigil server at ${opts.endpoint.origin}: ${cause}${opts.signal?.aborted ? ' (stopped while waiting for it; the next run sends this file again)' : ''}`);
     }
     const text = await res.text();
     let body: unknown = null;
@@ -233,7 +282,7 @@ export function registerIngest(program: Command): void {
     .addOption(new Option('--url <url>', 'server base URL (by default the local server on VIGIL_PORT)').env('VIGIL_URL').default(localServerUrl()))
     .option('--time <iso>', 'capture time, ISO-8601 with zone, for a single file (default: each file\'s modification time)', checkedOption((v) => parseCaptureTime(v).toISOString()))
     .option('--tz <zone>', 'IANA time zone to send as X-Time-Zone (default: the device\'s)', checkedOption(assertTimeZone))
-    .option('--follow', 'keep watching the folders and send new or changed images until Ctrl-C')
+    .option('--follow', 'keep watching the folders and send new or changed images until Ctrl-C; while the server cannot be reached, wait for it')
     .option('--json', 'print machine-readable JSON (an array; with --follow one JSON object per line)')
     .action(async (inputs: string[], opts: { deviceKey?: string; url: string; time?: string; tz?: string; follow?: boolean; json?: boolean }) => {
       const key = opts.deviceKey?.trim();
@@ -273,13 +322,32 @@ export function registerIngest(program: Command): void {
         return;
       }
       // Follow: one queue for the existing files and the new ones, in arrival order; results streamed.
+      // While the server cannot be reached (restarting, say), the queue waits for it: one line says
+      // so, new images queue up behind, and all are sent once it answers.
       let stopped = false;
+      const stop = new AbortController();
+      let waitingSince: string | null = null;
+      const followOpts: SendOptions = {
+        ...sendOpts, waitForServer: true, signal: stop.signal,
+        onNetworkWait: (cause) => {
+          if (waitingSince) return;
+          waitingSince = cause;
+          process.stderr.write(`vigil: cannot reach the Vigil server at ${sendOpts.endpoint.origin} (${cause}); waiting for it, new images queue up\n`);
+        },
+      };
       let chain: Promise<void> = Promise.resolve();
+      let notSent = 0;
       const enqueue = (file: string) => {
         chain = chain.then(async () => {
-          if (stopped) return;
+          if (stopped) {
+            notSent++;
+            return;
+          }
           try {
-            report(await sendFrame(file, sendOpts), mode);
+            const outcome = await sendFrame(file, followOpts);
+            if (waitingSince) process.stderr.write(`vigil: the Vigil server answers again; sending the queued images\n`);
+            waitingSince = null;
+            report(outcome, mode);
           } catch (err) {
             report({ file, ok: false, status: null, error: { code: 'E_UNAVAILABLE', message: errorMessage(err) } }, mode);
           }
@@ -296,6 +364,8 @@ export function registerIngest(program: Command): void {
       }
       await follow(dirs, sent, enqueue, mode === 'text');
       stopped = true;
+      stop.abort();
       await chain;
+      if (notSent) fail(`${notSent} queued image(s) not sent: stopped while waiting for the server; the next \`vigil ingest\` of the folder sends them`);
     });
 }
