@@ -26,35 +26,52 @@ export class FrameClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
+  /**
+   * Requests sent again because the server had closed their kept-alive connection as they were
+   * sent. node:http's Agent reuses an idle socket without heeding the server's `Keep-Alive:
+   * timeout=5` (it has no timeout of its own here), so a socket idle for about 5 s can be picked
+   * just as the server closes it: the request fails with ECONNRESET ("socket hang up") before the
+   * server read it. Node's documentation answers that race by retrying when `req.reusedSocket`;
+   * so does this client (once, on a new socket; latency still counts from the first try). Seen in
+   * the open-loop runs, where a slow spell leaves many extra sockets idle afterwards.
+   */
+  resetRetries = 0;
+
   /** POSTs one frame with a device key and a capture time. */
   post(key: string, bytes: Buffer, capturedAt: string, contentType = 'image/jpeg'): Promise<PostResult> {
     const sentAt = Date.now();
     const t0 = now();
-    return new Promise<PostResult>((resolve, reject) => {
-      const req = http.request(
-        this.url,
-        {
-          method: 'POST',
-          agent: this.agent,
-          headers: { Authorization: `Bearer ${key}`, 'Content-Type': contentType, 'Content-Length': bytes.length, 'X-Capture-Time': capturedAt },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            let body: PostResult['body'] = {};
-            try {
-              body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as PostResult['body'];
-            } catch {
-              // not JSON: leave empty
-            }
-            resolve({ status: res.statusCode ?? 0, ms: now() - t0, sentAt, body });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(bytes);
+    const once = (): Promise<PostResult> =>
+      new Promise<PostResult>((resolve, reject) => {
+        const req = http.request(
+          this.url,
+          {
+            method: 'POST',
+            agent: this.agent,
+            headers: { Authorization: `Bearer ${key}`, 'Content-Type': contentType, 'Content-Length': bytes.length, 'X-Capture-Time': capturedAt },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              let body: PostResult['body'] = {};
+              try {
+                body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as PostResult['body'];
+              } catch {
+                // not JSON: leave empty
+              }
+              resolve({ status: res.statusCode ?? 0, ms: now() - t0, sentAt, body });
+            });
+            res.on('error', reject);
+          },
+        );
+        req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
+        req.end(bytes);
+      });
+    return once().catch((err: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+      if (!err.reusedSocket || err.code !== 'ECONNRESET') throw err;
+      this.resetRetries++;
+      return once();
     });
   }
 

@@ -9,7 +9,7 @@
  */
 import { benchFrames, uniqueJpeg } from './frames.js';
 import { FrameClient, type PostResult } from './http.js';
-import { now, selfCpuMs } from './common.js';
+import { now, selfCpuMs, stats } from './common.js';
 
 /** What to do. */
 export interface LoadRequest {
@@ -45,6 +45,14 @@ export interface LoadResult {
   measuredMs: number;
   meanBytes: number;
   errors: string[];
+  /** Requests sent again after the server closed their kept-alive connection as they were sent (FrameClient.resetRetries). */
+  resetRetries: number;
+  /**
+   * Open loop: how late the generator itself sent the frames due in the window (ms after they were
+   * due; its timers and event loop share the cores with the server). Part of every latency, since
+   * latency counts from when a frame was due. Null in closed loop.
+   */
+  sendLag: ReturnType<typeof stats> | null;
   /** CPU the load generator itself used (ms, whole run including warm-up). */
   cpuMs: number;
 }
@@ -57,7 +65,8 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const t0 = now();
   const measureFrom = t0 + req.warmupMs;
   const stopAt = measureFrom + req.durationMs;
-  const out: LoadResult = { accepted: 0, statuses: {}, latencies: [], timeline: [], measuredMs: req.durationMs, meanBytes: 0, errors: [], cpuMs: 0 };
+  const out: LoadResult = { accepted: 0, statuses: {}, latencies: [], timeline: [], measuredMs: req.durationMs, meanBytes: 0, errors: [], resetRetries: 0, sendLag: null, cpuMs: 0 };
+  const lags: number[] = [];
   let sentBytes = 0;
   let sent = 0;
   /** Counts one answer: `from` (when it was sent, or due) and `end` decide whether it is in the window. */
@@ -96,6 +105,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
           const wait = due - now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           const { body, at } = frame(c, k);
+          if (due >= measureFrom) lags.push(now() - due);
           pending.push(client.post(key, body, at).then((r) => {
             const end = now();
             record(due, end, end - due, r, body.length);
@@ -122,6 +132,8 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
     );
   }
   client.close();
+  out.resetRetries = client.resetRetries;
+  if (req.ratePerSec) out.sendLag = stats(lags);
   out.cpuMs = Math.round(selfCpuMs() - cpu0);
   out.meanBytes = sent ? Math.round(sentBytes / sent) : 0;
   for (let i = 0; i < out.timeline.length; i++) out.timeline[i] ??= 0;
