@@ -55,6 +55,27 @@ function ok(r: Run): Run {
   return r;
 }
 
+/** Registers device alice/cam1 with `vigil device add`; the environment that carries its key. */
+async function addAliceCam1(data: string): Promise<Record<string, string>> {
+  const added = ok(await vigil(data, ['device', 'add', 'alice', 'cam1', '--site', 'home', '--tz', 'Europe/Paris']));
+  return { VIGIL_DEVICE_KEY: /^vk_\S+$/m.exec(added.stdout)![0] };
+}
+
+/** An empty camera folder; place() copies a fixture into it with a given modification time (an hour ago + offset). */
+async function cameraFolder() {
+  const dir = path.join(tmpDir('vigil-cli-frames-'), 'cam');
+  await fsp.mkdir(dir);
+  const t0 = Date.now() - 3_600_000;
+  const place = async (name: string, fixture: string, at: number) => {
+    const file = path.join(dir, name);
+    await fsp.copyFile(path.join(FIXTURES, fixture), file);
+    await fsp.chmod(file, 0o644);
+    await fsp.utimes(file, new Date(at), new Date(at));
+    return file;
+  };
+  return { dir, t0, place };
+}
+
 /** One JSON line of `vigil ingest --follow --json`. */
 interface FollowLine {
   file: string;
@@ -402,20 +423,8 @@ test('ingest against the real API server (in-process): folder, duplicates, rejec
   });
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
 
-  const added = ok(await vigil(data, ['device', 'add', 'alice', 'cam1', '--site', 'home', '--tz', 'Europe/Paris']));
-  const key = /^vk_\S+$/m.exec(added.stdout)![0];
-  const env = { VIGIL_DEVICE_KEY: key };
-
-  const dir = path.join(tmpDir('vigil-cli-frames-'), 'cam');
-  await fsp.mkdir(dir);
-  const t0 = Date.now() - 3_600_000;
-  const place = async (name: string, fixture: string, at: number) => {
-    const file = path.join(dir, name);
-    await fsp.copyFile(path.join(FIXTURES, fixture), file);
-    await fsp.chmod(file, 0o644);
-    await fsp.utimes(file, new Date(at), new Date(at));
-    return file;
-  };
+  const env = await addAliceCam1(data);
+  const { dir, t0, place } = await cameraFolder();
   await place('b.jpg', 'messi5.jpg', t0 + 1000);
   await place('a.png', 'chelsea.png', t0);
   await fsp.writeFile(path.join(dir, 'notes.txt'), 'not an image');
@@ -502,17 +511,8 @@ test('ingest rides out a server that is down: a cut connection is retried; --fol
   after(async () => {
     if (api) await stopApi();
   });
-  const key = /^vk_\S+$/m.exec(ok(await vigil(data, ['device', 'add', 'alice', 'cam1', '--site', 'home', '--tz', 'Europe/Paris'])).stdout)![0];
-  const env = { VIGIL_DEVICE_KEY: key };
-  const dir = path.join(tmpDir('vigil-cli-frames-'), 'cam');
-  await fsp.mkdir(dir);
-  const t0 = Date.now() - 3_600_000;
-  const place = async (name: string, fixture: string, at: number) => {
-    const file = path.join(dir, name);
-    await fsp.copyFile(path.join(FIXTURES, fixture), file);
-    await fsp.utimes(file, new Date(at), new Date(at));
-    return file;
-  };
+  const env = await addAliceCam1(data);
+  const { dir, t0, place } = await cameraFolder();
   const a = await place('a.png', 'chelsea.png', t0);
 
   // One-shot: the first connection is cut (reset) by whatever holds the port, then the API starts
