@@ -69,7 +69,7 @@ interface SendOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The wait before retry `n` (0-based) of a request that failed on the network: 250 ms, doubling, at most 30 s. */
-export function networkBackoffMs(n: number): number {
+function networkBackoffMs(n: number): number {
   return Math.min(250 * 2 ** n, MAX_NETWORK_WAIT_MS);
 }
 
@@ -217,11 +217,11 @@ function report(o: IngestOutcome, mode: 'text' | 'ndjson' | 'quiet'): void {
 }
 
 /**
- * Watches folders until SIGINT/SIGTERM; hands each new or changed image to `enqueue` once its size
+ * Watches folders until `until` aborts (Ctrl-C) or a watch fails; hands each new or changed image to `enqueue` once its size
  * stopped changing for a debounce period. `sent` holds the size:mtime signature of files already
  * handed over, so each version of a file is sent once.
  */
-async function follow(dirs: string[], sent: Map<string, string>, enqueue: (file: string) => void, announce: boolean): Promise<void> {
+async function follow(dirs: string[], sent: Map<string, string>, enqueue: (file: string) => void, announce: boolean, until: AbortSignal): Promise<void> {
   const timers = new Map<string, NodeJS.Timeout>();
   const schedule = (file: string, lastSize: number) => {
     clearTimeout(timers.get(file));
@@ -245,9 +245,8 @@ async function follow(dirs: string[], sent: Map<string, string>, enqueue: (file:
   };
   const watchers: FSWatcher[] = [];
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    if (until.aborted) return resolve();
+    until.addEventListener('abort', () => resolve(), { once: true });
     for (const dir of dirs) {
       const w = watch(dir, (_event, name) => {
         if (!name) return;
@@ -324,14 +323,18 @@ export function registerIngest(program: Command): void {
       // Follow: one queue for the existing files and the new ones, in arrival order; results streamed.
       // While the server cannot be reached (restarting, say), the queue waits for it: one line says
       // so, new images queue up behind, and all are sent once it answers.
+      // Ctrl-C is caught from here on, so one during the first sends still ends the run in order.
       let stopped = false;
       const stop = new AbortController();
-      let waitingSince: string | null = null;
+      process.once('SIGINT', () => stop.abort());
+      process.once('SIGTERM', () => stop.abort());
+      /** Why the server could not be reached, while the queue waits for it (null: it answers). */
+      let outage: string | null = null;
       const followOpts: SendOptions = {
         ...sendOpts, waitForServer: true, signal: stop.signal,
         onNetworkWait: (cause) => {
-          if (waitingSince) return;
-          waitingSince = cause;
+          if (outage) return;
+          outage = cause;
           process.stderr.write(`vigil: cannot reach the Vigil server at ${sendOpts.endpoint.origin} (${cause}); waiting for it, new images queue up\n`);
         },
       };
@@ -345,8 +348,8 @@ export function registerIngest(program: Command): void {
           }
           try {
             const outcome = await sendFrame(file, followOpts);
-            if (waitingSince) process.stderr.write(`vigil: the Vigil server answers again; sending the queued images\n`);
-            waitingSince = null;
+            if (outage) process.stderr.write(`vigil: the Vigil server answers again; sending the queued images\n`);
+            outage = null;
             report(outcome, mode);
           } catch (err) {
             report({ file, ok: false, status: null, error: { code: 'E_UNAVAILABLE', message: errorMessage(err) } }, mode);
@@ -362,7 +365,7 @@ export function registerIngest(program: Command): void {
         }
         enqueue(file);
       }
-      await follow(dirs, sent, enqueue, mode === 'text');
+      await follow(dirs, sent, enqueue, mode === 'text', stop.signal);
       stopped = true;
       stop.abort();
       await chain;
