@@ -11,9 +11,9 @@
  * to fail.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -228,4 +228,62 @@ test('a full disk: 503 E_STORAGE, never a 2xx for a frame not stored, nothing ha
   }, () => {
     assert.deepEqual(missing, []);
   });
+});
+
+test('vigil ingest --follow waits out a full disk (503 E_STORAGE), queues new images and sends them all once space is freed', async (t) => {
+  if (!mounted) {
+    t.skip(skipReason);
+    return;
+  }
+  const dataDir = path.join(mountDir, 'follow');
+  const store = openStore(dataDir);
+  const registry = new DeviceRegistry(dataDir);
+  const { key } = await registry.add({ user: 'bob', device: 'cam1', site: 'hq', tz: 'UTC' });
+  const server = createApiServer({ store, registry, ingestor: new FrameIngestor(store, { maxBytes: 20 * 1024 * 1024 }), maxBytes: 20 * 1024 * 1024 });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  const filler = new Filler(path.join(mountDir, 'filler-follow.bin'));
+  filler.leave(0);
+  // The camera folder is on the real disk; only the server's data folder is full.
+  const cam = mkdtempSync(path.join(os.tmpdir(), 'vigil-follow-cam-'));
+  t.after(() => rmSync(cam, { recursive: true, force: true }));
+  const frames = { 'a.png': uniqueFrame(), 'b.png': uniqueFrame() };
+  writeFileSync(path.join(cam, 'a.png'), frames['a.png']);
+  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../bin/vigil.js'), 'ingest', cam, '--follow', '--json', '--url', `http://127.0.0.1:${(server.address() as AddressInfo).port}`], {
+    env: { ...process.env, VIGIL_DEVICE_KEY: key }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.after(() => void child.kill('SIGKILL'));
+  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { file: string; status: number; frameId: string; path: string });
+  const waitFor = async (pred: () => boolean, what: string) => {
+    const deadline = Date.now() + 60_000;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await waitFor(() => /answers 503 E_STORAGE: .*waiting for it, new images queue up/.test(err), 'the waiting line');
+  writeFileSync(path.join(cam, 'b.png'), frames['b.png']);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(lines(), [], 'nothing reported sent while the disk is full');
+
+  filler.remove();
+  await waitFor(() => lines().length >= 2, 'both images sent');
+  assert.deepEqual(lines().map((l) => [path.basename(l.file), l.status]), [['a.png', 202], ['b.png', 202]]);
+  assert.match(err, /the Vigil server answers again/);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, err);
+  for (const l of lines()) {
+    const name = path.basename(l.file) as keyof typeof frames;
+    assert.ok((await store.objects.get(l.frameId)).equals(frames[name]), `${name}: its bytes are stored`);
+    assert.equal((await readJson<FrameDoc>(store, 'frames', l.path))?.frameId, l.frameId, `${name}: its document is committed`);
+  }
+  assert.equal((await listFiles(store, 'frames')).length, 2, 'each frame stored once');
 });

@@ -55,18 +55,17 @@ interface SendOptions {
   time?: string;
   tz?: string;
   /**
-   * Keep trying, however long the server is unreachable (--follow), until `signal` aborts; without
-   * it a refused or cut connection is retried NETWORK_RETRIES times, and a request that got no
-   * answer within REQUEST_TIMEOUT_MS is not retried.
+   * Keep trying, however long the server is unreachable or answers 503 (--follow), until `signal`
+   * aborts; without it a refused or cut connection is retried NETWORK_RETRIES times, a 503
+   * RETRIES_503 times, and a request that got no answer within REQUEST_TIMEOUT_MS is not retried.
    */
   waitForServer?: boolean;
-  /** Told before each wait for the server: why the try failed and how long the wait is. */
-  onNetworkWait?: (cause: string, waitMs: number) => void;
+  /** Told before each wait for the server: why the try failed (a phrase naming the server) and how long the wait is. */
+  onWait?: (reason: string, waitMs: number) => void;
   /** Ends the waiting between tries (Ctrl-C in --follow). */
   signal?: AbortSignal;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The wait before retry `n` (0-based) of a request that failed on the network: 250 ms, doubling, at most 30 s. */
 function networkBackoffMs(n: number): number {
@@ -141,7 +140,7 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
       const retry = opts.waitForServer || (networkTries < NETWORK_RETRIES && (err as { name?: string })?.name !== 'TimeoutError');
       if (retry && !opts.signal?.aborted) {
         const wait = networkBackoffMs(networkTries++);
-        opts.onNetworkWait?.(cause, wait);
+        opts.onWait?.(`cannot reach the Vigil server at ${opts.endpoint.origin} (${cause})`, wait);
         if (await sleepUnlessAborted(wait, opts.signal)) {
           attempt--; // not one of the 503 retries
           continue;
@@ -156,10 +155,13 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
     } catch {
       // not JSON: reported below
     }
-    if (res.status === 503 && attempt < RETRIES_503) {
+    // 503: the server is up but cannot take frames now (starting, or its disk is full).
+    if (res.status === 503 && (opts.waitForServer || attempt < RETRIES_503) && !opts.signal?.aborted) {
       const retryAfter = Number(res.headers.get('retry-after'));
-      await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : 500 * 2 ** attempt);
-      continue;
+      const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : Math.min(500 * 2 ** attempt, MAX_NETWORK_WAIT_MS);
+      const refusal = ErrorBodySchema.safeParse(body);
+      opts.onWait?.(`the Vigil server at ${opts.endpoint.origin} answers 503${refusal.success ? ` ${refusal.data.error.code}: ${refusal.data.error.message}` : ''}`, wait);
+      if (await sleepUnlessAborted(wait, opts.signal)) continue;
     }
     if (res.status === 202) {
       const ok = AcceptedSchema.safeParse(body);
@@ -281,7 +283,7 @@ export function registerIngest(program: Command): void {
     .addOption(new Option('--url <url>', 'server base URL (by default the local server on VIGIL_PORT)').env('VIGIL_URL').default(localServerUrl()))
     .option('--time <iso>', 'capture time, ISO-8601 with zone, for a single file (default: each file\'s modification time)', checkedOption((v) => parseCaptureTime(v).toISOString()))
     .option('--tz <zone>', 'IANA time zone to send as X-Time-Zone (default: the device\'s)', checkedOption(assertTimeZone))
-    .option('--follow', 'keep watching the folders and send new or changed images until Ctrl-C; while the server cannot be reached, wait for it')
+    .option('--follow', 'keep watching the folders and send new or changed images until Ctrl-C; while the server cannot be reached or cannot take frames (503), wait for it')
     .option('--json', 'print machine-readable JSON (an array; with --follow one JSON object per line)')
     .action(async (inputs: string[], opts: { deviceKey?: string; url: string; time?: string; tz?: string; follow?: boolean; json?: boolean }) => {
       const key = opts.deviceKey?.trim();
@@ -328,14 +330,14 @@ export function registerIngest(program: Command): void {
       const stop = new AbortController();
       process.once('SIGINT', () => stop.abort());
       process.once('SIGTERM', () => stop.abort());
-      /** Why the server could not be reached, while the queue waits for it (null: it answers). */
+      /** Why the server could not take the frame, while the queue waits for it (null: it answers). */
       let outage: string | null = null;
       const followOpts: SendOptions = {
         ...sendOpts, waitForServer: true, signal: stop.signal,
-        onNetworkWait: (cause) => {
+        onWait: (reason) => {
           if (outage) return;
-          outage = cause;
-          process.stderr.write(`vigil: cannot reach the Vigil server at ${sendOpts.endpoint.origin} (${cause}); waiting for it, new images queue up\n`);
+          outage = reason;
+          process.stderr.write(`vigil: ${reason}; waiting for it, new images queue up\n`);
         },
       };
       let chain: Promise<void> = Promise.resolve();
