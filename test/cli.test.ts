@@ -14,6 +14,7 @@ import { FrameIngestor } from '../ingest/frameIngestor.js';
 import type { Provenance } from '../lib/schemas.js';
 import { commitChanges, openStore } from '../repos/index.js';
 import { createApiServer } from '../server/index.js';
+import { followIngest, freePort, type FollowLine } from './helpers/faults.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/vigil.js');
@@ -74,40 +75,6 @@ async function cameraFolder() {
     return file;
   };
   return { dir, t0, place };
-}
-
-/** One JSON line of `vigil ingest --follow --json`. */
-interface FollowLine {
-  file: string;
-  status: number;
-  duplicate: boolean;
-  tag: string;
-}
-
-/** Runs `vigil ingest <args> --follow --json` in the background; stop() sends SIGINT and resolves its exit code. */
-function followIngest(data: string, env: Record<string, string>, args: string[]) {
-  const child = spawn(process.execPath, [BIN, 'ingest', ...args, '--follow', '--json'], { env: childEnv(data, env), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as FollowLine);
-  return {
-    lines,
-    err: () => err,
-    async waitFor(pred: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (!pred()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    stop(): Promise<number | null> {
-      child.kill('SIGINT');
-      return exited;
-    },
-  };
 }
 
 const prov = (batchId: string, stage: string, inputs: Provenance['inputs'] = []): Provenance => ({ batchId, stage, stageVersion: '1', inputs });
@@ -456,7 +423,7 @@ test('ingest against the real API server (in-process): folder, duplicates, rejec
   await fsp.rm(fake);
 
   // --follow: existing images are sent, then new ones once written; Ctrl-C (SIGINT) ends it cleanly.
-  const follower = followIngest(data, env, [dir, '--url', url]);
+  const follower = followIngest([dir, '--url', url], childEnv(data, env));
   const { lines, waitFor } = follower;
   await waitFor(() => lines().length >= 2, 'the existing images');
   assert.deepEqual(lines().map((l) => [path.basename(l.file), l.duplicate]), [['a.png', true], ['b.jpg', true]]);
@@ -492,10 +459,7 @@ test('ingest rides out a server that is down: a cut connection is retried; --fol
   const ingestor = new FrameIngestor(store, { maxBytes });
   const { createServer } = await import('node:net');
   // A port that nothing listens on until the API server is started on it.
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+  const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let api: ReturnType<typeof createApiServer> | null = null;
   const startApi = async () => {
@@ -531,7 +495,7 @@ test('ingest rides out a server that is down: a cut connection is retried; --fol
   // behind the existing ones; once the server is back, every image is sent, in order.
   await stopApi();
   await place('b.jpg', 'messi5.jpg', t0 + 1000);
-  const follower = followIngest(data, env, [dir, '--url', url]);
+  const follower = followIngest([dir, '--url', url], childEnv(data, env));
   await follower.waitFor(() => /cannot reach the Vigil server at .*ECONNREFUSED.*waiting for it/.test(follower.err()), 'the waiting line');
   await place('c.jpg', 'rocket.jpg', t0 + 2000);
   await new Promise((r) => setTimeout(r, 1000));
@@ -547,7 +511,7 @@ test('ingest rides out a server that is down: a cut connection is retried; --fol
   // Ctrl-C while waiting: the image being tried and those queued are named as not sent, exit 1.
   await stopApi();
   await place('d.jpg', 'home.jpg', t0 + 3000);
-  const stopped = followIngest(data, env, [dir, '--url', url]);
+  const stopped = followIngest([dir, '--url', url], childEnv(data, env));
   await stopped.waitFor(() => /waiting for it/.test(stopped.err()), 'the waiting line');
   assert.equal(await stopped.stop(), 1);
   assert.match(stopped.err(), /a\.png: E_UNAVAILABLE: cannot reach the Vigil server .*stopped while waiting for it; the next run sends this file again/);

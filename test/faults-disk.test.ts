@@ -11,7 +11,7 @@
  * to fail.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -25,7 +25,7 @@ import { compactTimestamp, framePath } from '../ingest/frameTag.js';
 import type { FrameDoc } from '../lib/schemas.js';
 import { fsck, listFiles, openStore, readJson, type RepoStore } from '../repos/index.js';
 import { createApiServer } from '../server/index.js';
-import { danglingFrames, emptyRefs, orphanLocks, postFrame } from './helpers/faults.js';
+import { danglingFrames, emptyRefs, followIngest, orphanLocks, postFrame } from './helpers/faults.js';
 import { FIXTURES } from './helpers/tmp.js';
 
 const SIZE_MB = 8;
@@ -252,35 +252,19 @@ test('vigil ingest --follow waits out a full disk (503 E_STORAGE), queues new im
   t.after(() => rmSync(cam, { recursive: true, force: true }));
   const frames = { 'a.png': uniqueFrame(), 'b.png': uniqueFrame() };
   writeFileSync(path.join(cam, 'a.png'), frames['a.png']);
-  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../bin/vigil.js'), 'ingest', cam, '--follow', '--json', '--url', `http://127.0.0.1:${(server.address() as AddressInfo).port}`], {
-    env: { ...process.env, VIGIL_DEVICE_KEY: key }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.after(() => void child.kill('SIGKILL'));
-  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { file: string; status: number; frameId: string; path: string });
-  const waitFor = async (pred: () => boolean, what: string) => {
-    const deadline = Date.now() + 60_000;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await waitFor(() => /answers 503 E_STORAGE: .*waiting for it, new images queue up/.test(err), 'the waiting line');
+  const follower = followIngest([cam, '--url', `http://127.0.0.1:${(server.address() as AddressInfo).port}`], { ...process.env, VIGIL_DEVICE_KEY: key });
+  t.after(() => void follower.stop());
+  await follower.waitFor(() => /answers 503 E_STORAGE: .*waiting for it, new images queue up/.test(follower.err()), 'the waiting line', 60_000);
   writeFileSync(path.join(cam, 'b.png'), frames['b.png']);
   await new Promise((r) => setTimeout(r, 1000));
-  assert.deepEqual(lines(), [], 'nothing reported sent while the disk is full');
+  assert.deepEqual(follower.lines(), [], 'nothing reported sent while the disk is full');
 
   filler.remove();
-  await waitFor(() => lines().length >= 2, 'both images sent');
-  assert.deepEqual(lines().map((l) => [path.basename(l.file), l.status]), [['a.png', 202], ['b.png', 202]]);
-  assert.match(err, /the Vigil server answers again/);
-  child.kill('SIGINT');
-  assert.equal(await exited, 0, err);
-  for (const l of lines()) {
+  await follower.waitFor(() => follower.lines().length >= 2, 'both images sent', 60_000);
+  assert.deepEqual(follower.lines().map((l) => [path.basename(l.file), l.status]), [['a.png', 202], ['b.png', 202]]);
+  assert.match(follower.err(), /the Vigil server answers again/);
+  assert.equal(await follower.stop(), 0, follower.err());
+  for (const l of follower.lines()) {
     const name = path.basename(l.file) as keyof typeof frames;
     assert.ok((await store.objects.get(l.frameId)).equals(frames[name]), `${name}: its bytes are stored`);
     assert.equal((await readJson<FrameDoc>(store, 'frames', l.path))?.frameId, l.frameId, `${name}: its document is committed`);

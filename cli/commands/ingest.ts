@@ -326,7 +326,6 @@ export function registerIngest(program: Command): void {
       // While the server cannot be reached (restarting, say), the queue waits for it: one line says
       // so, new images queue up behind, and all are sent once it answers.
       // Ctrl-C is caught from here on, so one during the first sends still ends the run in order.
-      let stopped = false;
       const stop = new AbortController();
       process.once('SIGINT', () => stop.abort());
       process.once('SIGTERM', () => stop.abort());
@@ -344,7 +343,7 @@ export function registerIngest(program: Command): void {
       let notSent = 0;
       const enqueue = (file: string) => {
         chain = chain.then(async () => {
-          if (stopped) {
+          if (stop.signal.aborted) {
             notSent++;
             return;
           }
@@ -368,8 +367,7 @@ export function registerIngest(program: Command): void {
         enqueue(file);
       }
       await follow(dirs, sent, enqueue, mode === 'text', stop.signal);
-      stopped = true;
-      stop.abort();
+      stop.abort(); // also when a watch failed
       await chain;
       if (notSent) fail(`${notSent} queued image(s) not sent: stopped while waiting for the server; the next \`vigil ingest\` of the folder sends them`);
     });

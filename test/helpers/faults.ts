@@ -133,6 +133,45 @@ export function spawnVigil(args: string[], env: Record<string, string>, opts: { 
   return vp;
 }
 
+/** One JSON line of `vigil ingest --follow --json`. */
+export interface FollowLine {
+  file: string;
+  status: number;
+  duplicate: boolean;
+  tag: string;
+  frameId: string;
+  path: string;
+}
+
+/**
+ * Runs `vigil ingest <args> --follow --json` in the background with exactly `env`, its stdout (JSON
+ * lines) and stderr kept apart; stop() sends SIGINT and resolves the exit code.
+ */
+export function followIngest(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [BIN, 'ingest', ...args, '--follow', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    lines: () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as FollowLine),
+    err: () => err,
+    /** Waits until `pred` holds; the timeout's error shows what the process printed. */
+    waitFor: (pred: () => boolean, what: string, timeoutMs = 30_000): Promise<void> =>
+      waitFor(what, pred, { timeoutMs, intervalMs: 50 }).then(
+        () => undefined,
+        (e: Error) => {
+          throw new Error(`${e.message}; stdout: ${out}; stderr: ${err}`);
+        },
+      ),
+    stop(): Promise<number | null> {
+      child.kill('SIGINT');
+      return exited;
+    },
+  };
+}
+
 /** `vigil worker` against `address`/`taskQueue` on the data folder `dataDir`, plus `env`. */
 export function spawnWorker(dataDir: string, address: string, taskQueue: string, env: Record<string, string> = {}): VigilProcess {
   return spawnVigil(['worker'], { VIGIL_DATA: dataDir, TEMPORAL_ADDRESS: address, TEMPORAL_TASK_QUEUE: taskQueue, VIGIL_THREADS: '1', ...env }, { readyLine: /^vigil worker: task queue/ });
