@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
 import { assertSha256 } from '../lib/ids.js';
-import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../lib/fsync.js';
+import { fdatasyncFd, fsyncPath as syncDir, rmQuietly } from '../lib/fsync.js';
+import { stageInThread, WriterThreadError } from './writerThread.js';
 
 /** Result of storing bytes. */
 export interface PutResult {
@@ -103,15 +104,21 @@ export class LocalObjectStore implements ObjectStore {
    * Writes the bytes to a temp file under `<root>/tmp` and starts its fdatasync. publish() waits
    * for that fdatasync and renames the file to its name (a name therefore only ever appears with
    * its whole content, even across a power loss); the caller fsyncs the folder publish() names.
-   * The calls that only reach the page cache (stat, open, write, rename) are synchronous, the
-   * fdatasync is not (see lib/fsync.ts).
+   * Hashing and writing the temp file run in the writer thread (repos/writerThread.ts), off the
+   * main thread, which serves the API meanwhile; the fdatasync runs on the thread pool.
    */
   async stage(bytes: Buffer, opts: StageOptions = {}): Promise<StagedPut> {
-    const sha256 = sha256Hex(bytes);
+    let staged: Awaited<ReturnType<typeof stageInThread>>;
+    try {
+      staged = await stageInThread({ root: this.root, bytes, keepOpen: opts.sync !== false });
+    } catch (err) {
+      const sha = err instanceof WriterThreadError && err.sha256 ? err.sha256 : '(new)';
+      throw storageError(err, `could not store object ${sha}`);
+    }
+    const { sha256, existing } = staged;
     const target = this.pathOf(sha256);
     const size = bytes.length;
-    const existing = sizeSync(target);
-    if (existing === size) {
+    if (staged.tmp === null) {
       // Already named, so its content is durable; its folder entry may still be in flight
       // (another writer between its rename and its folder fsync), so the folder is named too.
       return {
@@ -123,23 +130,11 @@ export class LocalObjectStore implements ObjectStore {
         discard: async () => undefined,
       };
     }
-    const tmpDir = path.join(this.root, 'tmp');
-    const tmp = path.join(tmpDir, `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
-    let fd: number | null = null;
-    try {
-      // Folders are made when missing (ENOENT) rather than before every write: fewer file
-      // system calls per frame on the ingest path.
-      fd = await retryInNewFolder(tmpDir, async () => fs.openSync(tmp, 'wx', 0o444));
-      writeAllSync(fd, bytes);
-    } catch (err) {
-      closeQuietly(fd);
-      rmQuietly(tmp);
-      throw storageError(err, `could not store object ${sha256}`);
-    }
+    const tmp = staged.tmp;
     // The fdatasync starts now, on the thread pool, so it overlaps with what the caller does
     // before publishing (the ingestor: the group commit in progress); publish() waits for it.
-    const opened = fd;
-    const synced = opts.sync === false ? closing(opened) : fdatasyncFd(opened).finally(() => fs.closeSync(opened));
+    const opened = staged.fd;
+    const synced = opened === null ? Promise.resolve() : fdatasyncFd(opened).finally(() => fs.closeSync(opened));
     synced.catch(() => undefined); // its failure is publish()'s (or nobody's, after discard())
     let state: 'staged' | 'published' | 'discarded' = 'staged';
     // Names the object once its write ended (and, unless journaled, its fdatasync).
@@ -244,23 +239,6 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 }
-
-/** Closes a descriptor; a failure becomes the returned promise's. */
-function closing(fd: number): Promise<void> {
-  try {
-    fs.closeSync(fd);
-    return Promise.resolve();
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
-
-/** Size of a file, or null when it does not exist (synchronous: a cached inode lookup). */
-function sizeSync(file: string): number | null {
-  const st = fs.statSync(file, { throwIfNoEntry: false });
-  return st ? st.size : null;
-}
-
 
 /** Runs `fn`; when it fails with ENOENT, creates `dir` and runs it once more. */
 async function retryInNewFolder<T>(dir: string, fn: () => Promise<T>): Promise<T> {

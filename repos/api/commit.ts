@@ -13,6 +13,8 @@ import { storageError } from '../objectStore.js';
 import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSync } from '../../lib/fsync.js';
 import { readCommitTree, readTreeEntries } from './objects.js';
 import { journalOf, WRITE_BACK_MIN_BYTES, type JournalRecord } from '../journal.js';
+import { writeLooseObjects } from '../writerThread.js';
+import type { LooseItem } from '../writerThreadMain.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
 export type Change = { path: string; content: Buffer | string } | { path: string; delete: true };
@@ -98,6 +100,11 @@ interface Written {
   durable: boolean;
   /** With a journal: each object's file and content, journaled instead of fsync'd. */
   journal: { file: string; data: Buffer }[] | null;
+  /**
+   * With a journal: the objects still to write, handed to the writer thread at once (see
+   * repos/looseWriter.ts) before the journal entry, which takes their compressed bytes.
+   */
+  pending: LooseItem[] | null;
   /** Folders (objects/xx) that received a new name. */
   dirs: Set<string>;
   /** With `durable`: the new files' descriptors, still open, to be fdatasync'd together (see commitChanges). */
@@ -118,6 +125,10 @@ function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: 
   const oid = createHash('sha1').update(raw).digest('hex');
   const dir = path.join(gitdir, 'objects', oid.slice(0, 2));
   const file = path.join(dir, oid.slice(2));
+  if (written.pending) {
+    written.pending.push({ file, raw });
+    return oid;
+  }
   const data = deflateSync(raw, { level: 1 });
   const tmp = path.join(dir, `tmp_obj_${process.pid}_${++seq}`);
   let fd: number | null = null;
@@ -381,7 +392,7 @@ export async function commitChanges(
       if (!Array.isArray(opts.changes)) for (const c of changes) assertRepoPath(c.path);
       const baseTree = head ? await commitTree(args, head) : null;
       let changed: string[] = [];
-      const written: Written = { durable, journal: journaled ? [] : null, dirs: new Set(), open: [] };
+      const written: Written = { durable, journal: journaled ? [] : null, pending: journaled ? [] : null, dirs: new Set(), open: [] };
       // Paths as the repo stores them (see repos/layout.ts); the caller's own paths are reported back.
       const layout = repoLayout(store, opts.repo);
       const stored = layout === 'flat' ? changes : changes.map((c) => ({ ...c, path: storedPath(layout, c.path) }));
@@ -426,6 +437,9 @@ export async function commitChanges(
         } else if (journaled) {
           // Everything written without fsync; one journal entry holds it all, then the ref moves.
           const rel = (file: string) => path.relative(store.dataDir, file);
+          const items = written.pending?.splice(0) ?? [];
+          const data = await writeLooseObjects(items);
+          written.journal!.push(...items.map((item, i) => ({ file: item.file, data: data[i]! })));
           const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
           const index = await indexBatchCommit(store, provenance.batchId, row, false);
           // The new ref is written before the entry, so that once the entry is durable only

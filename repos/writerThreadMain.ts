@@ -1,0 +1,125 @@
+/**
+ * Inside the writer thread (see writerThread.ts): the ingest path's file creation, off the main
+ * thread. Two operations: write one commit's loose git objects (compressed, each to a temp file
+ * renamed into place, as git does), and stage a frame's bytes (hash, then a new temp file in the
+ * object store). Synchronous calls only: this thread does nothing else.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { threadId, parentPort } from 'node:worker_threads';
+import { deflateSync } from 'node:zlib';
+
+/** One object to write: its final file and its uncompressed `<type> <size>\0<content>`. */
+export interface LooseItem {
+  file: string;
+  raw: Uint8Array;
+}
+
+/** Bytes to stage in an object store (see ObjectStore.stage). */
+export interface StageRequest {
+  /** The object store's root: the object goes to `<root>/<sha[0:2]>/<sha[2:]>`, its temp file to `<root>/tmp`. */
+  root: string;
+  bytes: Uint8Array;
+  /** Leave the temp file open and return its descriptor (the caller fdatasyncs and closes it). */
+  keepOpen: boolean;
+}
+
+/** What staging did: the bytes' sha256, the size of an object already stored under it (null: none), and the temp file written when there was none. */
+export interface StageResult {
+  sha256: string;
+  existing: number | null;
+  tmp: string | null;
+  fd: number | null;
+}
+
+/** Sent by the main thread. */
+export type WriterRequest = { id: number; op: 'loose'; items: LooseItem[] } | ({ id: number; op: 'stage' } & StageRequest);
+
+/** Sent back: the result, or the first failure (its errno code kept; `sha256` when known). */
+export type WriterReply = { id: number; ok: true; value: Uint8Array[] | StageResult } | { id: number; ok: false; code?: string; message: string; sha256?: string };
+
+let seq = 0;
+
+/** Opens a new file for writing; a missing folder is made first. */
+function create(file: string, flags: string, mode?: number): number {
+  try {
+    return fs.openSync(file, flags, mode);
+  } catch (err) {
+    // A new fan-out folder (or one `vigil repo gc` emptied and removed).
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    return fs.openSync(file, flags, mode);
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+}
+
+/** Writes one object whole or not at all; returns its compressed bytes. */
+function writeLoose(item: LooseItem): Uint8Array {
+  const data = deflateSync(item.raw, { level: 1 });
+  const tmp = path.join(path.dirname(item.file), `tmp_obj_${process.pid}_t${threadId}_${++seq}`);
+  let fd: number | null = null;
+  try {
+    fd = create(tmp, 'w');
+    writeAll(fd, data);
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, item.file);
+  } catch (err) {
+    if (fd !== null) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  return data;
+}
+
+/** Size of a file, null when there is none. */
+function sizeOf(file: string): number | null {
+  try {
+    return fs.statSync(file).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Hashes the bytes and, unless the store has them, writes them to a new temp file (read-only, never an existing one). */
+function stage(req: StageRequest, known: { sha256?: string }): StageResult {
+  const sha256 = createHash('sha256').update(req.bytes).digest('hex');
+  known.sha256 = sha256;
+  const existing = sizeOf(path.join(req.root, sha256.slice(0, 2), sha256.slice(2)));
+  if (existing === req.bytes.length) return { sha256, existing, tmp: null, fd: null };
+  const tmp = path.join(req.root, 'tmp', `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  const fd = create(tmp, 'wx', 0o444);
+  try {
+    writeAll(fd, req.bytes);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  if (req.keepOpen) return { sha256, existing, tmp, fd };
+  fs.closeSync(fd);
+  return { sha256, existing, tmp, fd: null };
+}
+
+/** Serves requests until the main thread goes away. */
+export function serveWriterThread(): void {
+  const port = parentPort!;
+  port.on('message', (req: WriterRequest) => {
+    let reply: WriterReply;
+    const known: { sha256?: string } = {};
+    try {
+      reply = { id: req.id, ok: true, value: req.op === 'loose' ? req.items.map(writeLoose) : stage(req, known) };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      reply = { id: req.id, ok: false, ...(e?.code ? { code: e.code } : {}), ...(known.sha256 ? { sha256: known.sha256 } : {}), message: e instanceof Error ? e.message : String(err) };
+    }
+    // Copied, not transferred: small, and zlib's output may sit in a shared pool.
+    port.postMessage(reply);
+  });
+}

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { inflateSync } from 'node:zlib';
+import { stageInThread, writeLooseObjects, WriterThreadError } from '../repos/writerThread.js';
+import { commitChanges, gitdirOf, openStore } from '../repos/index.js';
+import { tmpDir } from './helpers/tmp.js';
+
+const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+const raw = (type: string, content: string) => Buffer.concat([Buffer.from(`${type} ${Buffer.byteLength(content)}\0`), Buffer.from(content)]);
+
+test('writeLooseObjects writes each object whole under its name, in folders it makes, and returns the bytes it wrote', async () => {
+  const store = openStore(tmpDir());
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'seed.txt', content: 'x' }], provenance: { batchId: 'b', stage: 't', stageVersion: '1', inputs: [] }, summary: 's' });
+  const gitdir = gitdirOf(store, 'frames');
+  const objs = [raw('blob', 'hello\n'), raw('blob', 'x'.repeat(10_000))];
+  const items = objs.map((r) => ({ file: path.join(gitdir, 'objects', sha1(r).slice(0, 2), sha1(r).slice(2)), raw: r }));
+  const data = await writeLooseObjects(items);
+  assert.equal(data.length, 2);
+  for (const [i, item] of items.entries()) {
+    assert.deepEqual(fs.readFileSync(item.file), data[i], 'the returned bytes are what the file holds (what the journal records)');
+    assert.deepEqual(inflateSync(data[i]!), objs[i]);
+  }
+  // git itself reads them.
+  assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-p', sha1(objs[0]!)], { encoding: 'utf8' }), 'hello\n');
+  assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-s', sha1(objs[1]!)], { encoding: 'utf8' }).trim(), '10000');
+  // No temp file is left in any fan-out folder.
+  const leftovers = fs.readdirSync(path.join(gitdir, 'objects'), { recursive: true }).map(String).filter((f) => f.includes('tmp_obj_'));
+  assert.deepEqual(leftovers, []);
+});
+
+test('writeLooseObjects reports a failed write with its errno code, and the thread serves the next request', async () => {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'file'), 'not a folder');
+  const r = raw('blob', 'a');
+  await assert.rejects(writeLooseObjects([{ file: path.join(dir, 'file', 'ab', 'cdef'), raw: r }]), (err: unknown) => {
+    assert.ok(err instanceof WriterThreadError);
+    assert.match(String(err.code), /^(ENOTDIR|EEXIST)$/);
+    return true;
+  });
+  const ok = path.join(dir, 'objects', 'ab', 'cdef');
+  await writeLooseObjects([{ file: ok, raw: r }]);
+  assert.deepEqual(inflateSync(fs.readFileSync(ok)), r);
+});
+
+test('stageInThread hashes the bytes and writes a read-only temp file; bytes already stored are not written again', async () => {
+  const root = path.join(tmpDir(), 'objects');
+  const bytes = Buffer.from('frame bytes '.repeat(5000));
+  const sha = createHash('sha256').update(bytes).digest('hex');
+
+  const first = await stageInThread({ root, bytes, keepOpen: false });
+  assert.equal(first.sha256, sha);
+  assert.equal(first.existing, null);
+  assert.equal(first.fd, null);
+  assert.ok(first.tmp?.startsWith(path.join(root, 'tmp') + path.sep));
+  assert.deepEqual(fs.readFileSync(first.tmp!), bytes);
+  assert.equal(fs.statSync(first.tmp!).mode & 0o777, 0o444);
+
+  // keepOpen: the descriptor is open in this process, for the caller to fdatasync and close.
+  const second = await stageInThread({ root, bytes, keepOpen: true });
+  assert.notEqual(second.tmp, first.tmp, 'each stage writes a temp file of its own');
+  assert.equal(typeof second.fd, 'number');
+  fs.fdatasyncSync(second.fd!);
+  fs.closeSync(second.fd!);
+
+  // Once named, the same bytes are found and nothing is written.
+  const target = path.join(root, sha.slice(0, 2), sha.slice(2));
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.renameSync(first.tmp!, target);
+  const again = await stageInThread({ root, bytes, keepOpen: false });
+  assert.deepEqual(again, { sha256: sha, existing: bytes.length, tmp: null, fd: null });
+  // A stored file of another size (damaged) is staged again, so publishing repairs it.
+  fs.chmodSync(target, 0o644);
+  fs.truncateSync(target, 10);
+  const repair = await stageInThread({ root, bytes, keepOpen: false });
+  assert.equal(repair.existing, 10);
+  assert.ok(repair.tmp);
+});
+
+test('stageInThread names the hash in a failure after hashing', async () => {
+  const base = tmpDir();
+  fs.writeFileSync(path.join(base, 'objects'), 'a file where the store should be');
+  const bytes = Buffer.from('abc');
+  await assert.rejects(stageInThread({ root: path.join(base, 'objects'), bytes, keepOpen: false }), (err: unknown) => {
+    assert.ok(err instanceof WriterThreadError);
+    assert.equal(err.sha256, createHash('sha256').update(bytes).digest('hex'));
+    assert.match(String(err.code), /^(ENOTDIR|EEXIST)$/);
+    return true;
+  });
+});
