@@ -87,6 +87,21 @@ export function writeAllSync(fd: number, data: Buffer | string): void {
 }
 
 /**
+ * Writes buffers one after the other at a descriptor's position with writev (no copy into one
+ * buffer), going on after a short write until all are written.
+ */
+export function writevAllSync(fd: number, parts: readonly Buffer[]): void {
+  let bufs = parts.filter((b) => b.length > 0);
+  while (bufs.length) {
+    let n = fs.writevSync(fd, bufs);
+    let i = 0;
+    while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
+    bufs = bufs.slice(i);
+    if (n > 0) bufs[0] = bufs[0]!.subarray(n);
+  }
+}
+
+/**
  * Writes a file whole or not at all, durably: a temp file of its own beside it (so concurrent
  * writers never write into one file; removed if the write fails), fdatasync'd, renamed into
  * place, then its folder fsync'd. Makes the folder when missing (mkdirDurably).

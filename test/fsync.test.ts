@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { mkdirDurably } from '../lib/fsync.js';
+import { mkdirDurably, writevAllSync } from '../lib/fsync.js';
 import { fsyncedBy, hasStrace } from './helpers/strace.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -13,6 +13,20 @@ test('mkdirDurably makes missing folders and says whether it made any', async ()
   assert.ok(existsSync(deep));
   assert.equal(await mkdirDurably(deep), false, 'nothing to make the second time');
   assert.equal(await mkdirDurably(path.join(dir, 'a', 'b', 'd')), true);
+});
+
+test('writevAllSync writes every buffer in order, more than one writev takes (IOV_MAX 1024), appending', () => {
+  const file = path.join(tmpDir(), 'f');
+  const fd = openSync(file, 'a');
+  try {
+    const parts = Array.from({ length: 3000 }, (_, i) => Buffer.from(`${i},`));
+    parts.splice(5, 0, Buffer.alloc(0), Buffer.alloc(200_000, 7));
+    writevAllSync(fd, [Buffer.from('head;')]);
+    writevAllSync(fd, parts);
+    assert.deepEqual(readFileSync(file), Buffer.concat([Buffer.from('head;'), ...parts]));
+  } finally {
+    closeSync(fd);
+  }
 });
 
 test("an alert's first ledger line makes its file's name durable too: the new folders and the file's folder are fsync'd", { skip: hasStrace ? false : 'strace is not installed' }, async () => {
