@@ -72,6 +72,8 @@ type Spec = {
   batch?: string;
   /** Final alert status for each fired rule, in rule order. */
   alert?: AlertRow['status'];
+  /** The same image bytes (so the same frame id) as the spec at this index, from another camera. */
+  sameBytesAs?: number;
 };
 
 /** Frames of the day (UTC instants), plus one the next UTC day in a second batch. */
@@ -89,6 +91,8 @@ const SPECS: Spec[] = [
   { dev: 2, at: `${DAY}T16:05:00.000Z`, invalid: 'too_small' },
   { dev: 2, at: `${DAY}T23:30:00.000Z`, objects: [['knife', 0.95]], alert: 'delivered' },
   { dev: 2, at: `${NEXT_DAY}T02:00:00.000Z`, objects: [['person', 0.97]], alert: 'delivered', batch: BATCH2 },
+  // Identical bytes from two cameras (a static scene): one frame id, two frames.
+  { dev: 0, at: `${DAY}T12:00:00.000Z`, objects: [['knife', 0.55]], alert: 'delivered', sameBytesAs: 4 },
 ];
 
 type Day = {
@@ -108,7 +112,7 @@ function buildDay(): Day {
   SPECS.forEach((s, i) => {
     const dev = DEVICES[s.dev];
     const batch = s.batch ?? BATCH;
-    const frameId = sha(`frame ${i}`);
+    const frameId = sha(`frame ${s.sameBytesAs ?? i}`);
     const lt = local(s.at, dev.tz);
     const tag = `${dev.user}-${dev.device}-${s.at.replace(/[-:.]/g, '')}-${dev.tz.replace('/', '.')}`;
     const received = new Date(Date.parse(s.at) + 1500).toISOString();
@@ -146,7 +150,7 @@ function buildDay(): Day {
     }
     for (const ruleId of [...new Set(fired.map((f) => f.rule.id))]) {
       const ms = fired.filter((f) => f.rule.id === ruleId);
-      const alertId = sha(`alert ${frameId} ${ruleId}`).slice(0, 32);
+      const alertId = sha(`alert ${tag} ${ruleId}`).slice(0, 32);
       const created = new Date(Date.parse(s.at) + 4000).toISOString();
       const status = s.alert ?? 'delivered';
       d.alerts.push({
@@ -399,7 +403,7 @@ function expectedDaily(from: string, to: string, hourOf: (t: ThreatRow) => numbe
       detections: { objects: det.length, byClass: sortDesc([...count(det.map((x) => x.class)).entries()].map(([c, n]) => ({ class: c, count: n })), (x) => x.class) },
       threats: {
         total: thr.length,
-        frames: new Set(thr.map((t) => t.frame_id)).size,
+        frames: new Set(thr.map((t) => t.tag)).size,
         byClass: sortDesc([...count(thr.map((t) => t.class)).entries()].map(([c, n]) => ({ class: c, count: n })), (x) => x.class),
         byDevice: sortDesc([...count(thr.map((t) => t.device_id)).entries()].map(([d, n]) => ({ deviceId: d, count: n })), (x) => x.deviceId),
         byHour,
@@ -500,7 +504,7 @@ test('usersReport: threats, frames and alerts per user between two days', async 
             invalid: fr.filter((f) => f.status === 'invalid').length,
             cameraFaults: fr.filter((f) => f.camera_fault).length,
             threats: th.length,
-            threatFrames: new Set(th.map((t) => t.frame_id)).size,
+            threatFrames: new Set(th.map((t) => t.tag)).size,
             alerts: al.length,
             delivered: al.filter((a) => a.status === 'delivered').length,
           };

@@ -35,7 +35,7 @@ export const DailyUserReportSchema = z.object({
   /** Objects detected. */
   detections: z.object({ objects: CountSchema, byClass: z.array(ClassCountSchema) }),
   /**
-   * Threats (one per object-rule match): total, distinct frames, per class, per device, and per
+   * Threats (one per object-rule match): total, distinct frames (by tag: identical bytes from two cameras are two frames), per class, per device, and per
    * hour (24 entries, local hour in the report's `tz`, else the device's local hour).
    */
   threats: z.object({
@@ -211,7 +211,7 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
   );
   const threats = await scopedQuery(wh, (src) =>
     `SELECT user_id, class, device_id, ${hourExpr} AS h, grouping(class, device_id, ${hourExpr}) AS g,
-            count(*) AS n, count(DISTINCT frame_id) AS f
+            count(*) AS n, count(DISTINCT tag) AS f
        FROM ${src('threats', span)} WHERE ${where('captured_at')}
       GROUP BY GROUPING SETS ((user_id), (user_id, class), (user_id, device_id), (user_id, ${hourExpr}))
       ORDER BY user_id, n DESC, class, device_id, h`,
@@ -326,7 +326,7 @@ export async function usersReport(wh: Warehouse, opts: UsersReportOptions): Prom
     `SELECT user_id, count(*) AS n, count(*) FILTER (WHERE status = 'invalid') AS invalid, count(*) FILTER (WHERE camera_fault) AS faults
        FROM ${src('frames', span)} WHERE ${range} GROUP BY user_id`,
   );
-  const threats = await scopedQuery(wh, (src) => `SELECT user_id, count(*) AS n, count(DISTINCT frame_id) AS f FROM ${src('threats', span)} WHERE ${range} GROUP BY user_id`);
+  const threats = await scopedQuery(wh, (src) => `SELECT user_id, count(*) AS n, count(DISTINCT tag) AS f FROM ${src('threats', span)} WHERE ${range} GROUP BY user_id`);
   const alerts = await scopedQuery(wh, (src) =>
     `SELECT user_id, count(*) AS n, count(*) FILTER (WHERE status = 'delivered') AS delivered FROM ${src('alerts', span)} WHERE ${range} GROUP BY user_id`,
   );
