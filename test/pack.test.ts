@@ -8,7 +8,9 @@ import {
   AutoPacker, commitChanges, countLooseObjects, countPacks, fsck, gitdirOf, journalSupported, listFiles, openStore, packRepo, readJson,
   recoverJournal, type RepoStore,
 } from '../repos/index.js';
+import { rewritePackWithTamperedObject } from './helpers/tamperPack.js';
 import { tmpDir } from './helpers/tmp.js';
+import { isVigilError } from '../lib/errors.js';
 
 const prov = (batchId: string): Provenance => ({ batchId, stage: 'test', stageVersion: '1', inputs: [] });
 const doc = (i: number) => ({ i, pad: `frame ${i} `.repeat(8) });
@@ -130,4 +132,33 @@ test('packing a journaled repo: journal recovery afterwards restores nothing wro
   for (let i = 0; i < 40; i += 7) assert.deepEqual(await readJson(store, 'frames', pathOf(i)), doc(i));
   gitFsck(store, 'frames');
   assert.deepEqual((await fsck(store)).problems, []);
+});
+
+test('a packed git object whose bytes changed is refused on read, and fsck names its file (isomorphic-git checks loose objects only)', async () => {
+  const store = openStore(tmpDir());
+  const cat = 'u1-d1/20261128T230000000Z.json';
+  const dog = 'u1-d1/20261128T230001000Z.json';
+  const catDoc = '{"class":"cat","score":0.8765}\n';
+  const { commit } = await commitChanges(store, {
+    repo: 'detections',
+    changes: [{ path: cat, content: catDoc }, { path: dog, content: '{"class":"dog","score":0.5}\n' }],
+    provenance: prov('b1'),
+    summary: 'two docs',
+  });
+  const gitdir = gitdirOf(store, 'detections');
+  execFileSync('git', ['--git-dir', gitdir, 'repack', '-a', '-d', '-q']);
+  execFileSync('git', ['--git-dir', gitdir, 'prune-packed']);
+  assert.equal(await countLooseObjects(store, 'detections'), 0);
+  assert.deepEqual((await fsck(store)).problems, [], 'packed and intact: clean');
+
+  const oid = execFileSync('git', ['hash-object', '--stdin'], { input: catDoc }).toString().trim();
+  rewritePackWithTamperedObject(gitdir, oid, (c) => Buffer.from(c.toString('latin1').replace('0.8765', '0.9765'), 'latin1'));
+  assert.throws(() => gitFsck(store, 'detections'), 'git itself sees the damage');
+
+  const reader = openStore(store.dataDir);
+  await assert.rejects(readJson(reader, 'detections', cat), (err: unknown) => isVigilError(err) && err.code === 'E_CORRUPT' && /does not hash to its id/.test(err.message));
+  assert.deepEqual(await readJson(reader, 'detections', dog), { class: 'dog', score: 0.5 }, 'the intact file still reads');
+  const { problems } = await fsck(reader);
+  assert.deepEqual(problems.map((p) => p.where), [`detections@${commit}:${cat}`], 'named by the path the stages use, not the stored day/hour folders');
+  assert.match(problems[0]!.problem, /does not hash to its id/);
 });

@@ -1,8 +1,10 @@
 import git from 'isomorphic-git';
 import { recoverJournal } from '../journal.js';
 import { isSha256 } from '../../lib/ids.js';
-import { gitArgs, listRepoNames, repoExists, type RepoStore } from '../store.js';
+import { repoPath } from '../layout.js';
+import { gitArgs, listRepoNames, repoExists, repoLayout, type RepoStore } from '../store.js';
 import { parseProvenance } from '../provenance.js';
+import { readBlobBytes, readCommitObject, readTreeEntries } from './objects.js';
 
 /** One problem found by fsck, naming its culprit. */
 export interface FsckProblem {
@@ -33,8 +35,8 @@ export function findObjectRefs(doc: unknown, out: string[] = []): string[] {
 }
 
 /**
- * Checks everything: re-reads every commit, tree and blob of every branch of every repo (git ids
- * are re-hashed on read), follows every provenance link to the commit it names, checks that every
+ * Checks everything: re-reads every commit, tree and blob of every branch of every repo (each
+ * git object re-hashed against its id, loose or packed), follows every provenance link to the commit it names, checks that every
  * object a document points to exists, and re-hashes every object in the object store.
  */
 export async function fsck(store: RepoStore): Promise<FsckReport> {
@@ -51,19 +53,30 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
     const args = gitArgs(store, repo);
     const seenTrees = new Set<string>();
     const seenBlobs = new Set<string>();
-    const walkTree = async (oid: string, where: string): Promise<void> => {
+    const layout = repoLayout(store, repo);
+    // Every object is read through objects.ts, which re-hashes it, loose or packed (isomorphic-git
+    // checks loose objects only). Problems name files by the paths the stages use (`where` is
+    // `repo@commit:`, `dir` the folder as git stores it, e.g. with its day and hour folders).
+    const walkTree = async (oid: string, where: string, dir: string): Promise<void> => {
       if (seenTrees.has(oid)) return;
       seenTrees.add(oid);
-      const { tree } = await git.readTree({ ...args, oid });
+      let tree: Awaited<ReturnType<typeof readTreeEntries>>;
+      try {
+        tree = await readTreeEntries(args, oid);
+      } catch (err) {
+        problem(`${where}${dir || '(root)'}`, err);
+        return;
+      }
       for (const e of tree) {
-        const at = `${where}${e.path}`;
-        if (e.type === 'tree') await walkTree(e.oid, `${at}/`);
+        const stored = `${dir}${e.path}`;
+        if (e.type === 'tree') await walkTree(e.oid, where, `${stored}/`);
         else if (!seenBlobs.has(e.oid)) {
           seenBlobs.add(e.oid);
           report.blobs++;
+          const at = `${where}${repoPath(layout, stored)}`;
           try {
-            const { blob } = await git.readBlob({ ...args, oid: e.oid });
-            if (at.endsWith('.json')) for (const r of findObjectRefs(JSON.parse(Buffer.from(blob).toString('utf8')))) referenced.add(r);
+            const blob = await readBlobBytes(args, e.oid);
+            if (at.endsWith('.json')) for (const r of findObjectRefs(JSON.parse(blob.toString('utf8')))) referenced.add(r);
           } catch (err) {
             problem(at, err);
           }
@@ -92,8 +105,8 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
       report.commits++;
       const where = `${repo}@${oid}`;
       try {
-        const { commit } = await git.readCommit({ ...args, oid });
-        queue.push(...commit.parent);
+        const commit = await readCommitObject(args, oid);
+        queue.push(...commit.parents);
         const prov = parseProvenance(commit.message);
         if (!prov) problem(where, 'commit has no valid provenance');
         for (const input of prov?.inputs ?? []) {
@@ -102,7 +115,7 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
           if (!linkCache.has(key)) linkCache.set(key, await commitExists(store, input.repo, input.commit));
           if (!linkCache.get(key)) problem(where, `provenance names ${key}, which does not exist`);
         }
-        await walkTree(commit.tree, `${where}:`);
+        await walkTree(commit.tree, `${where}:`, '');
       } catch (err) {
         problem(where, err);
       }
@@ -128,7 +141,7 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
 async function commitExists(store: RepoStore, repo: string, oid: string): Promise<boolean> {
   if (!repoExists(store, repo)) return false;
   try {
-    await git.readCommit({ ...gitArgs(store, repo), oid });
+    await readCommitObject(gitArgs(store, repo), oid);
     return true;
   } catch {
     return false;

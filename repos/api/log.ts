@@ -1,7 +1,7 @@
-import git from 'isomorphic-git';
 import type { Provenance } from '../../lib/schemas.js';
 import { commitSummary, parseProvenance } from '../provenance.js';
 import { gitArgs, type RepoStore } from '../store.js';
+import { readCommitObject } from './objects.js';
 import { resolveRef } from './resolve.js';
 
 /** One commit as Vigil shows it. */
@@ -15,15 +15,15 @@ export interface CommitInfo {
   provenance: Provenance | null;
 }
 
-/** Reads one commit with its provenance. */
+/** Reads one commit with its provenance (checked against its id, loose or packed). */
 export async function readCommitInfo(store: RepoStore, repo: string, oid: string): Promise<CommitInfo> {
-  const { commit } = await git.readCommit({ ...gitArgs(store, repo), oid });
+  const commit = await readCommitObject(gitArgs(store, repo), oid);
   return {
     repo,
     commit: oid,
-    parents: commit.parent,
+    parents: commit.parents,
     tree: commit.tree,
-    time: new Date(commit.committer.timestamp * 1000).toISOString(),
+    time: new Date(commit.committedAt * 1000).toISOString(),
     summary: commitSummary(commit.message),
     provenance: parseProvenance(commit.message),
   };

@@ -73,15 +73,22 @@ async function readPacked(args: GitArgs, oid: string, retried = false): Promise<
     packsCheckedAt.set(args.cache, now);
     forgetVanishedPacks(args.cache);
   }
+  let o: Awaited<ReturnType<typeof git.readObject>>;
   try {
-    const o = await git.readObject({ ...args, oid, format: 'content' });
-    return { type: o.type as GitObject['type'], content: Buffer.from(o.object as Uint8Array) };
+    o = await git.readObject({ ...args, oid, format: 'content' });
   } catch (err) {
     if ((err as { code?: string }).code === 'NotFoundError') throw new VigilError('E_NOT_FOUND', `git object ${oid} is missing from ${args.gitdir}`);
     if (retried) throw err;
     forgetVanishedPacks(args.cache);
     return readPacked(args, oid, true);
   }
+  // isomorphic-git checks the SHA-1 of loose objects only: a packed one is checked here.
+  const content = Buffer.from(o.object as Uint8Array);
+  const type = o.type as GitObject['type'];
+  if (hashHex('sha1', Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content])) !== oid) {
+    throw new VigilError('E_CORRUPT', `git object ${oid} in ${args.gitdir} (packed) does not hash to its id`);
+  }
+  return { type, content };
 }
 
 /** Reads an object that must be of `type`. @throws VigilError E_CORRUPT otherwise. */
@@ -107,6 +114,31 @@ export async function readCommitTree(args: GitArgs, oid: string): Promise<string
   const m = /^tree ([0-9a-f]{40})\n/.exec(content.toString('latin1', 0, 46));
   if (!m) throw new VigilError('E_CORRUPT', `git commit ${oid} names no tree`);
   return m[1]!;
+}
+
+/** A commit's fields, as Vigil reads them. */
+export interface CommitObject {
+  tree: string;
+  parents: string[];
+  /** Committer time, seconds since the epoch. */
+  committedAt: number;
+  message: string;
+}
+
+/**
+ * Reads a commit, checked against its id like every object read here (loose or packed).
+ * @throws VigilError E_CORRUPT when it is damaged, not a commit, or malformed; E_NOT_FOUND.
+ */
+export async function readCommitObject(args: GitArgs, oid: string): Promise<CommitObject> {
+  const text = (await readTyped(args, oid, 'commit')).toString('utf8');
+  const blank = text.indexOf('\n\n');
+  const headers = (blank < 0 ? text : text.slice(0, blank)).split('\n');
+  const tree = /^tree ([0-9a-f]{40})$/.exec(headers[0] ?? '')?.[1];
+  const parents = headers.map((h) => /^parent ([0-9a-f]{40})$/.exec(h)?.[1]).filter((p): p is string => p !== undefined);
+  const committer = headers.find((h) => h.startsWith('committer '));
+  const time = committer ? /> (\d+) [+-]\d{4}$/.exec(committer)?.[1] : undefined;
+  if (!tree || time === undefined) throw new VigilError('E_CORRUPT', `git commit ${oid} in ${args.gitdir} is malformed`);
+  return { tree, parents, committedAt: Number(time), message: blank < 0 ? '' : text.slice(blank + 2) };
 }
 
 /**
