@@ -129,10 +129,14 @@ export async function prepareAlerts(
   const cooldowns = new Map<string, z.infer<typeof CooldownSchema>>();
   const keyOf = (c: Candidate) => `cooldowns/${c.alert.user}-${c.alert.device}-${c.alert.kind === 'camera_fault' ? 'fault' : `r${c.alert.ruleId}`}.json`;
   const current = await readJsons(store, 'alerts', [...new Set(candidates.flatMap((c) => [c.path, keyOf(c)]))]).catch(() => new Map<string, unknown>());
+  const live = input.deliver !== false;
   for (const c of candidates) {
     const existing = AlertDocSchema.safeParse(current.get(c.path));
-    if (existing.success && existing.data.alert.alertId === c.alert.alertId) {
-      refs.push({ alertId: c.alert.alertId, path: c.path, status: existing.data.status });
+    // The same alert; or, when reprocessing, a live alert of the same frame and rule decided
+    // under other rules: that one was meant for its user (its id is in the message they got, and
+    // an auditor traces it), so it is kept, never replaced by a recorded one.
+    if (existing.success && (existing.data.alert.alertId === c.alert.alertId || (!live && existing.data.status !== 'recorded'))) {
+      refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status });
       continue;
     }
     const key = keyOf(c);
@@ -140,7 +144,6 @@ export async function prepareAlerts(
     const at = Date.parse(c.alert.capturedAt);
     const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
     const contacts = rules?.users[c.alert.user]?.contacts ?? {};
-    const live = input.deliver !== false;
     const deliveries: Delivery[] = suppressed || !live ? [] : planDeliveries(c.alert, contacts, opts.settings);
     const status = suppressed ? 'suppressed' : live ? 'pending' : 'recorded';
     const doc: AlertDoc = { kind: 'alert', alert: c.alert, status, ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };

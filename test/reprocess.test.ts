@@ -13,6 +13,7 @@ import type { Device } from '../ingest/devices.js';
 import { listFiles, readJson, resolveRef, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
 import { readAttempts } from '../stages/ledger.js';
+import { traceAlert } from '../stages/trace.js';
 import { ensureReprocessSchedule, reprocessScheduleId } from '../temporal/schedule.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import type { ReprocessSummary } from '../workflows/index.js';
@@ -48,8 +49,8 @@ after(async () => {
   await env?.teardown();
 });
 
-const reprocess = (id: string) =>
-  env.client.workflow.execute('reprocessWorkflow', { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId: id, args: [{ window: { fromMs: T0 - 3_600_000, toMs: T0 + 3_600_000 }, pageSize: 1 }] }) as Promise<ReprocessSummary>;
+const reprocess = (id: string, at = T0) =>
+  env.client.workflow.execute('reprocessWorkflow', { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId: id, args: [{ window: { fromMs: at - 3_600_000, toMs: at + 3_600_000 }, pageSize: 1 }] }) as Promise<ReprocessSummary>;
 
 test('reprocessing under new rules: past frames decided again without inference, new alerts recorded and never sent', async () => {
   const batch = await ingestFixtures(store, device, ['chelsea.png', 'home.jpg', 'truncated.jpg'], T0);
@@ -104,4 +105,36 @@ test('the nightly schedule follows the settings: created, updated, triggered, re
   assert.ok(summary.window.from < summary.window.to);
   assert.equal(await ensureReprocessSchedule(env.client, { ...config, VIGIL_REPROCESS_CRON: 'off' }), null);
   await assert.rejects(handle.describe(), (e) => e instanceof ScheduleNotFoundError);
+});
+
+test('a live alert outlives reprocessing under other rules: same document, same id, still traceable, nothing sent again', async () => {
+  const T1 = T0 + 6 * 3_600_000;
+  writeRules(['dog', 'cat']);
+  const batch = await ingestFixtures(store, device, ['chelsea.png'], T1);
+  await makeBatchStarter(env.client, config)(batch);
+  const live = await env.client.workflow.result(batchWorkflowId(batch.batchId));
+  assert.equal(live.alerts, 1, 'the cat is a threat: one live alert');
+  const docs = async () =>
+    Promise.all((await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/')).map(async (f) => ({ path: f.path, doc: AlertDocSchema.parse(await readJson(store, 'alerts', f.path)) })));
+  const mine = (all: Awaited<ReturnType<typeof docs>>) => all.filter((d) => d.doc.alert.capturedAt === new Date(T1).toISOString());
+  const [before] = mine(await docs());
+  assert.ok(before);
+  assert.equal(before.doc.status, 'pending');
+  const sent = await readAttempts(store, before.doc.alert.alertId);
+  assert.ok(sent.length > 0, 'delivered (to the outbox: no credentials here)');
+
+  // New rules (one more class): a new rules version, so reprocessing decides the frame again and
+  // its alert would get a new id.
+  writeRules(['dog', 'cat', 'bird']);
+  const r = await reprocess('reprocess-live', T1);
+  assert.equal(r.unsafe, 1);
+  assert.equal(r.alerts, 1);
+  const after = mine(await docs());
+  assert.equal(after.length, 1);
+  assert.equal(after[0]!.path, before.path);
+  assert.equal(after[0]!.doc.alert.alertId, before.doc.alert.alertId, 'the alert its user got is kept, not replaced by a recorded one');
+  assert.equal(after[0]!.doc.status, 'pending');
+  assert.deepEqual(await readAttempts(store, before.doc.alert.alertId), sent, 'nothing sent again');
+  const hops = await traceAlert(store, before.doc.alert.alertId);
+  assert.ok(hops.length >= 4, 'the auditor still traces it to its frame');
 });
