@@ -1,7 +1,7 @@
-import { VigilError } from '../lib/errors.js';
+import { isVigilError, VigilError } from '../lib/errors.js';
 import { FrameDocSchema } from '../lib/schemas.js';
 import { listFiles, readFile, sha256Hex, type RepoStore } from '../repos/index.js';
-import { AlertDocSchema } from './alerts.js';
+import { AlertDocSchema, type AlertDoc } from './alerts.js';
 import { DetectionDocSchema, InvalidDocSchema, StandardizedDocSchema } from './schema.js';
 
 /** One verified step from an alert back to its source frame. */
@@ -13,57 +13,116 @@ export interface TraceHop {
   verified: string;
 }
 
+/** Shortest alert id prefix accepted: the 8 characters the alert messages show (`#498277af`). */
+export const MIN_ALERT_ID_PREFIX = 8;
+
+/**
+ * Finds the alert document whose id is `alertId`, or starts with it (at least
+ * {@link MIN_ALERT_ID_PREFIX} hex digits, any case). A document that cannot be read (damaged, or
+ * not an alert) does not stop the search for another alert; if the alert is not found, the
+ * error names them.
+ * @throws VigilError E_BAD_ID (not a hex id or prefix), E_BAD_INPUT (a prefix several alerts
+ *   share), E_NOT_FOUND (none), E_CORRUPT (none among the readable documents, some unreadable).
+ */
+async function findAlert(store: RepoStore, alertId: string): Promise<{ path: string; oid: string; doc: AlertDoc }> {
+  const id = alertId.toLowerCase();
+  if (!new RegExp(`^[0-9a-f]{${MIN_ALERT_ID_PREFIX},32}$`).test(id)) {
+    throw new VigilError('E_BAD_ID', `invalid alert id ${JSON.stringify(alertId)}: give its 32 hex digits, or at least the first ${MIN_ALERT_ID_PREFIX} (as in the alert message)`);
+  }
+  const files = (await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/'));
+  const found: { path: string; oid: string; doc: AlertDoc }[] = [];
+  const unreadable: string[] = [];
+  for (const f of files) {
+    let doc: AlertDoc;
+    try {
+      const bytes = await readFile(store, 'alerts', f.path);
+      const parsed = AlertDocSchema.safeParse(bytes ? JSON.parse(bytes.toString('utf8')) : null);
+      if (!parsed.success) throw new Error('not a valid alert document');
+      doc = parsed.data;
+    } catch (err) {
+      unreadable.push(`alerts@main:${f.path} (${(err as Error).message})`);
+      continue;
+    }
+    if (doc.alert.alertId.startsWith(id)) found.push({ path: f.path, oid: f.oid, doc });
+  }
+  if (found.length > 1) throw new VigilError('E_BAD_INPUT', `${found.length} alerts start with ${id}: ${found.map((f) => f.doc.alert.alertId).join(', ')}; give more digits`);
+  if (found[0]) return found[0];
+  if (unreadable.length) {
+    throw new VigilError('E_CORRUPT', `no alert ${id} among the readable alert documents; ${unreadable.length} could not be read: ${unreadable.slice(0, 5).join('; ')}${unreadable.length > 5 ? '; …' : ''} (see vigil repo fsck)`);
+  }
+  throw new VigilError('E_NOT_FOUND', `no alert ${id} in the alerts repo`);
+}
+
+/** Runs one hop's checks; a failure names the hop (`repo@commit:path`) before its own message. */
+async function hop<T>(where: string, check: () => Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (err) {
+    if (isVigilError(err)) throw new VigilError(err.code, `${where}: ${err.message}`);
+    throw new VigilError('E_CORRUPT', `${where}: ${(err as Error).message}`);
+  }
+}
+
 /**
  * Traces an alert back to its source frame for an auditor, verifying every hop: the alert's
- * evidence names a detection (or invalid) document at a commit; that document names the
- * standardized image by hash, which names the frame document, which names the original bytes.
- * Each named hash is re-computed from the stored bytes.
- * @throws VigilError E_NOT_FOUND (no such alert), E_HASH_MISMATCH or E_CORRUPT naming the broken hop.
+ * evidence names a detection (or invalid) document at a commit, which must hold the alert's
+ * frame and every object the alert matched; that document names the standardized image by
+ * hash, which names the frame document, which names the original bytes. Each named hash is
+ * re-computed from the stored bytes, and every git object read is re-hashed against its id.
+ * `alertId` may be the first 8 or more hex digits of the id (as the alert messages show it).
+ * @throws VigilError E_NOT_FOUND (no such alert), E_BAD_ID, E_BAD_INPUT (ambiguous prefix),
+ *   E_HASH_MISMATCH or E_CORRUPT naming the broken hop.
  */
 export async function traceAlert(store: RepoStore, alertId: string): Promise<TraceHop[]> {
-  if (!/^[0-9a-f]{32}$/.test(alertId)) throw new VigilError('E_BAD_ID', `invalid alert id ${JSON.stringify(alertId)}`);
-  const files = (await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/'));
+  const f = await findAlert(store, alertId);
+  const { alert } = f.doc;
   const hops: TraceHop[] = [];
-  for (const f of files) {
-    const bytes = await readFile(store, 'alerts', f.path);
-    const doc = AlertDocSchema.safeParse(bytes ? JSON.parse(bytes.toString('utf8')) : null);
-    if (!doc.success || doc.data.alert.alertId !== alertId) continue;
-    const { alert } = doc.data;
-    hops.push({ at: `alerts@main:${f.path}`, what: `alert ${alert.kind} rule ${alert.ruleId} (${alert.ruleName}) for ${alert.user}/${alert.device}`, verified: `git blob ${f.oid}` });
-    const ev = alert.evidence;
-    const evBytes = await mustRead(store, ev.repo, ev.path, ev.commit);
-    let stdRef: { commit: string; path: string; sha256: string } | null = null;
-    if (ev.repo === 'detections') {
-      const det = DetectionDocSchema.parse(JSON.parse(evBytes.toString('utf8')));
-      same(det.frameId, alert.frameId, `${ev.repo}@${ev.commit}:${ev.path} frameId`);
-      hops.push({ at: `${ev.repo}@${ev.commit}:${ev.path}`, what: `detection by ${det.model.name}: ${det.objects.map((o) => `${o.class} ${o.score}`).join(', ')}`, verified: `model sha256 ${det.model.sha256}` });
-      stdRef = det.source;
-    } else {
-      InvalidDocSchema.parse(JSON.parse(evBytes.toString('utf8')));
-      hops.push({ at: `${ev.repo}@${ev.commit}:${ev.path}`, what: 'invalid frame (camera fault)', verified: `frame ${alert.frameId}` });
-    }
-    let framePath = ev.path;
-    let frameCommit: string | null = null;
-    if (stdRef) {
-      const std = StandardizedDocSchema.parse(JSON.parse((await mustRead(store, 'standardized', stdRef.path, stdRef.commit)).toString('utf8')));
-      same(std.object.sha256, stdRef.sha256, `standardized@${stdRef.commit}:${stdRef.path} image`);
-      same(sha256Hex(await store.objects.get(std.object.sha256)), stdRef.sha256, `standardized image ${stdRef.sha256}`);
-      hops.push({ at: `standardized@${stdRef.commit}:${stdRef.path}`, what: `standardized image ${std.outWidth}x${std.outHeight}`, verified: `object sha256 ${std.object.sha256}` });
-      framePath = std.source.path;
-      frameCommit = std.source.commit;
-      same(std.source.sha256, alert.frameId, 'standardized source frame');
-    } else {
-      const inv = InvalidDocSchema.parse(JSON.parse(evBytes.toString('utf8')));
-      framePath = inv.source.path;
-      frameCommit = inv.source.commit;
-    }
-    const frame = FrameDocSchema.parse(JSON.parse((await mustRead(store, 'frames', framePath, frameCommit)).toString('utf8')));
-    same(frame.frameId, alert.frameId, `frames@${frameCommit}:${framePath} frameId`);
-    same(sha256Hex(await store.objects.get(frame.object.sha256)), alert.frameId, `source frame ${alert.frameId}`);
-    hops.push({ at: `frames@${frameCommit}:${framePath}`, what: `frame ${frame.tag} received ${frame.receivedAt}`, verified: `object sha256 ${frame.frameId} (${frame.object.size} bytes, ${frame.object.mediaType})` });
-    return hops;
+  hops.push({ at: `alerts@main:${f.path}`, what: `alert ${alert.alertId} ${alert.kind} rule ${alert.ruleId} (${alert.ruleName}) for ${alert.user}/${alert.device}`, verified: `git blob ${f.oid}` });
+  const ev = alert.evidence;
+  const evAt = `${ev.repo}@${ev.commit}:${ev.path}`;
+  let stdRef: { commit: string; path: string; sha256: string } | null = null;
+  let framePath: string;
+  let frameCommit: string;
+  if (ev.repo === 'detections') {
+    const det = await hop(evAt, async () => DetectionDocSchema.parse(JSON.parse((await mustRead(store, ev.repo, ev.path, ev.commit)).toString('utf8'))));
+    await hop(evAt, async () => {
+      same(det.frameId, alert.frameId, 'frameId');
+      for (const m of alert.matches) {
+        const seen = det.objects.some((o) => o.class === m.class && o.score === m.score && JSON.stringify(o.box) === JSON.stringify(m.box));
+        if (!seen) throw new VigilError('E_HASH_MISMATCH', `the alert's match ${m.class} ${m.score} is not among the detected objects`);
+      }
+    });
+    hops.push({ at: evAt, what: `detection by ${det.model.name}: ${det.objects.map((o) => `${o.class} ${o.score}`).join(', ')}`, verified: `frame ${alert.frameId}; the alert's ${alert.matches.length} match(es) found in it` });
+    stdRef = det.source;
+    const std = await hop(`standardized@${stdRef.commit}:${stdRef.path}`, async () => {
+      const doc = StandardizedDocSchema.parse(JSON.parse((await mustRead(store, 'standardized', stdRef!.path, stdRef!.commit)).toString('utf8')));
+      same(doc.object.sha256, stdRef!.sha256, 'image');
+      same(sha256Hex(await store.objects.get(doc.object.sha256)), stdRef!.sha256, `standardized image ${stdRef!.sha256}`);
+      same(doc.source.sha256, alert.frameId, 'source frame');
+      return doc;
+    });
+    hops.push({ at: `standardized@${stdRef.commit}:${stdRef.path}`, what: `standardized image ${std.outWidth}x${std.outHeight}`, verified: `object sha256 ${std.object.sha256}` });
+    framePath = std.source.path;
+    frameCommit = std.source.commit;
+  } else {
+    const inv = await hop(evAt, async () => {
+      const doc = InvalidDocSchema.parse(JSON.parse((await mustRead(store, ev.repo, ev.path, ev.commit)).toString('utf8')));
+      same(doc.frameId, alert.frameId, 'frameId');
+      return doc;
+    });
+    hops.push({ at: evAt, what: 'invalid frame (camera fault)', verified: `frame ${alert.frameId}` });
+    framePath = inv.source.path;
+    frameCommit = inv.source.commit;
   }
-  throw new VigilError('E_NOT_FOUND', `no alert ${alertId} in the alerts repo`);
+  const frameAt = `frames@${frameCommit}:${framePath}`;
+  const frame = await hop(frameAt, async () => {
+    const doc = FrameDocSchema.parse(JSON.parse((await mustRead(store, 'frames', framePath, frameCommit)).toString('utf8')));
+    same(doc.frameId, alert.frameId, 'frameId');
+    same(sha256Hex(await store.objects.get(doc.object.sha256)), alert.frameId, `source frame ${alert.frameId}`);
+    return doc;
+  });
+  hops.push({ at: frameAt, what: `frame ${frame.tag} received ${frame.receivedAt}`, verified: `object sha256 ${frame.frameId} (${frame.object.size} bytes, ${frame.object.mediaType})` });
+  return hops;
 }
 
 async function mustRead(store: RepoStore, repo: string, path: string, commit: string): Promise<Buffer> {

@@ -143,6 +143,9 @@ test('rules decide who is alerted; each alert is delivered exactly once per chan
   const hops = await traceAlert(store, cat.alert.alertId);
   assert.deepEqual(hops.map((h) => h.at.split('@')[0]), ['alerts', 'detections', 'standardized', 'frames'], 'alert -> detection -> standardized -> frame');
   assert.match(hops.at(-1)!.verified, new RegExp(cat.alert.frameId));
+  // The id as the alert messages show it (#<first 8 digits>), in any case; fewer digits are refused.
+  assert.deepEqual(await traceAlert(store, cat.alert.alertId.slice(0, 8).toUpperCase()), hops);
+  await assert.rejects(traceAlert(store, cat.alert.alertId.slice(0, 7)), (e: Error & { code?: string }) => e.code === 'E_BAD_ID');
 
   // Delivered exactly once each, to the local SendGrid and webhook servers.
   assert.equal(accepted(sendgrid).length, 2);
@@ -194,11 +197,25 @@ test('rules decide who is alerted; each alert is delivered exactly once per chan
   } finally {
     wh.close();
   }
+  // A damaged alert document does not stop the trace of another alert; it is named when it may
+  // be the one asked for.
+  const fault = alerts.find((a) => a.alert.user === 'carol')!;
+  let faultPath = '';
+  let faultOid = '';
+  for (const f of await listFiles(store, 'alerts')) {
+    if ((await readJson<{ alert?: { alertId: string } }>(store, 'alerts', f.path))?.alert?.alertId === fault.alert.alertId) [faultPath, faultOid] = [f.path, f.oid];
+  }
+  const faultFile = path.join(dir, 'repos', 'alerts.git', 'objects', faultOid.slice(0, 2), faultOid.slice(2));
+  chmodSync(faultFile, 0o644);
+  writeFileSync(faultFile, 'damaged');
+  assert.deepEqual(await traceAlert(store, cat.alert.alertId), hops);
+  await assert.rejects(traceAlert(store, fault.alert.alertId), (e: Error & { code?: string }) => e.code === 'E_CORRUPT' && e.message.includes(`alerts@main:${faultPath}`));
+
   // An auditor's trace fails, naming the hop, once the source frame's bytes are tampered with.
   const objectFile = path.join(dir, 'objects', cat.alert.frameId.slice(0, 2), cat.alert.frameId.slice(2));
   chmodSync(objectFile, 0o644);
   writeFileSync(objectFile, 'not the frame');
-  await assert.rejects(traceAlert(store, cat.alert.alertId), (e: Error & { code?: string }) => e.code === 'E_HASH_MISMATCH' && e.message.includes(cat.alert.frameId));
+  await assert.rejects(traceAlert(store, cat.alert.alertId), (e: Error & { code?: string }) => e.code === 'E_HASH_MISMATCH' && e.message.startsWith(`${hops.at(-1)!.at}: `) && e.message.includes(cat.alert.frameId));
 });
 
 test('a SendGrid outage (500s) then recovery: delivered once, every failed attempt recorded', async () => {

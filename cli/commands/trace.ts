@@ -6,7 +6,7 @@ import { openDataStore } from './common.js';
 export function registerTrace(program: Command): void {
   program
     .command('trace <alertId>')
-    .description('trace an alert back to its source frame, verifying every hop by hash (for auditors)')
+    .description('trace an alert back to its source frame, verifying every hop by hash (for auditors); the id may be its first 8+ hex digits, as alert messages show it')
     .option('--json', 'machine-readable output')
     .action(async (alertId: string, opts: { json?: boolean }) => {
       const { traceAlert } = await import('../../stages/trace.js');
