@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { cronProblem } from './cron.js';
 import { VigilError } from './errors.js';
 
 /** The project folder (where package.json is). */
@@ -67,7 +68,13 @@ export const ConfigSchema = z.object({
    * through the DAG under the rules and model in force (new alerts recorded, not sent). Five-field
    * cron, in VIGIL_REPROCESS_TZ; `off` removes the schedule.
    */
-  VIGIL_REPROCESS_CRON: z.string().regex(/^(off|(\S+\s+){4}\S+)$/, 'a five-field cron expression or "off"').default('30 3 * * *'),
+  VIGIL_REPROCESS_CRON: z
+    .string()
+    .superRefine((v, ctx) => {
+      const problem = v === 'off' ? null : cronProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: `a five-field cron expression or "off" (${problem})` });
+    })
+    .default('30 3 * * *'),
   VIGIL_REPROCESS_TZ: z.string().refine((tz) => {
     try {
       new Intl.DateTimeFormat('en', { timeZone: tz });

@@ -44,7 +44,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const client = await connectClient(config, address);
     stops.push(() => client.connection.close());
     const schedule = await ensureReprocessSchedule(client, config).catch((e: Error) => {
-      log(`vigil: nightly reprocessing not scheduled: ${e.message.split('\n')[0]}`);
+      log(`vigil: nightly reprocessing schedule not set: ${e.message.split('\n')[0]} (a schedule set by an earlier start, if any, is unchanged)`);
       return undefined;
     });
     const workerConn = await connectWorker(config, address);
