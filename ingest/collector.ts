@@ -37,6 +37,18 @@ export interface CollectorOptions {
   onError?: (err: unknown) => void;
 }
 
+/** What the collector holds, for the health endpoint. */
+export interface CollectorStats {
+  /** Frames committed and not yet in a batch. */
+  pending: number;
+  /** Batches cut and not yet started (Temporal was unreachable, or refused). */
+  unstarted: number;
+  /** Since when the oldest of them waits to start (ISO), null when none waits. */
+  waitingSince: string | null;
+  /** Since when starting batches has failed (ISO) and the last reason; null while they start. */
+  startError: { message: string; since: string } | null;
+}
+
 /**
  * Groups accepted frames into batches per site (by count or age) and starts one batch workflow
  * each. Its state (pending frames and batches not yet started) is a small JSON file rewritten
@@ -49,6 +61,8 @@ export interface CollectorOptions {
  */
 export class Collector {
   private state: State = { framesCommit: null, pending: [], unstarted: [] };
+  /** Since when starting batches fails, and the last reason (null once one starts). */
+  private startError: CollectorStats['startError'] = null;
   private timer: NodeJS.Timeout | null = null;
   private starting: Promise<number> | null = null;
   /** The saving loop (see persist), if running. */
@@ -60,6 +74,9 @@ export class Collector {
   private waiters: Array<{ change: number; resolve: () => void; reject: (e: unknown) => void }> = [];
   /** The change that queued each batch cut in this process (see queue()). */
   private readonly cutIn = new Map<string, number>();
+  /** When each batch of this run was queued to start (batches from the saved state: when this collector was made). */
+  private readonly queuedAt = new Map<string, number>();
+  private readonly createdAt = Date.now();
   private savedAt = -Infinity;
   private loading: Promise<void> | null = null;
   private stopped = false;
@@ -204,6 +221,7 @@ export class Collector {
   private queue(batch: BatchSpec): void {
     this.state.unstarted.push(batch);
     this.cutIn.set(batch.batchId, ++this.changes);
+    this.queuedAt.set(batch.batchId, Date.now());
   }
 
   private makeBatch(site: string, framesCommit: string, frames: State['pending']): BatchSpec {
@@ -236,12 +254,15 @@ export class Collector {
             await this.savedUpTo(this.cutIn.get(batch.batchId) ?? 0);
             await this.opts.start(batch);
           } catch (err) {
+            this.startError = { message: (err as Error).message?.split('\n')[0] ?? String(err), since: this.startError?.since ?? new Date().toISOString() };
             this.opts.onError?.(err);
             break;
           }
+          this.startError = null;
           const i = this.state.unstarted.indexOf(batch);
           if (i >= 0) this.state.unstarted.splice(i, 1);
           this.cutIn.delete(batch.batchId);
+          this.queuedAt.delete(batch.batchId);
           // Not awaited: a batch started but still listed is started again after a restart, and
           // starting is idempotent per batch id.
           this.persist().catch((e: unknown) => this.opts.onError?.(e));
@@ -285,7 +306,9 @@ export class Collector {
   }
 
   /** Counts for health pages. */
-  stats(): { pending: number; unstarted: number } {
-    return { pending: this.state.pending.length, unstarted: this.state.unstarted.length };
+  stats(): CollectorStats {
+    const oldest = this.state.unstarted[0];
+    const since = oldest ? new Date(this.queuedAt.get(oldest.batchId) ?? this.createdAt).toISOString() : null;
+    return { pending: this.state.pending.length, unstarted: this.state.unstarted.length, waitingSince: since, startError: this.startError };
   }
 }

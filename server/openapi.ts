@@ -198,7 +198,7 @@ export const OPENAPI: OpenApiDocument = {
       get: {
         operationId: 'health',
         summary: 'Liveness and dependency status',
-        description: 'No authentication. Answers 503 when a dependency reports `ok: false`.',
+        description: 'No authentication. `ok: false` and 503, with one line per problem in `problems`, when the worker is not running, a batch has waited 30 s or more to start (Temporal unreachable or not answering: accepted frames are safe and wait), or the frames journal cannot checkpoint.',
         tags: ['meta'],
         security: [],
         responses: {
@@ -268,7 +268,7 @@ export const OPENAPI: OpenApiDocument = {
         type: 'object',
         required: ['ok'],
         additionalProperties: true,
-        properties: { ok: { type: 'boolean' } },
+        properties: { ok: { type: 'boolean' }, problems: { type: 'array', items: { type: 'string' } } },
       },
     },
     responses: {

@@ -6,6 +6,7 @@ import { FrameIngestor } from '../ingest/frameIngestor.js';
 import { AutoPacker, ensureRepo, journalOf, openStore, recoverJournal, STAGE_REPOS } from '../repos/index.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { createApiServer } from '../server/index.js';
+import { healthStatus } from '../server/health.js';
 import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
 import { ensureReprocessSchedule } from './schedule.js';
@@ -79,10 +80,15 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const ingestor = new FrameIngestor(store, { maxBytes: config.VIGIL_MAX_FRAME_BYTES, onCommitted: (f, c) => collector.add(f, c) });
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
-      health: () => ({
-        temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: collector.stats(), worker: worker.getState(),
-        framesJournalCheckpointError: journalOf(store, 'frames').lastError, autoPack: packer.status(),
-      }),
+      health: () => {
+        const stats = collector.stats();
+        const parts = { worker: worker.getState(), collector: stats, framesJournalCheckpointError: journalOf(store, 'frames').lastError };
+        return {
+          ...healthStatus(parts),
+          temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: stats, worker: parts.worker,
+          framesJournalCheckpointError: parts.framesJournalCheckpointError, autoPack: packer.status(),
+        };
+      },
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -27,7 +27,10 @@ test('frames accepted while Temporal is down are batched once it is back, across
   const ing = new FrameIngestor(store, { maxBytes: 1 << 24, onCommitted: (f, c) => c1.add(f, c) });
   for (const [i, f] of ['chelsea.png', 'coffee.png', 'rocket.jpg'].entries()) await ing.accept(device, frame(f), at(i));
   await c1.tick();
-  assert.deepEqual(c1.stats(), { pending: 1, unstarted: 1 }, 'a full batch waits for Temporal; one frame still pending');
+  const s1 = c1.stats();
+  assert.deepEqual([s1.pending, s1.unstarted], [1, 1], 'a full batch waits for Temporal; one frame still pending');
+  assert.equal(s1.startError?.message, 'connection refused', 'the health endpoint sees why');
+  assert.ok(s1.waitingSince && Date.parse(s1.waitingSince) <= Date.parse(s1.startError!.since), 'waiting since the batch was cut, before its start failed');
   assert.equal(started.length, 0);
 
   // Restart: the first process ends; a new collector reads the saved state; Temporal is back.
@@ -40,7 +43,7 @@ test('frames accepted while Temporal is down are batched once it is back, across
   const paths = started.flatMap((b) => b.frames.map((f) => f.path)).sort();
   assert.equal(paths.length, 3);
   assert.equal(new Set(paths).size, 3, 'no frame batched twice');
-  assert.deepEqual(c2.stats(), { pending: 0, unstarted: 0 });
+  assert.deepEqual(c2.stats(), { pending: 0, unstarted: 0, waitingSince: null, startError: null }, 'a start that succeeds clears the error');
 });
 
 test('frames committed but not recorded by the collector (a crash in between) are found again on load', async () => {
@@ -87,12 +90,14 @@ test('recording committed frames never waits for a batch start in progress (a sl
   assert.equal(second.duplicate, false);
   assert.ok(Date.now() - t0 < 5_000, 'the second frame was answered while the first batch was still starting');
   assert.equal(started.length, 0);
-  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 2 });
+  const hung = collector.stats();
+  assert.deepEqual([hung.pending, hung.unstarted, hung.startError], [0, 2, null], 'a hanging start has no error yet');
+  assert.ok(hung.waitingSince !== null, 'but its batch is waiting (the health endpoint reports it after 30 s)');
   release();
   await collector.startQueued();
   assert.equal(started.length, 2);
   assert.deepEqual(started.map((b) => b.frames.map((f) => f.path)), [['bob-cam/20261127T200000000Z.json'], ['bob-cam/20261127T200001000Z.json']], 'started in order, each once');
-  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0 });
+  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0, waitingSince: null, startError: null });
 });
 
 test('a batch is started only once the saved state holds it, and stop() leaves every frame in the saved state', async () => {
@@ -154,7 +159,7 @@ test('startQueued: calls while a start is running join that run; each batch star
   const counts = await Promise.all(calls);
   assert.deepEqual(started, [0, 1, 2].map((i) => `bob-cam/20261127T20000${i}000Z.json`), 'started in order, each once');
   assert.deepEqual(new Set(counts), new Set([counts[0]]));
-  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0 });
+  assert.deepEqual(collector.stats(), { pending: 0, unstarted: 0, waitingSince: null, startError: null });
   await ing.accept(device, frame(files[3]!), at(3));
   await collector.startQueued();
   assert.deepEqual(started.slice(3), ['bob-cam/20261127T200003000Z.json'], 'the run had ended: the new batch got its own');

@@ -6,6 +6,7 @@
  * second `vigil start` must finish every batch with nothing lost or doubled.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -211,4 +212,49 @@ test('the embedded Temporal server stops and starts again under a running worker
   const check = await checkRepos(store, batch.frames.map((f) => f.path), [batch.batchId]);
   assert.deepEqual(check.problems, []);
   assert.equal(check.invalid.length, 1);
+});
+
+test('GET /v1/health answers 503 naming the problem while the embedded Temporal server does not answer, and 200 again once it does', async (t) => {
+  const dir = tmpDir();
+  const { key } = await new DeviceRegistry(dir).add({ user: 'alice', device: 'cam1', site: 'hq', tz: 'Europe/Paris' });
+  const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  const env = {
+    VIGIL_DATA: dir, VIGIL_PORT: String(apiPort), VIGIL_TEMPORAL_PORT: String(temporalPort), VIGIL_TEMPORAL_UI_PORT: String(uiPort),
+    TEMPORAL_ADDRESS: '', TEMPORAL_TASK_QUEUE: `${QUEUE}-health`, VIGIL_BATCH_MAX_FRAMES: '1', VIGIL_BATCH_MAX_WAIT_MS: '100',
+    VIGIL_THREADS: '1', VIGIL_RULES: catEmailRules(dir), VIGIL_REPROCESS_CRON: 'off',
+  };
+  const system = spawnVigil(['start'], env, { readyLine: /^vigil: ready/, detached: true });
+  procs.push(system);
+  await withTimeout('vigil start ready', system.ready, 120_000);
+  const health = async () => {
+    const r = await fetch(`http://127.0.0.1:${apiPort}/v1/health`);
+    return { status: r.status, body: (await r.json()) as { ok: boolean; problems: string[]; collector: { unstarted: number } } };
+  };
+  const healthy = await health();
+  assert.deepEqual([healthy.status, healthy.body.ok, healthy.body.problems], [200, true, []]);
+
+  // The embedded server frozen (SIGSTOP): its port stays open but nothing answers.
+  const pid = Number(execFileSync('pgrep', ['-f', `temporal server start-dev .*--port ${temporalPort}`]).toString().trim().split('\n')[0]);
+  assert.ok(pid > 0);
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const post = await postFrame(apiPort, key, readFileSync(path.join(FIXTURES, 'home.jpg')), new Date(T0).toISOString(), 'image/jpeg');
+    assert.equal(post.status, 202, 'frames are still accepted: they wait safely');
+    const down = await waitFor('health 503', async () => {
+      const h = await health();
+      return h.status === 503 ? h : null;
+    }, { timeoutMs: 90_000, intervalMs: 1000 });
+    t.diagnostic(`while frozen: ${JSON.stringify(down.body.problems)}`);
+    assert.equal(down.body.ok, false);
+    assert.equal(down.body.collector.unstarted, 1);
+    assert.match(down.body.problems.join(' | '), /1 batch\(es\) waiting to start since /);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  const up = await waitFor('health 200 again', async () => {
+    const h = await health();
+    return h.status === 200 ? h : null;
+  }, { timeoutMs: 90_000, intervalMs: 1000 });
+  assert.deepEqual([up.body.ok, up.body.problems, up.body.collector.unstarted], [true, [], 0], 'the batch started once the server answered');
+  assert.deepEqual(await system.stop('SIGINT', { group: true, ms: 90_000 }), { code: 0, signal: null });
 });

@@ -1,0 +1,37 @@
+/**
+ * What `GET /v1/health` concludes from the parts of a running system: healthy, or the list of
+ * what is wrong (each problem makes it answer 503). Pure, so it is tested on its own.
+ */
+
+/** The parts' states, as the running system reports them. */
+export interface HealthParts {
+  /** The Temporal worker's state (`RUNNING` when polling). */
+  worker: string;
+  /** The collector's batches waiting to start: how many, since when the oldest waits, and the last start failure. */
+  collector: { unstarted: number; waitingSince: string | null; startError: { message: string; since: string } | null };
+  /** The frames journal's last checkpoint failure (null once one succeeds). */
+  framesJournalCheckpointError: string | null;
+}
+
+/**
+ * A batch waiting this long to start is a problem: batches start within a second of being cut,
+ * unless Temporal is unreachable or not answering (or the collector cannot save its state).
+ */
+export const START_WAIT_LIMIT_MS = 30_000;
+
+/**
+ * @returns ok, and one line per problem: the worker not running, a batch waiting
+ *   {@link START_WAIT_LIMIT_MS} or more to start (accepted frames are safe but nothing is
+ *   processed), or the frames journal failing to checkpoint (the disk).
+ */
+export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolean; problems: string[] } {
+  const problems: string[] = [];
+  if (parts.worker !== 'RUNNING') problems.push(`worker is ${parts.worker}: no batch is processed`);
+  const c = parts.collector;
+  if (c.waitingSince && now - Date.parse(c.waitingSince) >= START_WAIT_LIMIT_MS) {
+    const why = c.startError ? `last failure: ${c.startError.message}` : 'Temporal does not answer';
+    problems.push(`${c.unstarted} batch(es) waiting to start since ${c.waitingSince} (${why})`);
+  }
+  if (parts.framesJournalCheckpointError) problems.push(`frames journal checkpoint failing: ${parts.framesJournalCheckpointError}`);
+  return { ok: problems.length === 0, problems };
+}

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { healthStatus, START_WAIT_LIMIT_MS } from '../server/health.js';
+
+const NOW = Date.parse('2026-11-29T04:00:00.000Z');
+const ago = (ms: number) => new Date(NOW - ms).toISOString();
+const fine = { worker: 'RUNNING', collector: { unstarted: 0, waitingSince: null, startError: null }, framesJournalCheckpointError: null };
+
+test('healthStatus: healthy parts are ok with no problem', () => {
+  assert.deepEqual(healthStatus(fine, NOW), { ok: true, problems: [] });
+  // A batch waiting a moment (being started) is normal.
+  assert.deepEqual(healthStatus({ ...fine, collector: { unstarted: 2, waitingSince: ago(START_WAIT_LIMIT_MS - 1), startError: null } }, NOW), { ok: true, problems: [] });
+});
+
+test('healthStatus: each broken part is one problem line', () => {
+  assert.deepEqual(healthStatus({ ...fine, worker: 'STOPPED' }, NOW).problems, ['worker is STOPPED: no batch is processed']);
+  assert.deepEqual(
+    healthStatus({ ...fine, collector: { unstarted: 3, waitingSince: ago(START_WAIT_LIMIT_MS), startError: { message: 'connect ECONNREFUSED 127.0.0.1:7233', since: ago(5000) } } }, NOW).problems,
+    [`3 batch(es) waiting to start since ${ago(START_WAIT_LIMIT_MS)} (last failure: connect ECONNREFUSED 127.0.0.1:7233)`],
+  );
+  assert.deepEqual(healthStatus({ ...fine, framesJournalCheckpointError: 'ENOSPC: no space left on device' }, NOW).problems, ['frames journal checkpoint failing: ENOSPC: no space left on device']);
+  const all = healthStatus({ worker: 'FAILED', collector: { unstarted: 1, waitingSince: ago(60_000), startError: null }, framesJournalCheckpointError: 'EIO' }, NOW);
+  assert.equal(all.ok, false);
+  assert.equal(all.problems.length, 3);
+});
