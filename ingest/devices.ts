@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { VigilError } from '../lib/errors.js';
 import { assertId } from '../lib/ids.js';
+import { ensurePrivateDir } from '../lib/privateDir.js';
 import { IdSchema } from '../lib/schemas.js';
 import { withLock } from '../repos/lock.js';
 import { assertTimeZone } from './frameTag.js';
@@ -92,7 +93,7 @@ export class DeviceRegistry {
   }
 
   private async update(fn: (devices: Device[]) => Device[]): Promise<void> {
-    await fsp.mkdir(path.dirname(this.file), { recursive: true });
+    ensurePrivateDir(path.dirname(this.file));
     await withLock(`${this.file}.lock`, async () => {
       this.invalidate();
       const devices = fn([...(await this.list())]);

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { DeviceRegistry } from '../ingest/devices.js';
 import { mkdirDurably, writevAllSync } from '../lib/fsync.js';
+import { ensurePrivateDir } from '../lib/privateDir.js';
 import { fsyncedBy, hasStrace } from './helpers/strace.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -49,4 +51,22 @@ test("an alert's first ledger line makes its file's name durable too: the new fo
   const firstFile = synced.indexOf(file);
   assert.equal(synced.slice(firstFile + 1).filter((p) => p === folder).length, 1, "attempts/ fsync'd once, after the first line, not after the second");
   assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2);
+});
+
+test('data folders are made private (700); an existing folder keeps its mode and says whether others can read it', async () => {
+  const base = tmpDir();
+  const deep = path.join(base, 'a', 'data');
+  assert.deepEqual(ensurePrivateDir(deep), { created: true, mode: '700', othersCanRead: false });
+  assert.equal(statSync(deep).mode & 0o777, 0o700);
+  assert.equal(statSync(path.join(base, 'a')).mode & 0o777, 0o700, 'missing parents too');
+  const open = path.join(base, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o755);
+  assert.deepEqual(ensurePrivateDir(open), { created: false, mode: '755', othersCanRead: true });
+  assert.equal(statSync(open).mode & 0o777, 0o755, 'left as it was');
+  // `vigil device add` on a fresh data folder (the first command of the README) makes it private.
+  const data = path.join(base, 'fresh');
+  await new DeviceRegistry(data).add({ user: 'ann', device: 'door', site: 'hq' });
+  assert.equal(statSync(data).mode & 0o777, 0o700);
+  assert.equal(statSync(path.join(data, 'devices.json')).mode & 0o777, 0o600);
 });
