@@ -40,6 +40,9 @@ export function checkTimeZone(tz: unknown): string {
   return zone;
 }
 
+/** What ingest needs of a stored frame document: its id (the bytes' sha256) and its tag. */
+type Stored = { frameId: string; tag: string };
+
 /** Most frames per commit. */
 const MAX_GROUP = 500;
 /** Longest wait for frames still being stored before a group commit starts (see gather()). */
@@ -73,7 +76,8 @@ export class FrameIngestor {
   private flushing: Promise<void> | null = null;
   /** The collector's recording of committed groups, in commit order. */
   private recording: Promise<void> = Promise.resolve();
-  private readonly frameIds = new Map<string, string>();
+  /** Frame documents' id and tag, by blob id (see FRAME_IDS_KEPT). */
+  private readonly frameIds = new Map<string, Stored>();
   /** Requests storing their bytes right now (they will join the queue in a moment). */
   private storing = 0;
   /** The frames head last committed or read here, and when (see recentHead). */
@@ -124,7 +128,7 @@ export class FrameIngestor {
     const tag = frameTag(device.user, device.device, timestamp, zone);
     const head = await this.recentHead();
     const already = (await this.frameIdsAt(head, [framePathNow]).catch(() => null))?.get(framePathNow) ?? null;
-    if (already && already !== sha256Hex(bytes)) {
+    if (already && already.frameId !== sha256Hex(bytes)) {
       // Refused before the bytes are stored, so a conflict leaves nothing behind.
       throw new VigilError('E_CONFLICT', `device ${device.user}/${device.device} already sent a different frame with capture time ${when.toISOString()}`);
     }
@@ -140,7 +144,8 @@ export class FrameIngestor {
       this.storing--;
       if (this.storing === 0) this.allStored?.();
     }
-    if (!staged) return { frameId: put.sha256, tag, path: framePathNow, duplicate: true };
+    // The tag stored with the frame (a resend naming another zone does not change it).
+    if (!staged) return { frameId: put.sha256, tag: already!.tag, path: framePathNow, duplicate: true };
     const doc: FrameDoc = {
       kind: 'frame',
       frameId: put.sha256,
@@ -185,9 +190,9 @@ export class FrameIngestor {
     return reading;
   }
 
-  /** The frameId of the document at each path at `head` (null where there is none). */
-  private async frameIdsAt(head: string | null, paths: readonly string[]): Promise<Map<string, string | null>> {
-    const out = new Map<string, string | null>();
+  /** The frameId and tag of the document at each path at `head` (null where there is none). */
+  private async frameIdsAt(head: string | null, paths: readonly string[]): Promise<Map<string, Stored | null>> {
+    const out = new Map<string, Stored | null>();
     const args = gitArgs(this.store, 'frames');
     for (const [p, oid] of await lookupBlobs(this.store, 'frames', head, paths)) {
       if (!oid) {
@@ -198,7 +203,8 @@ export class FrameIngestor {
       if (id === undefined) {
         const blob = await readBlobBytes(args, oid);
         try {
-          id = String((JSON.parse(blob.toString('utf8')) as FrameDoc).frameId);
+          const doc = JSON.parse(blob.toString('utf8')) as FrameDoc;
+          id = { frameId: String(doc.frameId), tag: String(doc.tag) };
         } catch {
           throw new VigilError('E_CORRUPT', `frames@${head}:${p} is not valid JSON`);
         }
@@ -281,15 +287,15 @@ export class FrameIngestor {
       fresh = [];
       settled.length = 0;
       const existing = await this.frameIdsAt(head, [...new Set(group.map((p) => p.path))]);
-      const seen = new Map<string, string>();
+      const seen = new Map<string, Stored>();
       for (const p of group) {
-        const id = seen.get(p.path) ?? existing.get(p.path) ?? null;
-        if (id === p.doc.frameId) {
-          settled.push(() => p.resolve({ frameId: p.doc.frameId, tag: p.doc.tag, path: p.path, duplicate: true }));
-        } else if (id) {
+        const stored = seen.get(p.path) ?? existing.get(p.path) ?? null;
+        if (stored?.frameId === p.doc.frameId) {
+          settled.push(() => p.resolve({ frameId: p.doc.frameId, tag: stored.tag, path: p.path, duplicate: true }));
+        } else if (stored) {
           settled.push(() => p.reject(new VigilError('E_CONFLICT', `device ${p.doc.user}/${p.doc.device} already sent a different frame with capture time ${p.doc.capturedAt}`)));
         } else {
-          seen.set(p.path, p.doc.frameId);
+          seen.set(p.path, { frameId: p.doc.frameId, tag: p.doc.tag });
           fresh.push(p);
         }
       }

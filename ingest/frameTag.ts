@@ -1,19 +1,23 @@
 import { VigilError } from '../lib/errors.js';
 
 /**
- * Checks an IANA time zone name (e.g. `Europe/Paris`, `UTC`).
+ * Checks an IANA time zone name (e.g. `Europe/Paris`, `UTC`) and returns it as it is usually
+ * spelled: zone names are matched regardless of case, so `europe/paris` and `EUROPE/PARIS` are
+ * `Europe/Paris` (one camera's tags and records then name one zone). An alias (`US/Pacific`,
+ * `Asia/Kolkata`) is kept as given: ICU's own name for it can be an older one (`Asia/Calcutta`).
  * @throws VigilError E_BAD_INPUT
  */
 export function assertTimeZone(tz: unknown): string {
   if (typeof tz !== 'string' || !/^[A-Za-z][A-Za-z0-9_+\-/]{0,63}$/.test(tz) || tz.includes('..')) {
     throw new VigilError('E_BAD_INPUT', `time zone ${JSON.stringify(tz)} is not an IANA zone name`);
   }
+  let resolved: string;
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    resolved = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
     throw new VigilError('E_BAD_INPUT', `unknown time zone ${JSON.stringify(tz)}`);
   }
-  return tz;
+  return resolved.toLowerCase() === tz.toLowerCase() ? resolved : tz;
 }
 
 /**

@@ -155,6 +155,10 @@ test('POST /v1/frames: 202, frame committed and stored; same frame again is a du
   const again = await postFrame(env, CHELSEA, { 'X-Time-Zone': 'America/New_York' });
   assert.equal(again.status, 202, again.text);
   assert.deepEqual(again.json, { ...r.json, duplicate: true });
+  // Sent again naming another zone: still the same frame, and the answer gives the tag stored with it.
+  const otherZone = await postFrame(env, CHELSEA, { 'X-Time-Zone': 'Asia/Tokyo' });
+  assert.equal(otherZone.status, 202, otherZone.text);
+  assert.deepEqual(otherZone.json, { ...r.json, duplicate: true });
   assert.equal(await resolveRef(env.store, 'frames', 'main'), head, 'no new commit for a duplicate');
   assert.equal(await objectCount(env.store), objects, 'no new object for a duplicate');
 
@@ -172,6 +176,11 @@ test('POST /v1/frames: 202, frame committed and stored; same frame again is a du
   assert.equal(epoch.status, 202, epoch.text);
   assert.equal(epoch.json.tag, 'alice-cam1-20240305T060709000Z-Europe.Paris');
   assert.equal((await listFiles(env.store, 'frames')).length, 2);
+  // Zone names are matched regardless of case and stored as usually spelled.
+  const lower = await postFrame(env, readFileSync(path.join(FIXTURES, 'coffee.png')), { 'X-Capture-Time': '2024-03-05T06:07:10Z', 'X-Time-Zone': 'EUROPE/paris' });
+  assert.equal(lower.status, 202, lower.text);
+  assert.equal(lower.json.tag, 'alice-cam1-20240305T060710000Z-Europe.Paris');
+  assert.equal((await readJson<FrameDoc>(env.store, 'frames', lower.json.path))?.tz, 'Europe/Paris');
 });
 
 test('device keys: unknown, missing, malformed and revoked keys get 401 and nothing is stored', async () => {
