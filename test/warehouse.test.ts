@@ -33,6 +33,7 @@ import {
   type ThreatRow,
 } from '../warehouse/index.js';
 import { tmpDir } from './helpers/tmp.js';
+import { zoneDayStart } from '../warehouse/time.js';
 
 // ---------------------------------------------------------------------------------------------
 // A realistic small day, generated deterministically
@@ -798,4 +799,28 @@ test('formatTable and toCsv', () => {
     'user_id,threats,classes,note\r\nalice,12,"person,knife",\r\nbob,3,,"\'=HYPERLINK(""x""), ""quoted"""\r\n',
   );
   assert.equal(toCsv([{ n: -1 }]), 'n\r\n-1\r\n');
+});
+
+test('zoneDayStart: where a local day begins, also when its midnight happens twice or never', () => {
+  assert.equal(zoneDayStart('2026-03-10', 'UTC'), '2026-03-10T00:00:00.000Z');
+  assert.equal(zoneDayStart('2026-03-10', 'America/New_York'), '2026-03-10T04:00:00.000Z');
+  assert.equal(zoneDayStart('2026-11-29', 'America/St_Johns'), '2026-11-29T03:30:00.000Z');
+  assert.equal(zoneDayStart('2026-11-29', 'Pacific/Kiritimati'), '2026-11-28T10:00:00.000Z');
+  // Havana sets its clocks back at 01:00 on 2026-11-01: local midnight happens at 04:00Z and again
+  // at 05:00Z. The day begins at the first one (DuckDB's timezone() gave the second).
+  assert.equal(zoneDayStart('2026-11-01', 'America/Havana'), '2026-11-01T04:00:00.000Z');
+  // Havana springs forward at 00:00 on 2026-03-08: the day begins at 01:00 local (05:00Z).
+  assert.equal(zoneDayStart('2026-03-08', 'America/Havana'), '2026-03-08T05:00:00.000Z');
+});
+
+test('dailyReport with a zone: a day whose midnight happens twice begins at the first one, and meets the day before', async () => {
+  const wh = await openWarehouse(await dayWarehouse());
+  try {
+    const havana = await dailyReport(wh, { date: '2026-11-01', tz: 'America/Havana' });
+    assert.equal(havana.from, '2026-11-01T04:00:00.000Z');
+    const before = await dailyReport(wh, { date: '2026-10-31', tz: 'America/Havana' });
+    assert.equal(before.to, havana.from, 'consecutive days meet');
+  } finally {
+    wh.close();
+  }
 });

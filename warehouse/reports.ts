@@ -13,7 +13,7 @@ import { VigilError } from '../lib/errors.js';
 import { IdSchema, Sha256Schema } from '../lib/schemas.js';
 import { sqlString, type JsonRow, type JsonValue } from './duck.js';
 import { scopedQuery, type Warehouse } from './open.js';
-import { addDays, dateToDays } from './time.js';
+import { addDays, dateToDays, zoneDayStart } from './time.js';
 
 const CountSchema = z.int().min(0);
 const ClassCountSchema = z.object({ class: z.string(), count: CountSchema });
@@ -166,11 +166,10 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
   let from = `${date}T00:00:00.000Z`;
   let to = `${addDays(date, 1)}T00:00:00.000Z`;
   if (tz !== undefined) {
-    const [w] = await wh.query(
-      `SELECT timezone(${sqlString(tz)}, CAST(${sqlString(date)} AS TIMESTAMP)) AS f, timezone(${sqlString(tz)}, CAST(${sqlString(addDays(date, 1))} AS TIMESTAMP)) AS t`,
-    );
-    from = str(w?.f);
-    to = str(w?.t);
+    // Where the day begins and ends in `tz` (DuckDB's timezone() takes the later of a midnight
+    // that happens twice, which moved that day's first hour to the day before).
+    from = zoneDayStart(date, tz);
+    to = zoneDayStart(addDays(date, 1), tz);
   }
   const days = dayRange(from.slice(0, 10), new Date(Date.parse(to) - 1).toISOString().slice(0, 10));
   /** Partition pruning (`day`, `user`) plus the exact window on `col`. */

@@ -44,3 +44,35 @@ export function dateToDays(date: string): number {
 export function addDays(date: string, n: number): string {
   return new Date((dateToDays(date) + n) * 86_400_000).toISOString().slice(0, 10);
 }
+
+const dayFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** The local calendar date `YYYY-MM-DD` of an instant (ms) in zone `tz`. */
+function localDate(ms: number, tz: string): string {
+  let f = dayFormats.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
+    if (dayFormats.size < 1000) dayFormats.set(tz, f);
+  }
+  const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day}`;
+}
+
+/**
+ * The first instant (ISO, UTC) whose local date in `tz` is `date` or later: where the day `date`
+ * begins there. Found by bisection on the instants around it, so a midnight that happens twice
+ * (clocks set back an hour at 01:00, as in Havana) gives the first one and a midnight that never
+ * happens (clocks set forward at 00:00) gives the instant the day begins.
+ */
+export function zoneDayStart(date: string, tz: string): string {
+  const utcMidnight = dateToDays(date) * 86_400_000;
+  // Every zone's offset is within ±15 hours: the day begins in this interval.
+  let lo = utcMidnight - 15 * 3_600_000;
+  let hi = utcMidnight + 15 * 3_600_000;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (localDate(mid, tz) >= date) hi = mid;
+    else lo = mid;
+  }
+  return new Date(hi).toISOString();
+}
