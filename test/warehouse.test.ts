@@ -419,7 +419,8 @@ function expectedDaily(from: string, to: string, hourOf: (t: ThreatRow) => numbe
       },
       deliveries: {
         attempts: dl.length,
-        delivered: dl.filter((x) => x.outcome === 'delivered').length,
+        delivered: dl.filter((x) => x.outcome === 'delivered' && x.channel !== 'outbox').length,
+        outbox: dl.filter((x) => x.channel === 'outbox').length,
         retries: dl.filter((x) => x.outcome === 'retry').length,
         failed: dl.filter((x) => x.outcome === 'failed').length,
         suppressed: dl.filter((x) => x.outcome === 'suppressed').length,

@@ -50,7 +50,8 @@ export const DailyUserReportSchema = z.object({
   /** Alerts created in the window, by final status. */
   alerts: z.object({ total: CountSchema, delivered: CountSchema, failed: CountSchema, suppressed: CountSchema, outbox: CountSchema }),
   /** Delivery attempts of those alerts, by outcome. */
-  deliveries: z.object({ attempts: CountSchema, delivered: CountSchema, retries: CountSchema, failed: CountSchema, suppressed: CountSchema }),
+  /** Delivery attempts of the day's alerts: `delivered` counts providers that accepted one; `outbox`, those kept in the outbox (no credentials: nothing sent). */
+  deliveries: z.object({ attempts: CountSchema, delivered: CountSchema, outbox: CountSchema, retries: CountSchema, failed: CountSchema, suppressed: CountSchema }),
 });
 export type DailyUserReport = z.infer<typeof DailyUserReportSchema>;
 
@@ -226,7 +227,8 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
   );
   const deliveries = await scopedQuery(wh, (src) =>
     `SELECT a.user_id, count(*) AS attempts,
-            count(*) FILTER (WHERE d.outcome = 'delivered') AS delivered, count(*) FILTER (WHERE d.outcome = 'retry') AS retries,
+            count(*) FILTER (WHERE d.outcome = 'delivered' AND d.channel <> 'outbox') AS delivered, count(*) FILTER (WHERE d.channel = 'outbox') AS outbox,
+            count(*) FILTER (WHERE d.outcome = 'retry') AS retries,
             count(*) FILTER (WHERE d.outcome = 'failed') AS failed, count(*) FILTER (WHERE d.outcome = 'suppressed') AS suppressed
        FROM ${src('deliveries', { from: span.from })} d JOIN (SELECT DISTINCT alert_id, user_id FROM ${src('alerts', span)} WHERE ${where('created_at')}) a USING (alert_id)
       WHERE d.day >= ${sqlString(days[0] ?? date)} GROUP BY a.user_id`,
@@ -270,7 +272,7 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
       },
       safe: { frames: num(sf.frames), objects: num(sf.objects) },
       alerts: { total: num(al.total), delivered: num(al.delivered), failed: num(al.failed), suppressed: num(al.suppressed), outbox: num(al.outbox) },
-      deliveries: { attempts: num(dl.attempts), delivered: num(dl.delivered), retries: num(dl.retries), failed: num(dl.failed), suppressed: num(dl.suppressed) },
+      deliveries: { attempts: num(dl.attempts), delivered: num(dl.delivered), outbox: num(dl.outbox), retries: num(dl.retries), failed: num(dl.failed), suppressed: num(dl.suppressed) },
     };
   });
   return { date, tz: tz ?? null, from, to, users };
