@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { inPipelineOrder } from '../cli/commands/batch.js';
 import { localServerUrl } from '../cli/commands/ingest.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
@@ -178,6 +179,11 @@ test('device add, list, revoke: key shown once, never a hash; bad ids and duplic
   // A revoked device can be registered again, with a new key.
   const again = ok(await vigil(data, ['device', 'add', 'alice', 'cam1']));
   assert.notEqual(/^vk_\S+$/m.exec(again.stdout)?.[0], key);
+});
+
+test('batch inspect orders a batch\'s commits as its DAG writes them: frames, rules, standardized, invalid, detections, threats, alerts, then other repos', () => {
+  const made = ['alerts', 'notes', 'threats', 'detections', 'rules', 'standardized', 'frames', 'invalid', 'detections', 'audit'].map((repo, i) => ({ repo, i }));
+  assert.deepEqual(inPipelineOrder(made).map((c) => `${c.repo}${c.i}`), ['frames6', 'rules4', 'standardized5', 'invalid7', 'detections3', 'detections8', 'threats2', 'alerts0', 'audit9', 'notes1']);
 });
 
 test('repo list/log/inspect/diff, batch inspect, fsck, gc on a populated data folder', async () => {

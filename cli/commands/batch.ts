@@ -20,10 +20,20 @@ export interface BatchCommit extends CommitInfo {
   chains: { repo: string; commit: string; missing?: true }[][];
 }
 
-/** Position of a repo in the pipeline (frames, standardized, invalid, detections, then others). */
-function pipelineRank(stageRepos: readonly string[], repo: string): number {
-  const i = stageRepos.indexOf(repo);
-  return i < 0 ? stageRepos.length : i;
+/** The repos a batch writes, in the order its DAG writes them; any other repo comes after, by name. */
+export const PIPELINE_ORDER = ['frames', 'rules', 'standardized', 'invalid', 'detections', 'threats', 'alerts'] as const;
+
+function pipelineRank(repo: string): number {
+  const i = (PIPELINE_ORDER as readonly string[]).indexOf(repo);
+  return i < 0 ? PIPELINE_ORDER.length : i;
+}
+
+/** Orders a batch's commits: by pipeline stage (see PIPELINE_ORDER), then repo name, then as given (oldest first). */
+export function inPipelineOrder<T extends { repo: string }>(commits: readonly T[]): T[] {
+  return commits
+    .map((c, i) => ({ c, i }))
+    .sort((x, y) => pipelineRank(x.c.repo) - pipelineRank(y.c.repo) || (x.c.repo < y.c.repo ? -1 : x.c.repo > y.c.repo ? 1 : 0) || x.i - y.i)
+    .map((x) => x.c);
 }
 
 /** Builds every provenance chain ending at `node`, following inputs (cycles and missing commits end a chain). */
@@ -60,7 +70,7 @@ export function registerBatch(program: Command): void {
     .option('--json', 'print machine-readable JSON')
     .action(async (batchId: string, opts: { json?: boolean }) => {
       const store = await openDataStore();
-      const { batchCommits, readCommitInfo, STAGE_REPOS } = await import('../../repos/index.js');
+      const { batchCommits, readCommitInfo } = await import('../../repos/index.js');
       const commits = await batchCommits(store, batchId);
       const cache = new Map<string, Promise<CommitInfo | null>>();
       for (const c of commits) cache.set(`${c.repo}@${c.commit}`, Promise.resolve(c));
@@ -73,11 +83,8 @@ export function registerBatch(program: Command): void {
         }
         return p;
       };
-      // batchCommits is oldest first; a stable sort keeps that order within a repo.
-      const ordered = commits
-        .map((c, i) => ({ c, i }))
-        .sort((x, y) => pipelineRank(STAGE_REPOS, x.c.repo) - pipelineRank(STAGE_REPOS, y.c.repo) || (x.c.repo < y.c.repo ? -1 : x.c.repo > y.c.repo ? 1 : 0) || x.i - y.i)
-        .map((x) => x.c);
+      // batchCommits is oldest first; that order is kept within a repo.
+      const ordered = inPipelineOrder(commits);
       const out: BatchCommit[] = [];
       for (const c of ordered) {
         out.push({ ...c, inputs: c.provenance?.inputs ?? [], chains: await chainsOf({ repo: c.repo, commit: c.commit }, read) });

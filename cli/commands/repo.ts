@@ -31,7 +31,7 @@ export function printProvenance(p: Provenance | null, indent = '  '): void {
 
 /** Registers `vigil repo …`. */
 export function registerRepo(program: Command): void {
-  const repo = program.command('repo').description('inspect the versioned stage repos (frames, standardized, invalid, detections)');
+  const repo = program.command('repo').description('inspect the versioned repos (frames, rules, standardized, invalid, detections, threats, alerts)');
 
   repo
     .command('list')
