@@ -93,10 +93,12 @@ export async function createVigilWorker(
   return { worker: new VigilWorker(workers), close: release };
 }
 
-/** The SDK's logger without its warning that a lane's worker (activities only) polls no workflow tasks. */
+/** The SDK's logger without its warning that a lane's worker (activities only) polls no workflow tasks, and activities' lines without the SDK's metadata dump. */
 class VigilLogger extends DefaultLogger {
   override log(level: LogLevel, message: string, meta?: LogMetadata): void {
     if (message.startsWith('No workflows registered')) return;
+    // An activity's own lines: its type and workflow are enough context (not the task token etc.).
+    if (meta?.sdkComponent === 'activity') return super.log(level, `${message} (${String(meta.activityType)} of ${String(meta.workflowId)})`);
     super.log(level, message, meta);
   }
 }
