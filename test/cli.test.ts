@@ -186,6 +186,12 @@ test('batch inspect orders a batch\'s commits as its DAG writes them: frames, ru
   assert.deepEqual(inPipelineOrder(made).map((c) => `${c.repo}${c.i}`), ['frames6', 'rules4', 'standardized5', 'invalid7', 'detections3', 'detections8', 'threats2', 'alerts0', 'audit9', 'notes1']);
 });
 
+test('vigil report as CSV on a day without records prints the header row', async () => {
+  const data = tmpDir('vigil-cli-');
+  assert.equal(ok(await vigil(data, ['report', 'daily', '--date', '2026-01-01', '--format', 'csv'])).stdout, 'user_id,section,key,value\r\n');
+  assert.equal(ok(await vigil(data, ['report', 'users', '--from', '2026-01-01', '--to', '2026-01-02', '--format', 'csv'])).stdout, 'userId,frames,invalid,cameraFaults,threats,threatFrames,alerts,delivered\r\n');
+});
+
 test('repo list/log/inspect/diff, batch inspect, fsck, gc on a populated data folder', async () => {
   const data = tmpDir('vigil-cli-');
   const store = openStore(data);

@@ -58,7 +58,8 @@ export function registerReport(program: Command): void {
       const { dailyReport, dailyReportRows } = await import('../../warehouse/index.js');
       await withWarehouse(async (wh) => {
         const r = await dailyReport(wh, { date: opts.date, ...(opts.user ? { user: opts.user } : {}), ...(opts.tz ? { tz: opts.tz } : {}) });
-        await print(dailyReportRows(r), opts.json ? 'json' : opts.format, r);
+        // Columns named, so a day without records still prints its header.
+        await print(dailyReportRows(r), opts.json ? 'json' : opts.format, r, ['user_id', 'section', 'key', 'value']);
       });
     });
   report
@@ -69,10 +70,10 @@ export function registerReport(program: Command): void {
     .option('--format <f>', 'table, json or csv', format, 'table' as Format)
     .option('--json', 'same as --format json')
     .action(async (opts: { from: string; to: string; format: Format; json?: boolean }) => {
-      const { usersReport } = await import('../../warehouse/index.js');
+      const { usersReport, UserTotalsSchema } = await import('../../warehouse/index.js');
       await withWarehouse(async (wh) => {
         const r = await usersReport(wh, { from: opts.from, to: opts.to });
-        await print(r.users as unknown as Record<string, unknown>[], opts.json ? 'json' : opts.format, r);
+        await print(r.users as unknown as Record<string, unknown>[], opts.json ? 'json' : opts.format, r, Object.keys(UserTotalsSchema.shape));
       });
     });
   report
