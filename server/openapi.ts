@@ -84,7 +84,8 @@ export const OPENAPI: OpenApiDocument = {
     description:
       'Security cameras (or their gateways) upload frames here. Each accepted frame is stored once in the ' +
       'content-addressed object store and committed to the versioned `frames` repo, then batched for validation ' +
-      'and detection. Every error answer has the same shape: `{"error":{"code","message"}}`.',
+      'and detection. Every error answer has the same shape: `{"error":{"code","message"}}`. On any path, an ' +
+      'unknown path is 404 `E_NOT_FOUND` and a method the path does not serve is 405 `E_METHOD_NOT_ALLOWED` (with `Allow`).',
     license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
   },
   paths: {
@@ -94,7 +95,7 @@ export const OPENAPI: OpenApiDocument = {
         summary: 'Upload one camera frame',
         description:
           'The body is the raw image (JPEG, PNG or WebP), not multipart. The key is checked before the body is read: ' +
-          'a request without a valid key is answered 401 at once and the connection is closed. A declared ' +
+          'a request without a valid key is answered 401 at once, and the connection is closed when body bytes are still unread. A declared ' +
           '`Content-Length` over the limit is answered 413 the same way; a chunked body is counted while it streams ' +
           'and cut off with 413 as soon as it passes the limit.\n\n' +
           'The image type is decided by the bytes, not the label: `Content-Type` must name one of the accepted image ' +
@@ -170,7 +171,10 @@ export const OPENAPI: OpenApiDocument = {
           '401': { $ref: '#/components/responses/Unauthorized' },
           '409': errorResponse('This device already sent a different frame with the same capture time.', { code: 'E_CONFLICT', message: 'device alice/cam1 already sent a different frame with capture time 2026-11-27T22:42:33.120Z' }),
           '413': errorResponse('The body is larger than the server limit.', { code: 'E_TOO_LARGE', message: 'the frame is larger than 15728640 bytes' }),
+          '408': errorResponse('The request (headers or body) did not arrive in time (a slow or stalled upload); the connection is closed.', { code: 'E_TIMEOUT', message: 'the request was not received in time' }),
           '415': errorResponse('`Content-Type` is not an accepted image type, or the bytes are not a JPEG, PNG or WebP image.', { code: 'E_UNSUPPORTED', message: 'the frame is not a JPEG, PNG or WebP image' }),
+          '417': errorResponse('An `Expect` header other than `100-continue`; the connection is closed.', { code: 'E_BAD_INPUT', message: 'unsupported Expect header "200-ok": only 100-continue is supported' }),
+          '431': errorResponse('The request headers are too large (over 16 KiB).', { code: 'E_TOO_LARGE', message: 'the request headers are too large' }),
           '500': { $ref: '#/components/responses/Internal' },
           '503': { $ref: '#/components/responses/Unavailable' },
         },
@@ -272,7 +276,7 @@ export const OPENAPI: OpenApiDocument = {
       },
     },
     responses: {
-      Unauthorized: errorResponse('Missing, unknown or revoked device key. Nothing was read or stored; the connection is closed.', { code: 'E_UNAUTHORIZED', message: 'a valid device key is required (Authorization: Bearer <key> or X-Device-Key)' }),
+      Unauthorized: errorResponse('Missing, unknown or revoked device key. Nothing was read or stored; the connection is closed when body bytes were still unread.', { code: 'E_UNAUTHORIZED', message: 'a valid device key is required (Authorization: Bearer <key> or X-Device-Key)' }),
       Internal: errorResponse('Unexpected server error (details are logged server-side only).', { code: 'E_INTERNAL', message: 'internal error' }),
       Unavailable: {
         description: 'Storage is failing or busy; retry later.',
@@ -281,7 +285,7 @@ export const OPENAPI: OpenApiDocument = {
       },
     },
     securitySchemes: {
-      bearerAuth: { type: 'http', scheme: 'bearer', description: 'Device key from `vigil devices add`, as `Authorization: Bearer vk_…`.' },
+      bearerAuth: { type: 'http', scheme: 'bearer', description: 'Device key from `vigil device add`, as `Authorization: Bearer vk_…`.' },
       deviceKey: { type: 'apiKey', in: 'header', name: 'X-Device-Key', description: 'The same device key in a header of its own.' },
     },
   },
