@@ -83,8 +83,7 @@ export async function writeLooseObjects(items: LooseItem[]): Promise<Buffer[]> {
 
 /**
  * Hashes bytes (sha256) and, unless an object of that size is stored under the hash, writes them
- * to a new temp file under `<root>/tmp` (see ObjectStore.stage). With `keepOpen`, the temp file's
- * descriptor is returned open, for the caller to fdatasync and close.
+ * to a new temp file under `<root>/tmp` (see ObjectStore.stage), not fsync'd.
  * @throws WriterThreadError with the file system's `code` and, once known, the `sha256`.
  */
 export function stageInThread(req: StageRequest): Promise<StageResult> {

@@ -21,16 +21,17 @@ export interface StageRequest {
   /** The object store's root: the object goes to `<root>/<sha[0:2]>/<sha[2:]>`, its temp file to `<root>/tmp`. */
   root: string;
   bytes: Uint8Array;
-  /** Leave the temp file open and return its descriptor (the caller fdatasyncs and closes it). */
-  keepOpen: boolean;
 }
 
-/** What staging did: the bytes' sha256, the size of an object already stored under it (null: none), and the temp file written when there was none. */
+/**
+ * What staging did: the bytes' sha256, the size of an object already stored under it (null: none),
+ * and the temp file written (closed) when there was none. No descriptor crosses threads: node
+ * tracks the files a worker thread opens, and one closed by another thread confuses that.
+ */
 export interface StageResult {
   sha256: string;
   existing: number | null;
   tmp: string | null;
-  fd: number | null;
 }
 
 /** Sent by the main thread. */
@@ -92,7 +93,7 @@ function stage(req: StageRequest, known: { sha256?: string }): StageResult {
   const sha256 = createHash('sha256').update(req.bytes).digest('hex');
   known.sha256 = sha256;
   const existing = sizeOf(path.join(req.root, sha256.slice(0, 2), sha256.slice(2)));
-  if (existing === req.bytes.length) return { sha256, existing, tmp: null, fd: null };
+  if (existing === req.bytes.length) return { sha256, existing, tmp: null };
   const tmp = path.join(req.root, 'tmp', `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
   const fd = create(tmp, 'wx', 0o444);
   try {
@@ -102,9 +103,8 @@ function stage(req: StageRequest, known: { sha256?: string }): StageResult {
     fs.rmSync(tmp, { force: true });
     throw err;
   }
-  if (req.keepOpen) return { sha256, existing, tmp, fd };
   fs.closeSync(fd);
-  return { sha256, existing, tmp, fd: null };
+  return { sha256, existing, tmp };
 }
 
 /** Serves requests until the main thread goes away. */

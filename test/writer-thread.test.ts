@@ -46,36 +46,32 @@ test('writeLooseObjects reports a failed write with its errno code, and the thre
   assert.deepEqual(inflateSync(fs.readFileSync(ok)), r);
 });
 
-test('stageInThread hashes the bytes and writes a read-only temp file; bytes already stored are not written again', async () => {
+test('stageInThread hashes the bytes and writes a read-only temp file, closed; bytes already stored are not written again', async () => {
   const root = path.join(tmpDir(), 'objects');
   const bytes = Buffer.from('frame bytes '.repeat(5000));
   const sha = createHash('sha256').update(bytes).digest('hex');
 
-  const first = await stageInThread({ root, bytes, keepOpen: false });
+  const first = await stageInThread({ root, bytes });
   assert.equal(first.sha256, sha);
   assert.equal(first.existing, null);
-  assert.equal(first.fd, null);
   assert.ok(first.tmp?.startsWith(path.join(root, 'tmp') + path.sep));
   assert.deepEqual(fs.readFileSync(first.tmp!), bytes);
   assert.equal(fs.statSync(first.tmp!).mode & 0o777, 0o444);
 
-  // keepOpen: the descriptor is open in this process, for the caller to fdatasync and close.
-  const second = await stageInThread({ root, bytes, keepOpen: true });
+  const second = await stageInThread({ root, bytes });
   assert.notEqual(second.tmp, first.tmp, 'each stage writes a temp file of its own');
-  assert.equal(typeof second.fd, 'number');
-  fs.fdatasyncSync(second.fd!);
-  fs.closeSync(second.fd!);
+  assert.deepEqual(fs.readFileSync(second.tmp!), bytes);
 
   // Once named, the same bytes are found and nothing is written.
   const target = path.join(root, sha.slice(0, 2), sha.slice(2));
   fs.mkdirSync(path.dirname(target), { recursive: true });
   fs.renameSync(first.tmp!, target);
-  const again = await stageInThread({ root, bytes, keepOpen: false });
-  assert.deepEqual(again, { sha256: sha, existing: bytes.length, tmp: null, fd: null });
+  const again = await stageInThread({ root, bytes });
+  assert.deepEqual(again, { sha256: sha, existing: bytes.length, tmp: null });
   // A stored file of another size (damaged) is staged again, so publishing repairs it.
   fs.chmodSync(target, 0o644);
   fs.truncateSync(target, 10);
-  const repair = await stageInThread({ root, bytes, keepOpen: false });
+  const repair = await stageInThread({ root, bytes });
   assert.equal(repair.existing, 10);
   assert.ok(repair.tmp);
 });
@@ -84,7 +80,7 @@ test('stageInThread names the hash in a failure after hashing', async () => {
   const base = tmpDir();
   fs.writeFileSync(path.join(base, 'objects'), 'a file where the store should be');
   const bytes = Buffer.from('abc');
-  await assert.rejects(stageInThread({ root: path.join(base, 'objects'), bytes, keepOpen: false }), (err: unknown) => {
+  await assert.rejects(stageInThread({ root: path.join(base, 'objects'), bytes }), (err: unknown) => {
     assert.ok(err instanceof WriterThreadError);
     assert.equal(err.sha256, createHash('sha256').update(bytes).digest('hex'));
     assert.match(String(err.code), /^(ENOTDIR|EEXIST)$/);
