@@ -31,8 +31,9 @@ let thread: { worker: Worker; pending: Map<number, Pending> } | null = null;
 let next = 1;
 
 function start(): NonNullable<typeof thread> {
-  // The main thread's flags, less --input-type (a `node -e` snippet's), which a thread started from a file refuses.
-  const worker = new Worker(ENTRY, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')) });
+  // No flags of the main thread: the entry registers tsx itself, and a thread refuses some flags a
+  // process takes (--input-type of a `node -e` snippet; --max-old-space-size, --expose-gc...).
+  const worker = new Worker(ENTRY, { execArgv: [] });
   const t = { worker, pending: new Map<number, Pending>() };
   worker.unref();
   worker.on('message', (r: WriterReply) => {

@@ -114,12 +114,12 @@ export function serveWriterThread(): void {
     let reply: WriterReply;
     const known: { sha256?: string } = {};
     try {
-      reply = { id: req.id, ok: true, value: req.op === 'loose' ? req.items.map(writeLoose) : stage(req, known) };
+      // Tight copies: zlib's output is a view into a 16 KiB buffer, which a message would copy whole.
+      reply = { id: req.id, ok: true, value: req.op === 'loose' ? req.items.map((item) => new Uint8Array(writeLoose(item))) : stage(req, known) };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       reply = { id: req.id, ok: false, ...(e?.code ? { code: e.code } : {}), ...(known.sha256 ? { sha256: known.sha256 } : {}), message: e instanceof Error ? e.message : String(err) };
     }
-    // Copied, not transferred: small, and zlib's output may sit in a shared pool.
     port.postMessage(reply);
   });
 }
