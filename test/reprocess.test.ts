@@ -4,7 +4,7 @@
  * schedule is created, updated and removed from the settings.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
@@ -12,7 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Device } from '../ingest/devices.js';
 import { listFiles, readJson, resolveRef, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
-import { readAttempts } from '../stages/ledger.js';
+import { ledgerFile, readAttempts } from '../stages/ledger.js';
 import { traceAlert } from '../stages/trace.js';
 import { ensureReprocessSchedule, reprocessScheduleId } from '../temporal/schedule.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
@@ -122,6 +122,10 @@ test('a live alert outlives reprocessing under other rules: same document, same 
   assert.equal(before.doc.status, 'pending');
   const sent = await readAttempts(store, before.doc.alert.alertId);
   assert.ok(sent.length > 0, 'delivered (to the outbox: no credentials here)');
+  // As if its delivery had not ended (a live batch still retrying, or cut short): reprocessing must
+  // not deliver it, that is the live batch's business. Its ledger is set aside meanwhile.
+  const ledger = ledgerFile(store, before.doc.alert.alertId);
+  renameSync(ledger, `${ledger}.aside`);
 
   // New rules (one more class): a new rules version, so reprocessing decides the frame again and
   // its alert would get a new id.
@@ -129,6 +133,8 @@ test('a live alert outlives reprocessing under other rules: same document, same 
   const r = await reprocess('reprocess-live', T1);
   assert.equal(r.unsafe, 1);
   assert.equal(r.alerts, 1);
+  assert.deepEqual(await readAttempts(store, before.doc.alert.alertId), [], 'reprocessing delivered nothing');
+  renameSync(`${ledger}.aside`, ledger);
   const after = mine(await docs());
   assert.equal(after.length, 1);
   assert.equal(after[0]!.path, before.path);

@@ -149,7 +149,11 @@ export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
     if (alertsCommit) {
       s.commits.push(`alerts@${alertsCommit}`);
       const { deliverAlert, deliverAlerts } = deliveryActivities(input.maxDeliveryAttempts);
-      const pending = a.alerts.filter((x) => x.status === 'pending');
+      // Reprocessing delivers nothing: the pending alerts it meets are live ones it kept (see
+      // prepareAlerts), whose deliveries belong to their live batch. Histories begun before this
+      // change replay the deliveries they scheduled.
+      const live = a.alerts.filter((x) => x.status === 'pending');
+      const pending = input.deliver === false && live.length && patched('reprocess-delivers-nothing') ? [] : live;
       // One activity per chunk (each activity costs the Temporal server about as much as a small
       // stage); histories begun before this change replay their per-alert activities.
       const results = !pending.length
