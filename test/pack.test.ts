@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Provenance } from '../lib/schemas.js';
@@ -161,4 +161,17 @@ test('a packed git object whose bytes changed is refused on read, and fsck names
   const { problems } = await fsck(reader);
   assert.deepEqual(problems.map((p) => p.where), [`detections@${commit}:${cat}`], 'named by the path the stages use, not the stored day/hour folders');
   assert.match(problems[0]!.problem, /does not hash to its id/);
+});
+
+test('fsck: a provenance link to a damaged commit says damaged, not missing', async () => {
+  const store = openStore(tmpDir());
+  const a = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-d/1.json', content: '{}' }], provenance: prov('b1'), summary: 'a' });
+  const b = await commitChanges(store, { repo: 'standardized', changes: [{ path: 'u-d/1.json', content: '{}' }], provenance: { ...prov('b1'), inputs: [{ repo: 'frames', commit: a.commit! }] }, summary: 'b' });
+  assert.deepEqual((await fsck(store)).problems, []);
+  const file = path.join(gitdirOf(store, 'frames'), 'objects', a.commit!.slice(0, 2), a.commit!.slice(2));
+  chmodSync(file, 0o644);
+  writeFileSync(file, 'damaged');
+  const { problems } = await fsck(openStore(store.dataDir));
+  const link = problems.find((p) => p.where === `standardized@${b.commit}`);
+  assert.match(link?.problem ?? '', new RegExp(`provenance names frames@${a.commit}, which is damaged: git object ${a.commit} .* cannot be inflated`));
 });

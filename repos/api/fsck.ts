@@ -1,4 +1,5 @@
 import git from 'isomorphic-git';
+import { isVigilError } from '../../lib/errors.js';
 import { recoverJournal } from '../journal.js';
 import { isSha256 } from '../../lib/ids.js';
 import { repoPath } from '../layout.js';
@@ -42,7 +43,7 @@ export function findObjectRefs(doc: unknown, out: string[] = []): string[] {
 export async function fsck(store: RepoStore): Promise<FsckReport> {
   const report: FsckReport = { repos: 0, commits: 0, blobs: 0, objects: 0, provenanceLinks: 0, problems: [] };
   const referenced = new Set<string>();
-  const linkCache = new Map<string, boolean>();
+  const linkCache = new Map<string, string>();
   const problem = (where: string, p: unknown) =>
     report.problems.push({ where, problem: p instanceof Error ? p.message : String(p) });
 
@@ -112,8 +113,9 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
         for (const input of prov?.inputs ?? []) {
           report.provenanceLinks++;
           const key = `${input.repo}@${input.commit}`;
-          if (!linkCache.has(key)) linkCache.set(key, await commitExists(store, input.repo, input.commit));
-          if (!linkCache.get(key)) problem(where, `provenance names ${key}, which does not exist`);
+          if (!linkCache.has(key)) linkCache.set(key, await commitState(store, input.repo, input.commit));
+          const state = linkCache.get(key)!;
+          if (state !== 'ok') problem(where, `provenance names ${key}, which ${state === 'missing' ? 'does not exist' : `is damaged: ${state}`}`);
         }
         await walkTree(commit.tree, `${where}:`, '');
       } catch (err) {
@@ -138,12 +140,13 @@ export async function fsck(store: RepoStore): Promise<FsckReport> {
   return report;
 }
 
-async function commitExists(store: RepoStore, repo: string, oid: string): Promise<boolean> {
-  if (!repoExists(store, repo)) return false;
+/** Whether a commit a provenance link names reads back: `ok`, `missing`, or what is wrong with it. */
+async function commitState(store: RepoStore, repo: string, oid: string): Promise<string> {
+  if (!repoExists(store, repo)) return 'missing';
   try {
     await readCommitObject(gitArgs(store, repo), oid);
-    return true;
-  } catch {
-    return false;
+    return 'ok';
+  } catch (err) {
+    return isVigilError(err) && err.code === 'E_CORRUPT' ? err.message : 'missing';
   }
 }
