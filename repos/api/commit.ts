@@ -98,11 +98,9 @@ async function commitTree(args: GitArgs, commit: string): Promise<string> {
 /** Loose objects written by one commit, for making them durable together. */
 interface Written {
   durable: boolean;
-  /** With a journal: each object's file and content, journaled instead of fsync'd. */
-  journal: { file: string; data: Buffer }[] | null;
   /**
-   * With a journal: the objects still to write, handed to the writer thread at once (see
-   * repos/looseWriter.ts) before the journal entry, which takes their compressed bytes.
+   * With a journal: the objects to write, handed to the writer thread at once (see
+   * repos/writerThread.ts) before the journal entry, which takes their compressed bytes.
    */
   pending: LooseItem[] | null;
   /** Folders (objects/xx) that received a new name. */
@@ -118,7 +116,8 @@ let seq = 0;
  * or not at all: a temp file (`tmp_obj_` prefix, as git's own) renamed into place. Same bytes as
  * isomorphic-git writes, without its per-call overhead; the calls are synchronous (page cache
  * only, see lib/fsync.ts). With `durable`, the file is left open in `written.open`, so the caller
- * can fdatasync every object of the commit at once.
+ * can fdatasync every object of the commit at once. With a journal, the object is only queued in
+ * `written.pending`, for the writer thread.
  */
 function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: Buffer, written: Written): string {
   const raw = Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
@@ -152,7 +151,6 @@ function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: 
   if (written.durable) written.open.push(fd);
   else fs.closeSync(fd);
   written.dirs.add(dir);
-  written.journal?.push({ file, data });
   return oid;
 }
 
@@ -392,7 +390,7 @@ export async function commitChanges(
       if (!Array.isArray(opts.changes)) for (const c of changes) assertRepoPath(c.path);
       const baseTree = head ? await commitTree(args, head) : null;
       let changed: string[] = [];
-      const written: Written = { durable, journal: journaled ? [] : null, pending: journaled ? [] : null, dirs: new Set(), open: [] };
+      const written: Written = { durable, pending: journaled ? [] : null, dirs: new Set(), open: [] };
       // Paths as the repo stores them (see repos/layout.ts); the caller's own paths are reported back.
       const layout = repoLayout(store, opts.repo);
       const stored = layout === 'flat' ? changes : changes.map((c) => ({ ...c, path: storedPath(layout, c.path) }));
@@ -437,10 +435,11 @@ export async function commitChanges(
         } else if (journaled) {
           // Everything written without fsync; one journal entry holds it all, then the ref moves.
           const rel = (file: string) => path.relative(store.dataDir, file);
-          const items = written.pending?.splice(0) ?? [];
+          const items = written.pending!.splice(0);
           const data = await writeLooseObjects(items);
-          written.journal!.push(...items.map((item, i) => ({ file: item.file, data: data[i]! })));
           const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
+          // Every file the entry holds: the commit's objects, then the caller's.
+          const files = [...items.map((item, i) => ({ file: item.file, data: data[i]! })), ...stepFiles.flat()];
           const index = await indexBatchCommit(store, provenance.batchId, row, false);
           // The new ref is written before the entry, so that once the entry is durable only
           // renames are left (a commit the journal holds was not refused for a full disk): into
@@ -451,8 +450,7 @@ export async function commitChanges(
           const journal = journalOf(store, opts.repo);
           try {
             await journal.append([
-              ...written.journal!.map((o): JournalRecord => ({ kind: 'file', path: rel(o.file), data: o.data })),
-              ...stepFiles.flat().map((f): JournalRecord => ({ kind: 'file', path: rel(f.file), data: f.data })),
+              ...files.map((f): JournalRecord => ({ kind: 'file', path: rel(f.file), data: f.data })),
               { kind: 'append', path: rel(index.file), data: index.line, mark: commit },
               { kind: 'ref', path: rel(refFile(args.gitdir, branch)), commit, parent: head },
             ]);
@@ -462,7 +460,7 @@ export async function commitChanges(
           }
           if (!spare) await moveRef(args.gitdir, branch, ref!, false);
           else if (!swapInSpareRef(args.gitdir, branch, spare)) await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
-          journal.writeBack([...written.journal!, ...stepFiles.flat()].filter((f) => f.data.length >= WRITE_BACK_MIN_BYTES).map((f) => f.file));
+          journal.writeBack(files.filter((f) => f.data.length >= WRITE_BACK_MIN_BYTES).map((f) => f.file));
           journal.maybeCheckpoint();
         } else {
           await indexBatchCommit(store, provenance.batchId, row, false);
