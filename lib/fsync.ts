@@ -58,6 +58,16 @@ export async function fsyncPath(p: string): Promise<void> {
   }
 }
 
+/** fdatasync of a file by path (its content and size: all a file written once needs; read-only is enough on Linux). */
+export async function fdatasyncPath(file: string): Promise<void> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    await fdatasyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Makes a folder and its missing parents so that they survive a power loss: every folder that got
  * a new entry (the existing parent of the first one made, and each one made but the last) is
@@ -80,7 +90,7 @@ export async function mkdirDurably(dir: string): Promise<boolean> {
  * Writes a whole buffer to a descriptor synchronously (see the note above: the caller's data is in
  * memory and the write only reaches the page cache).
  */
-export function writeAllSync(fd: number, data: Buffer | string): void {
+export function writeAllSync(fd: number, data: Uint8Array | string): void {
   const buf = typeof data === 'string' ? Buffer.from(data) : data;
   let off = 0;
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
-import { fdatasyncFd, fsyncPath, rmQuietly, writeFileDurably, writevAllSync } from '../lib/fsync.js';
+import { fdatasyncFd, fdatasyncPath, fsyncPath, rmQuietly, writeFileDurably, writevAllSync } from '../lib/fsync.js';
 import { withLock } from './lock.js';
 import { assertRepoName, lockPathOf, type RepoStore } from './store.js';
 
@@ -243,12 +243,7 @@ export class Journal {
       try {
         for (let file = this.writeBackQueue.shift(); file !== undefined; file = this.writeBackQueue.shift()) {
           try {
-            const fh = await fs.promises.open(file, 'r');
-            try {
-              await fh.datasync();
-            } finally {
-              await fh.close();
-            }
+            await fdatasyncPath(file);
           } catch {
             /* removed meanwhile, or the disk failed: the checkpoint flushes (and reports) it */
           }

@@ -3,7 +3,7 @@ import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
 import { assertSha256 } from '../lib/ids.js';
-import { fsyncPath as syncDir, rmQuietly } from '../lib/fsync.js';
+import { fdatasyncPath, fsyncPath as syncDir, rmQuietly } from '../lib/fsync.js';
 import { stageInThread, WriterThreadError } from './writerThread.js';
 
 /** Result of storing bytes. */
@@ -133,7 +133,7 @@ export class LocalObjectStore implements ObjectStore {
     const tmp = staged.tmp;
     // The fdatasync (unless journaled) starts now, on the thread pool, so it overlaps with what the
     // caller does before publishing; publish() waits for it.
-    const synced = opts.sync === false ? Promise.resolve() : datasyncFile(tmp);
+    const synced = opts.sync === false ? Promise.resolve() : fdatasyncPath(tmp);
     synced.catch(() => undefined); // its failure is publish()'s (or nobody's, after discard())
     let state: 'staged' | 'published' | 'discarded' = 'staged';
     // Names the object once its write ended (and, unless journaled, its fdatasync).
@@ -236,16 +236,6 @@ export class LocalObjectStore implements ObjectStore {
         if (/^[0-9a-f]{62}$/.test(f)) yield d + f;
       }
     }
-  }
-}
-
-/** fdatasync of a file the writer thread wrote and closed (on the thread pool; read-only is enough on Linux). */
-async function datasyncFile(file: string): Promise<void> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { threadId, parentPort } from 'node:worker_threads';
 import { deflateSync } from 'node:zlib';
+import { closeQuietly, rmQuietly, writeAllSync } from '../lib/fsync.js';
 
 /** One object to write: its final file and its uncompressed `<type> <size>\0<content>`. */
 export interface LooseItem {
@@ -54,11 +55,6 @@ function create(file: string, flags: string, mode?: number): number {
   }
 }
 
-function writeAll(fd: number, data: Uint8Array): void {
-  let off = 0;
-  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-}
-
 /** Writes one object whole or not at all; returns its compressed bytes. */
 function writeLoose(item: LooseItem): Uint8Array {
   const data = deflateSync(item.raw, { level: 1 });
@@ -66,41 +62,31 @@ function writeLoose(item: LooseItem): Uint8Array {
   let fd: number | null = null;
   try {
     fd = create(tmp, 'w');
-    writeAll(fd, data);
+    writeAllSync(fd, data);
     fs.closeSync(fd);
     fd = null;
     fs.renameSync(tmp, item.file);
   } catch (err) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    closeQuietly(fd);
+    rmQuietly(tmp);
     throw err;
   }
   return data;
-}
-
-/** Size of a file, null when there is none. */
-function sizeOf(file: string): number | null {
-  try {
-    return fs.statSync(file).size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
 }
 
 /** Hashes the bytes and, unless the store has them, writes them to a new temp file (read-only, never an existing one). */
 function stage(req: StageRequest, known: { sha256?: string }): StageResult {
   const sha256 = createHash('sha256').update(req.bytes).digest('hex');
   known.sha256 = sha256;
-  const existing = sizeOf(path.join(req.root, sha256.slice(0, 2), sha256.slice(2)));
+  const existing = fs.statSync(path.join(req.root, sha256.slice(0, 2), sha256.slice(2)), { throwIfNoEntry: false })?.size ?? null;
   if (existing === req.bytes.length) return { sha256, existing, tmp: null };
   const tmp = path.join(req.root, 'tmp', `${sha256}.${process.pid}.${randomBytes(4).toString('hex')}`);
   const fd = create(tmp, 'wx', 0o444);
   try {
-    writeAll(fd, req.bytes);
+    writeAllSync(fd, req.bytes);
   } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    closeQuietly(fd);
+    rmQuietly(tmp);
     throw err;
   }
   fs.closeSync(fd);
