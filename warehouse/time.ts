@@ -2,6 +2,7 @@
  * Exact conversions between ISO 8601 instants and DuckDB's microseconds since the epoch (UTC).
  * `Date` only keeps milliseconds; these keep microseconds so values round-trip through Parquet.
  */
+import { localTime } from '../ingest/frameTag.js';
 import { VigilError } from '../lib/errors.js';
 
 const ISO = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/;
@@ -45,19 +46,6 @@ export function addDays(date: string, n: number): string {
   return new Date((dateToDays(date) + n) * 86_400_000).toISOString().slice(0, 10);
 }
 
-const dayFormats = new Map<string, Intl.DateTimeFormat>();
-
-/** The local calendar date `YYYY-MM-DD` of an instant (ms) in zone `tz`. */
-function localDate(ms: number, tz: string): string {
-  let f = dayFormats.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
-    if (dayFormats.size < 1000) dayFormats.set(tz, f);
-  }
-  const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
-  return `${p.year}-${p.month}-${p.day}`;
-}
-
 /**
  * The first instant (ISO, UTC) whose local date in `tz` is `date` or later: where the day `date`
  * begins there. Found by bisection on the instants around it, so a midnight that happens twice
@@ -71,7 +59,8 @@ export function zoneDayStart(date: string, tz: string): string {
   let hi = utcMidnight + 15 * 3_600_000;
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
-    if (localDate(mid, tz) >= date) hi = mid;
+    // The local date as the warehouse's local_date column has it (records stage).
+    if (localTime(new Date(mid), tz).slice(0, 10) >= date) hi = mid;
     else lo = mid;
   }
   return new Date(hi).toISOString();
