@@ -3,12 +3,14 @@
  * what is wrong (each problem makes it answer 503). Pure, so it is tested on its own.
  */
 
+import type { CollectorStats } from '../ingest/collector.js';
+
 /** The parts' states, as the running system reports them. */
 export interface HealthParts {
   /** The Temporal worker's state (`RUNNING` when polling). */
   worker: string;
   /** The collector's batches waiting to start: how many, since when the oldest waits, and the last start failure. */
-  collector: { unstarted: number; waitingSince: string | null; startError: { message: string; since: string } | null };
+  collector: Pick<CollectorStats, 'unstarted' | 'waitingSince' | 'startError'>;
   /** The frames journal's last checkpoint failure (null once one succeeds). */
   framesJournalCheckpointError: string | null;
 }

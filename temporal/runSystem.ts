@@ -4,7 +4,7 @@ import { Collector } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
 import { AutoPacker, ensureRepo, journalOf, openStore, recoverJournal, STAGE_REPOS } from '../repos/index.js';
-import { ensurePrivateDir } from '../lib/privateDir.js';
+import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { createApiServer } from '../server/index.js';
 import { healthStatus } from '../server/health.js';
@@ -22,8 +22,8 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
  */
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
   // Camera images, alert contacts and webhook URLs live here: readable by this user only.
-  const access = ensurePrivateDir(config.VIGIL_DATA);
-  if (access.othersCanRead) log(`vigil: warning: ${config.VIGIL_DATA} is readable by other users (mode ${access.mode}); it holds camera images and alert contacts: chmod 700 it`);
+  const shared = privateDataDir(config.VIGIL_DATA);
+  if (shared) log(`vigil: warning: ${shared}`);
   const store = openStore(config.VIGIL_DATA);
   for (const r of STAGE_REPOS) await ensureRepo(store, r);
   await store.objects.prepare();

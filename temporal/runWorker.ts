@@ -1,5 +1,5 @@
 import type { Config } from '../lib/config.js';
-import { ensurePrivateDir } from '../lib/privateDir.js';
+import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { connectWorker } from './connection.js';
 import { createVigilWorker, installTemporalRuntime } from './worker.js';
@@ -10,8 +10,8 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
  */
 export async function runWorker(config: Config, log: (msg: string) => void = console.log): Promise<void> {
   // The same data folder as the API host's (shared storage): private when this worker makes it.
-  const access = ensurePrivateDir(config.VIGIL_DATA);
-  if (access.othersCanRead) log(`vigil worker: warning: ${config.VIGIL_DATA} is readable by other users (mode ${access.mode}); it holds camera images and alert contacts: chmod 700 it`);
+  const shared = privateDataDir(config.VIGIL_DATA);
+  if (shared) log(`vigil worker: warning: ${shared}`);
   installTemporalRuntime();
   const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.VIGIL_TEMPORAL_PORT}`;
   const connection = await connectWorker(config, address);

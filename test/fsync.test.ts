@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { mkdirDurably, writevAllSync } from '../lib/fsync.js';
-import { ensurePrivateDir } from '../lib/privateDir.js';
+import { ensurePrivateDir, privateDataDir } from '../lib/privateDir.js';
 import { fsyncedBy, hasStrace } from './helpers/strace.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -64,6 +64,8 @@ test('data folders are made private (700); an existing folder keeps its mode and
   chmodSync(open, 0o755);
   assert.deepEqual(ensurePrivateDir(open), { created: false, mode: '755', othersCanRead: true });
   assert.equal(statSync(open).mode & 0o777, 0o755, 'left as it was');
+  assert.match(String(privateDataDir(open)), /is readable by other users \(mode 755\).*chmod 700/, 'vigil start and vigil worker print this');
+  assert.equal(privateDataDir(deep), null);
   // `vigil device add` on a fresh data folder (the first command of the README) makes it private.
   const data = path.join(base, 'fresh');
   await new DeviceRegistry(data).add({ user: 'ann', device: 'door', site: 'hq' });
