@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { isVigilError, VigilError } from '../lib/errors.js';
 import { FrameDocSchema } from '../lib/schemas.js';
 import { listFiles, readFile, sha256Hex, type RepoStore } from '../repos/index.js';
@@ -84,7 +85,7 @@ export async function traceAlert(store: RepoStore, alertId: string): Promise<Tra
   let framePath: string;
   let frameCommit: string;
   if (ev.repo === 'detections') {
-    const det = await hop(evAt, async () => DetectionDocSchema.parse(JSON.parse((await mustRead(store, ev.repo, ev.path, ev.commit)).toString('utf8'))));
+    const det = await hop(evAt, () => readDoc(store, ev.repo, ev.path, ev.commit, DetectionDocSchema));
     await hop(evAt, async () => {
       same(det.frameId, alert.frameId, 'frameId');
       for (const m of alert.matches) {
@@ -95,7 +96,7 @@ export async function traceAlert(store: RepoStore, alertId: string): Promise<Tra
     hops.push({ at: evAt, what: `detection by ${det.model.name}: ${det.objects.map((o) => `${o.class} ${o.score}`).join(', ')}`, verified: `frame ${alert.frameId}; the alert's ${alert.matches.length} match(es) found in it` });
     stdRef = det.source;
     const std = await hop(`standardized@${stdRef.commit}:${stdRef.path}`, async () => {
-      const doc = StandardizedDocSchema.parse(JSON.parse((await mustRead(store, 'standardized', stdRef!.path, stdRef!.commit)).toString('utf8')));
+      const doc = await readDoc(store, 'standardized', stdRef!.path, stdRef!.commit, StandardizedDocSchema);
       same(doc.object.sha256, stdRef!.sha256, 'image');
       same(sha256Hex(await store.objects.get(doc.object.sha256)), stdRef!.sha256, `standardized image ${stdRef!.sha256}`);
       same(doc.source.sha256, alert.frameId, 'source frame');
@@ -106,7 +107,7 @@ export async function traceAlert(store: RepoStore, alertId: string): Promise<Tra
     frameCommit = std.source.commit;
   } else {
     const inv = await hop(evAt, async () => {
-      const doc = InvalidDocSchema.parse(JSON.parse((await mustRead(store, ev.repo, ev.path, ev.commit)).toString('utf8')));
+      const doc = await readDoc(store, ev.repo, ev.path, ev.commit, InvalidDocSchema);
       same(doc.frameId, alert.frameId, 'frameId');
       return doc;
     });
@@ -116,7 +117,7 @@ export async function traceAlert(store: RepoStore, alertId: string): Promise<Tra
   }
   const frameAt = `frames@${frameCommit}:${framePath}`;
   const frame = await hop(frameAt, async () => {
-    const doc = FrameDocSchema.parse(JSON.parse((await mustRead(store, 'frames', framePath, frameCommit)).toString('utf8')));
+    const doc = await readDoc(store, 'frames', framePath, frameCommit, FrameDocSchema);
     same(doc.frameId, alert.frameId, 'frameId');
     same(sha256Hex(await store.objects.get(doc.object.sha256)), alert.frameId, `source frame ${alert.frameId}`);
     return doc;
@@ -125,10 +126,11 @@ export async function traceAlert(store: RepoStore, alertId: string): Promise<Tra
   return hops;
 }
 
-async function mustRead(store: RepoStore, repo: string, path: string, commit: string): Promise<Buffer> {
+/** A document at a commit, parsed and checked against its schema (the caller's hop says where it is). */
+async function readDoc<S extends z.ZodType>(store: RepoStore, repo: string, path: string, commit: string, schema: S): Promise<z.infer<S>> {
   const bytes = await readFile(store, repo, path, commit);
-  if (!bytes) throw new VigilError('E_CORRUPT', `${repo}@${commit}:${path} is missing`);
-  return bytes;
+  if (!bytes) throw new VigilError('E_CORRUPT', 'the document is missing');
+  return schema.parse(JSON.parse(bytes.toString('utf8')));
 }
 
 function same(actual: string, expected: string, what: string): void {
