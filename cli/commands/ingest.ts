@@ -3,6 +3,8 @@
  * once or, with `--follow`, continuously as new images appear in folders.
  */
 import { watch, promises as fsp, type FSWatcher } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
@@ -89,9 +91,51 @@ function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<boolean> 
 }
 
 function networkCause(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = err as { name?: string; code?: string; message?: string };
   if (e?.name === 'TimeoutError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+  return e?.code ?? e?.message ?? String(err);
+}
+
+/** An HTTP answer, read whole. */
+interface Answer {
+  status: number;
+  statusText: string;
+  retryAfter: string | null;
+  text: string;
+}
+
+/**
+ * POSTs a body with node:http(s) and reads the whole answer; fails with the socket's error
+ * (ECONNREFUSED, ECONNRESET...) or, after `timeoutMs` without a complete answer, a TimeoutError.
+ * Not fetch: Node 20's fetch (undici) sometimes never settles when the server resets the
+ * connection as it opens (seen in 2 to 11 of 40 tries), and with nothing else to wait for the
+ * process then exits with code 13 and no message.
+ */
+function postBody(url: URL, headers: Record<string, string>, body: Buffer, timeoutMs: number): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    // A connection of its own (agent: false): no kept-alive connection sits idle for the server to
+    // close just as the next frame goes out on it.
+    const req = send(url, { method: 'POST', agent: false, headers: { ...headers, 'content-length': String(body.length) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', retryAfter: typeof retryAfter === 'string' ? retryAfter : null, text: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
 }
 
 /** How many 1 ms steps `ingest` takes past a capture-time collision before giving up. */
@@ -132,9 +176,9 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
   let nudges = 0;
   let networkTries = 0;
   for (let attempt = 0; ; attempt++) {
-    let res: Response;
+    let res: Answer;
     try {
-      res = await fetch(opts.endpoint, { method: 'POST', headers, body: new Uint8Array(bytes), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      res = await postBody(opts.endpoint, headers, bytes, REQUEST_TIMEOUT_MS);
     } catch (err) {
       const cause = networkCause(err);
       const retry = opts.waitForServer || (networkTries < NETWORK_RETRIES && (err as { name?: string })?.name !== 'TimeoutError');
@@ -148,7 +192,7 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
       }
       throw new VigilError('E_UNAVAILABLE', `cannot reach the Vigil server at ${opts.endpoint.origin}: ${cause}${opts.signal?.aborted ? ' (stopped while waiting for it; the next run sends this file again)' : ''}`);
     }
-    const text = await res.text();
+    const { text } = res;
     let body: unknown = null;
     try {
       body = JSON.parse(text);
@@ -157,7 +201,7 @@ export async function sendFrame(file: string, opts: SendOptions): Promise<Ingest
     }
     // 503: the server is up but cannot take frames now (starting, or its disk is full).
     if (res.status === 503 && (opts.waitForServer || attempt < RETRIES_503) && !opts.signal?.aborted) {
-      const retryAfter = Number(res.headers.get('retry-after'));
+      const retryAfter = Number(res.retryAfter);
       const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : Math.min(500 * 2 ** attempt, MAX_NETWORK_WAIT_MS);
       const refusal = ErrorBodySchema.safeParse(body);
       opts.onWait?.(`the Vigil server at ${opts.endpoint.origin} answers 503${refusal.success ? ` ${refusal.data.error.code}: ${refusal.data.error.message}` : ''}`, wait);
