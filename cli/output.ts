@@ -1,13 +1,27 @@
 /**
  * Tiny output helpers shared by every command: JSON to stdout, aligned tables, one-line errors.
  */
-import { isVigilError } from '../lib/errors.js';
+import { isVigilError, type VigilErrorCode } from '../lib/errors.js';
 
 /** An error in how the command was called (bad option value, missing argument): exit code 2. */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/**
+ * Awaits `work`; a VigilError with one of `codes` (an argument the operation refused, e.g. a bad
+ * date or id) becomes a UsageError with the same message, so the command exits 2 like commander's
+ * own checks. Use it only where those codes come from the arguments alone.
+ */
+export async function argumentsChecked<T>(codes: readonly VigilErrorCode[], work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (codes.some((c) => isVigilError(err, c))) throw new UsageError((err as Error).message);
+    throw err;
   }
 }
 

@@ -132,6 +132,24 @@ test('usage errors: one line on stderr, exit 2', async () => {
   assert.match(oneLineError(badInt, 2), /max-count/);
 });
 
+test('bad argument values are usage errors too (exit 2): replay, report, sql and trace', async () => {
+  const data = tmpDir('vigil-cli-');
+  const cases: Array<[string[], RegExp]> = [
+    [['replay', '--limit', '-1'], /--limit/],
+    [['replay', '--device', '../x'], /<user>\/<device>/],
+    [['report', 'daily', '--date', '2026-02-30'], /date/],
+    [['report', 'daily', '--date', '2026-01-01', '--tz', 'Mars/Olympus'], /time zone/],
+    [['report', 'daily', '--date', '2026-01-01', '--user', '../bob'], /user/],
+    [['report', 'daily', '--date', '2026-01-01', '--format', 'xml'], /table, json or csv/],
+    [['report', 'users', '--from', '2026-01-02', '--to', '2026-01-01'], /after/],
+    [['report', 'frame', 'abc'], /sha256/],
+    [['sql', 'SELECT 1', '--max-rows', 'lots'], /max-rows/],
+    [['trace', '../x'], /alert id/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => vigil(data, args)));
+  results.forEach((r, i) => assert.match(oneLineError(r, 2), cases[i]![1], `vigil ${cases[i]![0].join(' ')}`));
+});
+
 test('device add, list, revoke: key shown once, never a hash; bad ids and duplicates refused', async () => {
   const data = tmpDir('vigil-cli-');
   const added = ok(await vigil(data, ['device', 'add', 'alice', 'cam1', '--site', 'home', '--tz', 'Europe/Paris']));

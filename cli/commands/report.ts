@@ -1,13 +1,13 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { VigilError } from '../../lib/errors.js';
-import { printJson } from '../output.js';
-import { config } from './common.js';
+import { argumentsChecked, printJson } from '../output.js';
+import { checkedOption, config, intOption } from './common.js';
 
 type Format = 'table' | 'json' | 'csv';
 
 function format(value: string): Format {
-  if (value !== 'table' && value !== 'json' && value !== 'csv') throw new VigilError('E_BAD_INPUT', `--format must be table, json or csv, not ${JSON.stringify(value)}`);
+  if (value !== 'table' && value !== 'json' && value !== 'csv') throw new VigilError('E_BAD_INPUT', 'expected table, json or csv');
   return value;
 }
 
@@ -33,9 +33,9 @@ export function registerReport(program: Command): void {
   program
     .command('sql <query>')
     .description('read-only SQL over the records warehouse (DuckDB views: frames, invalid_frames, detections, threats, non_matches, alerts, deliveries, rule_versions)')
-    .option('--format <f>', 'table, json or csv', format, 'table' as Format)
+    .option('--format <f>', 'table, json or csv', checkedOption(format), 'table' as Format)
     .option('--json', 'same as --format json')
-    .option('--max-rows <n>', 'at most this many rows', (v) => Number(v), 10_000)
+    .option('--max-rows <n>', 'at most this many rows', intOption(1, 1_000_000), 10_000)
     .action(async (query: string, opts: { format: Format; json?: boolean; maxRows: number }) => {
       const { runReadOnlySql } = await import('../../warehouse/index.js');
       await withWarehouse(async (wh) => {
@@ -52,12 +52,13 @@ export function registerReport(program: Command): void {
     .requiredOption('--date <YYYY-MM-DD>', 'the day')
     .option('--user <user>', 'only this user')
     .option('--tz <zone>', 'the day and hours in this zone (default: UTC day, device-local hours)')
-    .option('--format <f>', 'table, json or csv', format, 'table' as Format)
+    .option('--format <f>', 'table, json or csv', checkedOption(format), 'table' as Format)
     .option('--json', 'same as --format json')
     .action(async (opts: { date: string; user?: string; tz?: string; format: Format; json?: boolean }) => {
       const { dailyReport, dailyReportRows } = await import('../../warehouse/index.js');
       await withWarehouse(async (wh) => {
-        const r = await dailyReport(wh, { date: opts.date, ...(opts.user ? { user: opts.user } : {}), ...(opts.tz ? { tz: opts.tz } : {}) });
+        // Its E_BAD_INPUT is about the date, user or zone given (a failing query is E_STORAGE).
+        const r = await argumentsChecked(['E_BAD_INPUT'], dailyReport(wh, { date: opts.date, ...(opts.user ? { user: opts.user } : {}), ...(opts.tz ? { tz: opts.tz } : {}) }));
         // Columns named, so a day without records still prints its header.
         await print(dailyReportRows(r), opts.json ? 'json' : opts.format, r, ['user_id', 'section', 'key', 'value']);
       });
@@ -67,12 +68,12 @@ export function registerReport(program: Command): void {
     .description('threat count per user between two days (the numbers behind the admin bar chart)')
     .requiredOption('--from <YYYY-MM-DD>', 'first day')
     .requiredOption('--to <YYYY-MM-DD>', 'last day')
-    .option('--format <f>', 'table, json or csv', format, 'table' as Format)
+    .option('--format <f>', 'table, json or csv', checkedOption(format), 'table' as Format)
     .option('--json', 'same as --format json')
     .action(async (opts: { from: string; to: string; format: Format; json?: boolean }) => {
       const { usersReport, UserTotalsSchema } = await import('../../warehouse/index.js');
       await withWarehouse(async (wh) => {
-        const r = await usersReport(wh, { from: opts.from, to: opts.to });
+        const r = await argumentsChecked(['E_BAD_INPUT'], usersReport(wh, { from: opts.from, to: opts.to }));
         await print(r.users as unknown as Record<string, unknown>[], opts.json ? 'json' : opts.format, r, Object.keys(UserTotalsSchema.shape));
       });
     });
@@ -83,7 +84,7 @@ export function registerReport(program: Command): void {
     .action(async (frameId: string, opts: { json?: boolean }) => {
       const { findFrameRecords, formatTable } = await import('../../warehouse/index.js');
       await withWarehouse(async (wh) => {
-        const r = await findFrameRecords(wh, frameId);
+        const r = await argumentsChecked(['E_BAD_INPUT'], findFrameRecords(wh, frameId));
         if (opts.json) return printJson(r);
         for (const [table, rows] of Object.entries(r)) {
           if (!Array.isArray(rows) || rows.length === 0) continue;

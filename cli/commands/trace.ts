@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { printJson, printTable } from '../output.js';
+import { argumentsChecked, printJson, printTable } from '../output.js';
 import { openDataStore } from './common.js';
 
 /** Registers `vigil trace <alertId>`: an alert back to its source frame, every hop hash-verified. */
@@ -10,7 +10,8 @@ export function registerTrace(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (alertId: string, opts: { json?: boolean }) => {
       const { traceAlert } = await import('../../stages/trace.js');
-      const hops = await traceAlert(await openDataStore(), alertId);
+      // The id is refused when it is not an alert id or prefix (E_BAD_ID) or several alerts share it (E_BAD_INPUT).
+      const hops = await argumentsChecked(['E_BAD_ID', 'E_BAD_INPUT'], traceAlert(await openDataStore(), alertId));
       if (opts.json) return printJson(hops);
       printTable(['AT', 'WHAT', 'VERIFIED'], hops.map((h) => [h.at, h.what, h.verified]));
       console.log(`ok: ${hops.length} hops verified`);
