@@ -94,6 +94,8 @@ const SPECS: Spec[] = [
   { dev: 2, at: `${NEXT_DAY}T02:00:00.000Z`, objects: [['person', 0.97]], alert: 'delivered', batch: BATCH2 },
   // Identical bytes from two cameras (a static scene): one frame id, two frames.
   { dev: 0, at: `${DAY}T12:00:00.000Z`, objects: [['knife', 0.55]], alert: 'delivered', sameBytesAs: 4 },
+  // The same bytes as a safe frame, seen with a threat by another camera (spec 9 is safe).
+  { dev: 0, at: `${DAY}T03:10:00.000Z`, objects: [['knife', 0.95]], alert: 'delivered', sameBytesAs: 9 },
 ];
 
 type Day = {
@@ -546,6 +548,21 @@ test('findFrameRecords finds the records of one frame in every table', async () 
     assert.equal(srec.nonMatches.length, 1);
     assert.equal(srec.nonMatches[0]!.device_id, safe.device_id);
     assert.equal(srec.threats.length + srec.alerts.length, 0);
+
+    // The same bytes from two cameras, a threat on one and safe on the other: the safe copy's
+    // aggregate is still found, and only its own.
+    const mixedId = sha('frame 9');
+    const copies = DAYDATA.frames.filter((f) => f.frame_id === mixedId);
+    const safeCopy = copies.find((f) => !DAYDATA.threats.some((t) => t.frame_id === mixedId && t.device_id === f.device_id))!;
+    assert.ok(copies.length === 2 && safeCopy, 'fixture: two copies, one safe');
+    const mrec = await findFrameRecords(wh, mixedId);
+    assert.equal(mrec.frames.length, 2);
+    assert.ok(mrec.threats.length > 0);
+    assert.deepEqual(
+      strip(mrec.nonMatches),
+      DAYDATA.non_matches.filter((n) => n.user_id === safeCopy.user_id && n.device_id === safeCopy.device_id && n.hour === `${DAY}T03:00:00.000Z`),
+    );
+    assert.equal(mrec.nonMatches.length, 1);
 
     // An invalid frame.
     const bad = DAYDATA.frames.find((f) => f.status === 'invalid')!;

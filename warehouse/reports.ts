@@ -104,7 +104,7 @@ export interface FrameRecords {
   invalidFrames: JsonRow[];
   detections: JsonRow[];
   threats: JsonRow[];
-  /** The `non_matches` aggregate(s) that counted this frame (only for a standardized frame without threats). */
+  /** The `non_matches` aggregate(s) that counted this frame's copies without threats (the same bytes can come from several cameras or times). */
   nonMatches: JsonRow[];
   alerts: JsonRow[];
   deliveries: JsonRow[];
@@ -384,17 +384,21 @@ export async function findFrameRecords(wh: Warehouse, frameId: string): Promise<
       : await scopedQuery(wh, (src) =>
           `SELECT * FROM ${src('deliveries', { from: firstAlertDay ?? '0000-01-01' })} WHERE alert_id IN (${inList(alertIds)}) AND day >= ${sqlString(firstAlertDay ?? '0000-01-01')} ORDER BY alert_id, channel, attempt, "at", status_code`,
         );
-  const safeFrames = frames.filter((f) => f.status === 'standardized');
+  // The aggregates that counted this frame's safe copies: several cameras (or one, at several
+  // times) can send the same bytes, and a copy with threats is not counted among non-matches.
   const nonMatches =
-    safeFrames.length === 0 || threats.length > 0
+    !frames.some((f) => f.status === 'standardized')
       ? []
       : await scopedQuery(wh, (src) =>
           `SELECT n.* FROM ${src('non_matches', span)} n
-             JOIN (SELECT DISTINCT user_id, device_id, date_trunc('hour', captured_at) AS h, batch_id FROM ${src('frames', span)}
-                    WHERE frame_id = ${id}${prune} AND status = 'standardized') f
-               ON n.user_id = f.user_id AND n.device_id = f.device_id AND n.hour = f.h AND n.batch_id = f.batch_id
+             JOIN (SELECT DISTINCT f.user_id, f.device_id, date_trunc('hour', f.captured_at) AS h, f.batch_id FROM ${src('frames', span)} f
+                    WHERE f.frame_id = ${id} AND f.day IN (${inList(days)}) AND f."user" IN (${inList(users)}) AND f.status = 'standardized'
+                      AND NOT EXISTS (SELECT 1 FROM ${src('threats', span)} t
+                                       WHERE t.frame_id = ${id} AND t.day IN (${inList(days)}) AND t.user_id = f.user_id AND t.device_id = f.device_id
+                                         AND t.captured_at = f.captured_at AND t.batch_id = f.batch_id)) c
+               ON n.user_id = c.user_id AND n.device_id = c.device_id AND n.hour = c.h AND n.batch_id = c.batch_id
             WHERE n.day IN (${inList(days)}) AND n."user" IN (${inList(users)})
-            ORDER BY n.hour, n.batch_id`,
+            ORDER BY n.hour, n.user_id, n.device_id, n.batch_id`,
         );
   const commits = [...new Set(threats.map((t) => str(t.rules_commit)))];
   const ruleVersions =
