@@ -11,6 +11,7 @@ import { normalizeRuleSet } from './normalize.js';
 import { readRuleFile, type RuleFile } from './read.js';
 import { resolveRules } from './resolve.js';
 import {
+  ClassNameSchema,
   GlobalRuleSchema,
   RuleSetSchema,
   UserRulesSchema,
@@ -37,7 +38,13 @@ class Issues {
   readonly errors: RulesIssue[] = [];
   readonly warnings: RulesIssue[] = [];
 
+  private readonly seen = new Set<string>();
+
+  /** Records an issue once (a value can break several checks that say the same thing). */
   add(issue: RulesIssue): void {
+    const key = JSON.stringify([issue.severity, issue.file, issue.path, issue.message]);
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
     (issue.severity === 'error' ? this.errors : this.warnings).push(issue);
   }
 
@@ -150,13 +157,34 @@ function checkRefs(f: RuleFile, base: Path, ids: readonly number[], ctx: Ctx): v
   });
 }
 
-function checkLayer(f: RuleFile, base: Path, owner: string, layer: { include: readonly Include[]; exclude: readonly string[] }, ctx: Ctx): void {
+/** Errors for a class included twice in one layer (`classes`: each include's class, undefined when it has none). */
+function checkIncludedOnce(f: RuleFile, base: Path, classes: readonly (string | undefined)[], out: Issues): void {
   const seen = new Map<string, number>();
+  classes.forEach((c, i) => {
+    if (c === undefined) return;
+    const prev = seen.get(c);
+    if (prev !== undefined) out.at('error', f, [...base, 'include', i, 'class'], `class "${c}" is already included at include[${prev}]: keep one threshold`);
+    else seen.set(c, i);
+  });
+}
+
+/**
+ * For a user file that did not validate: the classes included twice, found in the raw document
+ * (the user's and each device's `include`), so they are not reported only once the rest is fixed.
+ */
+function checkRawIncludes(f: RuleFile, out: Issues): void {
+  const devices = valueAt(f.value, ['devices']);
+  const bases: Path[] = [[], ...(devices && typeof devices === 'object' && !Array.isArray(devices) ? Object.keys(devices).map((d) => ['devices', d]) : [])];
+  for (const base of bases) {
+    const include = valueAt(f.value, [...base, 'include']);
+    if (!Array.isArray(include)) continue;
+    checkIncludedOnce(f, base, include.map((inc) => ClassNameSchema.safeParse(valueAt(inc, ['class'])).data), out);
+  }
+}
+
+function checkLayer(f: RuleFile, base: Path, owner: string, layer: { include: readonly Include[]; exclude: readonly string[] }, ctx: Ctx): void {
+  checkIncludedOnce(f, base, layer.include.map((inc) => inc.class), ctx.out);
   layer.include.forEach((inc, i) => {
-    const prev = seen.get(inc.class);
-    if (prev !== undefined) {
-      ctx.out.at('error', f, [...base, 'include', i, 'class'], `class "${inc.class}" is already included at include[${prev}]: keep one threshold`);
-    } else seen.set(inc.class, i);
     if (!ctx.labels.has(inc.class)) ctx.out.at('warning', f, [...base, 'include', i, 'class'], unknownClassMessage(`${owner} include`, inc.class, ctx));
   });
   warnDuplicates(ctx.out, f, [...base, 'exclude'], layer.exclude, 'class');
@@ -241,7 +269,10 @@ export async function checkRules(dir: string, options: CheckRulesOptions = {}): 
   const userFiles = new Map<string, RuleFile>();
   for (const f of await readAll(dir, list.users, out, files)) {
     const u = validate(UserRulesSchema, f, out);
-    if (!u) continue;
+    if (!u) {
+      checkRawIncludes(f, out);
+      continue;
+    }
     checkUser(f, u, ctx);
     const prev = userFiles.get(u.user);
     if (prev) {

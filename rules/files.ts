@@ -32,8 +32,20 @@ async function entries(dir: string): Promise<Dirent[] | string> {
 }
 
 /**
+ * True for a dotfile, which is skipped: silently (`.git`, editor files), or with a warning when
+ * its name looks like a rule file (`users/.alice.yaml`, `users/..yaml`), which would otherwise be
+ * dropped without a word.
+ */
+function hidden(name: string, folder: string, issue: (severity: RulesIssue['severity'], rel: string, message: string) => void): boolean {
+  if (!name.startsWith('.')) return false;
+  if (RULE_FILE.test(name)) issue('warning', `${folder}${name}`, 'ignored: a hidden file (its name starts with a dot)');
+  return true;
+}
+
+/**
  * Lists the rule files of `dir`. Problems (missing folder, missing or ambiguous global file,
- * symbolic links) are returned as errors; ignored YAML/JSON files as warnings. Dotfiles are skipped.
+ * symbolic links) are returned as errors; ignored YAML/JSON files as warnings. Dotfiles are skipped
+ * (with a warning when named like a rule file).
  */
 export async function listRuleFiles(dir: string): Promise<RuleFileList> {
   const issues: RulesIssue[] = [];
@@ -49,7 +61,7 @@ export async function listRuleFiles(dir: string): Promise<RuleFileList> {
   const users: string[] = [];
   let usersDir = false;
   for (const e of top) {
-    if (e.name.startsWith('.')) continue;
+    if (hidden(e.name, '', issue)) continue;
     if (e.name === 'users') {
       if (e.isDirectory()) usersDir = true;
       else issue('error', e.name, '"users" must be a folder of <user>.yaml files');
@@ -67,7 +79,7 @@ export async function listRuleFiles(dir: string): Promise<RuleFileList> {
     if (typeof list === 'string') issue('error', 'users', list);
     else {
       for (const e of list) {
-        if (e.name.startsWith('.')) continue;
+        if (hidden(e.name, 'users/', issue)) continue;
         const rel = `users/${e.name}`;
         if (e.isSymbolicLink()) issue('error', rel, 'symbolic links are not allowed in a rules folder');
         else if (!e.isFile()) issue('warning', rel, 'ignored: only <user>.yaml files belong in users/');

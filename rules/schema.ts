@@ -16,7 +16,7 @@ export const INCLUDE_RULE_ID = 0;
 export const ClassNameSchema = z.string().trim().toLowerCase().min(1, 'class name must not be empty').max(64);
 
 /** Id of a global rule: a positive integer (0 is reserved for includes). */
-export const RuleIdSchema = z.int('rule id must be an integer').min(1, 'rule id must be >= 1').max(999_999);
+export const RuleIdSchema = z.int('rule id must be an integer from 1 to 999999').min(1, 'rule id must be an integer from 1 to 999999').max(999_999, 'rule id must be an integer from 1 to 999999');
 
 /** Minimum detector score for a match, in (0, 1]. A match needs `score >= minScore`. */
 export const MinScoreSchema = z.number().gt(0, 'minScore must be > 0').max(1, 'minScore must be <= 1');

@@ -402,6 +402,17 @@ test('broken rules folders: each error names the file, the path inside it and th
     'include[1].class',
     /already included/,
   );
+  // ...also in a file with other errors (found in the raw document, not only once the rest is fixed)
+  r = await expectError(
+    rulesDir({ 'users/demo.yaml': GOOD_USER + 'colour: red\n' + 'include: [{ class: dog, minScore: 0.5 }, { class: dog, minScore: 2 }]\n' }),
+    'users/demo.yaml',
+    'include[1].class',
+    /already included at include\[0\]/,
+  );
+  assert.deepEqual(r.errors.map((e) => e.path).sort(), ['colour', 'include[1].class', 'include[1].minScore']);
+  // a rule id past 2^53 (YAML reads it rounded) is one error, not one per broken check
+  r = await expectError(rulesDir({ 'global.yaml': GOOD_GLOBAL.replace('id: 100', 'id: 9007199254740993') }), 'global.yaml', 'rules[0].id', /integer from 1 to 999999/);
+  assert.equal(r.errors.filter((e) => e.path === 'rules[0].id').length, 1, r.errors.map(formatIssue).join('\n'));
   // folder-level problems
   await expectError(rulesDir({ 'users/demo.yaml': GOOD_USER }, false), 'global.yaml', '', /missing/);
   await expectError(rulesDir({ 'global.json': '{"rules": []}' }), 'global.yaml', '', /several global rules files/);
@@ -439,6 +450,9 @@ test('warnings: unknown classes in includes/excludes, no contacts, nothing ever 
     'users/demo.yaml': GOOD_USER + 'include: [{ class: unicorn, minScore: 0.5 }]\n',
     'users/solo.yaml': 'user: solo\nexclude: [cat]\n',
     'users/notes.txt': 'hello',
+    'users/..yaml': 'user: dots\n',
+    'users/.eve.yaml': 'user: eve\n',
+    'users/.editorconfig': 'root = true\n',
     'extra.yaml': 'a: 1\n',
   });
   const r = await checkRules(dir);
@@ -449,6 +463,11 @@ test('warnings: unknown classes in includes/excludes, no contacts, nothing ever 
   assert.match(text, /users\/solo\.yaml:\d+ rules: user solo: no rule or include applies/);
   assert.match(text, /users\/notes\.txt: ignored/);
   assert.match(text, /extra\.yaml: ignored/);
+  // Dotfiles are skipped; those named like rule files say so.
+  assert.match(text, /users\/\.\.yaml: ignored: a hidden file/);
+  assert.match(text, /users\/\.eve\.yaml: ignored: a hidden file/);
+  assert.doesNotMatch(text, /editorconfig/);
+  assert.equal(r.summary.users, 2);
 });
 
 test('JSON rule files work like YAML ones', async () => {
