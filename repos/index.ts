@@ -19,3 +19,4 @@ export * from './api/batch.js';
 export * from './api/fsck.js';
 export * from './api/gc.js';
 export * from './api/pack.js';
+export * from './api/sweep.js';

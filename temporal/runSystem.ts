@@ -3,7 +3,7 @@ import type { Config } from '../lib/config.js';
 import { Collector } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
-import { AutoPacker, ensureRepo, journalOf, openStore, recoverJournal, STAGE_REPOS } from '../repos/index.js';
+import { AutoPacker, ensureRepo, journalOf, openStore, recoverJournal, STAGE_REPOS, sweepTempFiles } from '../repos/index.js';
 import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { createApiServer } from '../server/index.js';
@@ -32,6 +32,9 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
   if (recovered.restored || recovered.appended || recovered.ref) {
     log(`vigil: frames journal replayed (${recovered.entries} commit(s)): ${recovered.restored} file(s) restored${recovered.ref ? `, branch moved to ${recovered.ref.slice(0, 12)}` : ''}`);
   }
+  // Temp files of writers that died mid-write (an earlier run killed, a crash): never read.
+  const swept = await sweepTempFiles(store);
+  if (swept.removed) log(`vigil: removed ${swept.removed} temp file(s) (${(swept.bytes / 1e6).toFixed(1)} MB) left by writers that stopped mid-write`);
   installTemporalRuntime();
   let dev: DevServer | null = null;
   let stopping = false;

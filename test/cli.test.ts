@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp, utimesSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -302,7 +302,13 @@ test('repo list/log/inspect/diff, batch inspect, fsck, gc on a populated data fo
   assert.match(clean.stdout, /problems\s+0/);
   assert.equal(clean.stderr, '');
 
+  // A ref temp file a killed writer left two hours ago: gc removes it.
+  const leftover = path.join(data, 'repos', 'notes.git', 'ref-4242-1.tmp');
+  writeFileSync(leftover, `${'0'.repeat(40)}\n`);
+  utimesSync(leftover, new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000));
   const gc = JSON.parse(ok(await vigil(data, ['repo', 'gc', '--json'])).stdout);
+  assert.deepEqual(gc.tempFiles, { removed: 1, bytes: 41 });
+  assert.equal(existsSync(leftover), false);
   assert.deepEqual(gc.repos.map((r: { repo: string }) => r.repo), ['frames', 'notes', 'standardized']);
   for (const r of gc.repos) assert.ok(r.bytesBefore > 0 && r.bytesAfter > 0, JSON.stringify(r));
   assert.ok(gc.bytesAfter < gc.bytesBefore, `packing shrinks loose objects: ${gc.bytesBefore} -> ${gc.bytesAfter}`);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { isVigilError } from '../lib/errors.js';
 import type { Provenance } from '../lib/schemas.js';
 import {
-  batchCommits, commitChanges, diff, ensureRepo, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, resolveRef, sha256Hex,
+  batchCommits, commitChanges, diff, ensureRepo, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, resolveRef, sha256Hex, sweepTempFiles, TEMP_FILE_MAX_AGE_MS, type LocalObjectStore,
 } from '../repos/index.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -240,6 +240,43 @@ test('loose objects are written whole: a temp file a killed writer left does not
   assert.deepEqual(await readJson(store, 'frames', 'a.json'), { a: 1 });
   assert.deepEqual(await readJson(store, 'frames', 'b.json'), { b: 2 });
   assert.deepEqual((await fsck(store)).problems, []);
+});
+
+test('sweepTempFiles removes what killed writers left once it is an hour old, and nothing else', async () => {
+  const store = openStore(tmpDir());
+  await store.objects.prepare();
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'a.json', content: '{"a":1}' }], provenance: prov('b1'), summary: 'one' });
+  const kept = await store.objects.put(Buffer.from('a frame'));
+  const root = (store.objects as LocalObjectStore).root;
+  const gitdir = gitdirOf(store, 'frames');
+  const fan = (await fsp.readdir(path.join(gitdir, 'objects'))).find((d) => /^[0-9a-f]{2}$/.test(d))!;
+  const old = Date.now() - TEMP_FILE_MAX_AGE_MS - 60_000;
+  const plant = async (file: string, bytes: number, mtime: number): Promise<string> => {
+    await fsp.writeFile(file, Buffer.alloc(bytes, 1));
+    await fsp.utimes(file, mtime / 1000, mtime / 1000);
+    return file;
+  };
+  const stale = [
+    await plant(path.join(root, 'tmp', `${sha256Hex(Buffer.from('x'))}.4242.0a1b2c3d`), 1000, old),
+    await plant(path.join(gitdir, 'objects', fan, 'tmp_obj_4242_t1_7'), 20, old),
+    await plant(path.join(gitdir, 'ref-4242-3.tmp'), 41, old),
+  ];
+  // A live writer's temp files (fresh), and old files that are not temp files.
+  const fresh = [
+    await plant(path.join(root, 'tmp', `${sha256Hex(Buffer.from('y'))}.4243.0a1b2c3e`), 1000, Date.now()),
+    await plant(path.join(gitdir, 'objects', fan, 'tmp_obj_4243_9'), 20, Date.now()),
+  ];
+  const others = [await plant(path.join(gitdir, 'vigil-notes'), 5, old), await plant(path.join(root, 'tmp', 'README'), 5, old)];
+  for (const f of [path.join(root, kept.sha256.slice(0, 2), kept.sha256.slice(2)), path.join(gitdir, 'HEAD')]) await fsp.utimes(f, old / 1000, old / 1000);
+
+  assert.deepEqual(await sweepTempFiles(store), { removed: 3, bytes: 1061 });
+  for (const f of stale) assert.equal(fs.existsSync(f), false, `${f} removed`);
+  for (const f of [...fresh, ...others]) assert.equal(fs.existsSync(f), true, `${f} kept`);
+  assert.deepEqual(await store.objects.get(kept.sha256), Buffer.from('a frame'));
+  assert.deepEqual(await readJson(store, 'frames', 'a.json'), { a: 1 });
+  assert.deepEqual(await sweepTempFiles(store), { removed: 0, bytes: 0 });
+  // With a shorter age, the fresh ones go too (a test of the threshold, not a setting to use).
+  assert.equal((await sweepTempFiles(store, { olderThanMs: -1000 })).removed, 2);
 });
 
 test('the batch index leaves out a commit that never reached its branch', async () => {

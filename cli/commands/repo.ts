@@ -154,15 +154,18 @@ export function registerRepo(program: Command): void {
 
   repo
     .command('gc')
-    .description("pack every repo's loose objects (needs git); prints bytes before and after")
+    .description("pack every repo's loose objects (needs git) and remove temp files that writers killed mid-write left (older than an hour); prints bytes before and after")
     .option('--json', 'print machine-readable JSON')
     .action(async (opts: { json?: boolean }) => {
       const store = await openDataStore();
-      const { gcAll } = await repos();
+      const { gcAll, sweepTempFiles } = await repos();
       const results = await gcAll(store);
+      // Temp files of writers that died mid-write (older than an hour: no live writer's).
+      const tempFiles = await sweepTempFiles(store);
       const before = results.reduce((s, r) => s + r.bytesBefore, 0);
       const after = results.reduce((s, r) => s + r.bytesAfter, 0);
-      if (opts.json) return printJson({ repos: results, bytesBefore: before, bytesAfter: after });
+      if (opts.json) return printJson({ repos: results, bytesBefore: before, bytesAfter: after, tempFiles });
+      if (tempFiles.removed) console.log(`removed ${tempFiles.removed} temp file(s) (${formatBytes(tempFiles.bytes)}) left by writers that stopped mid-write`);
       const row = (name: string, b: number, a: number) => [name, b, a, formatBytes(b), formatBytes(a)];
       printTable(
         ['REPO', 'BYTES BEFORE', 'BYTES AFTER', 'BEFORE', 'AFTER'],
