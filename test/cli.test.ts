@@ -208,6 +208,13 @@ test('vigil report as CSV on a day without records prints the header row', async
   const data = tmpDir('vigil-cli-');
   assert.equal(ok(await vigil(data, ['report', 'daily', '--date', '2026-01-01', '--format', 'csv'])).stdout, 'user_id,section,key,value\r\n');
   assert.equal(ok(await vigil(data, ['report', 'users', '--from', '2026-01-01', '--to', '2026-01-02', '--format', 'csv'])).stdout, 'userId,frames,invalid,cameraFaults,threats,threatFrames,alerts,delivered\r\n');
+  // A user the registry never knew gets the zeros and a note on stderr; a known one only the zeros.
+  ok(await vigil(data, ['device', 'add', 'alice', 'cam1']));
+  const [nobody, alice] = await Promise.all(['nobdy', 'alice'].map((u) => vigil(data, ['report', 'daily', '--date', '2026-01-01', '--user', u, '--json'])));
+  assert.equal(JSON.parse(ok(nobody!).stdout).users[0].frames.processed, 0);
+  assert.match(nobody!.stderr, /^vigil: note: no device of user nobdy has ever been registered/);
+  assert.equal(JSON.parse(ok(alice!).stdout).users[0].userId, 'alice');
+  assert.equal(alice!.stderr, '');
 });
 
 test('repo list/log/inspect/diff, batch inspect, fsck, gc on a populated data folder', async () => {

@@ -28,6 +28,16 @@ async function print(rows: Record<string, unknown>[], fmt: Format, whole: unknow
   else process.stdout.write(fmt === 'csv' ? toCsv(rows, columns) : formatTable(rows, columns));
 }
 
+/**
+ * A report of zeros for a user the device registry has never known (a typo?) says so on stderr;
+ * the report itself stays as it is (records can outlive a registry, e.g. restored from backup).
+ */
+async function noteUnknownUser(user: string): Promise<void> {
+  const { DeviceRegistry } = await import('../../ingest/devices.js');
+  const devices = await new DeviceRegistry(config().VIGIL_DATA).list().catch(() => null);
+  if (devices && !devices.some((d) => d.user === user)) console.error(`vigil: note: no device of user ${user} has ever been registered (vigil device list)`);
+}
+
 /** Registers `vigil sql` and `vigil report daily|users`. */
 export function registerReport(program: Command): void {
   program
@@ -61,6 +71,7 @@ export function registerReport(program: Command): void {
         const r = await argumentsChecked(['E_BAD_INPUT'], dailyReport(wh, { date: opts.date, ...(opts.user ? { user: opts.user } : {}), ...(opts.tz ? { tz: opts.tz } : {}) }));
         // Columns named, so a day without records still prints its header.
         await print(dailyReportRows(r), opts.json ? 'json' : opts.format, r, ['user_id', 'section', 'key', 'value']);
+        if (opts.user && r.users.every((u) => u.frames.processed === 0)) await noteUnknownUser(opts.user);
       });
     });
   report
