@@ -115,6 +115,6 @@ test('vigil replay on the command line: counts as JSON, a bad device id refused'
   const r = JSON.parse(ok.stdout) as { frames: number; noLongerUnsafe: number; newlyUnsafe: number };
   assert.deepEqual([r.frames, r.newlyUnsafe, r.noLongerUnsafe], [5, 0, 1], 'the dog at 0.85 no longer alerts');
   const bad = run(['--rules', b, '--device', '../etc']);
-  assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /--device must be <user>\/<device>/);
+  assert.equal(bad.status, 2, 'a usage error');
+  assert.match(bad.stderr, /--device <user\/device>' argument '\.\.\/etc' is invalid\. expected <user>\/<device>/);
 });

@@ -95,7 +95,7 @@ const SPECS: Spec[] = [
   // Identical bytes from two cameras (a static scene): one frame id, two frames.
   { dev: 0, at: `${DAY}T12:00:00.000Z`, objects: [['knife', 0.55]], alert: 'delivered', sameBytesAs: 4 },
   // The same bytes as a safe frame, seen with a threat by another camera (spec 9 is safe).
-  { dev: 0, at: `${DAY}T03:10:00.000Z`, objects: [['knife', 0.95]], alert: 'delivered', sameBytesAs: 9 },
+  { dev: 0, at: `${DAY}T03:12:00.000Z`, objects: [['knife', 0.95]], alert: 'delivered', sameBytesAs: 9 },
 ];
 
 type Day = {
