@@ -297,10 +297,11 @@ test('appending a day lands each table in day/user partitions, one file per part
     const [inv] = await wh.query(`SELECT count(*) AS n FROM invalid_frames`);
     assert.equal(inv?.n, DAYDATA.frames.filter((f) => f.status === 'invalid').length);
     // Round trip: rows come back exactly as appended (instants as ISO UTC), plus the partition columns.
-    const back = await wh.query(`SELECT * EXCLUDE (day, "user") FROM frames ORDER BY captured_at`);
-    assert.deepEqual(back, [...DAYDATA.frames].sort((a, b) => a.captured_at.localeCompare(b.captured_at)));
-    const alerts = await wh.query(`SELECT * EXCLUDE (day, "user") FROM alerts ORDER BY created_at`);
-    assert.deepEqual(alerts, [...DAYDATA.alerts].sort((a, b) => a.created_at.localeCompare(b.created_at)));
+    // Ordered in full (two cameras can send at the same instant): tag, alert id break the ties.
+    const back = await wh.query(`SELECT * EXCLUDE (day, "user") FROM frames ORDER BY captured_at, tag`);
+    assert.deepEqual(back, [...DAYDATA.frames].sort((a, b) => a.captured_at.localeCompare(b.captured_at) || a.tag.localeCompare(b.tag)));
+    const alerts = await wh.query(`SELECT * EXCLUDE (day, "user") FROM alerts ORDER BY created_at, alert_id`);
+    assert.deepEqual(alerts, [...DAYDATA.alerts].sort((a, b) => a.created_at.localeCompare(b.created_at) || a.alert_id.localeCompare(b.alert_id)));
     const types = await wh.query(`SELECT typeof(captured_at) AS c, typeof(local_date) AS d, typeof(day) AS p FROM frames LIMIT 1`);
     assert.deepEqual(types, [{ c: 'TIMESTAMP WITH TIME ZONE', d: 'DATE', p: 'VARCHAR' }]);
   } finally {
