@@ -268,6 +268,17 @@ export class Journal {
   }
 
   /**
+   * Tries a failed checkpoint again once CHECKPOINT_RETRY_MS have passed, whether or not commits
+   * come (maybeCheckpoint only runs after a commit: on an idle system a one-off failure stayed in
+   * `lastError`, and the health endpoint said 503, until the next frame arrived). Does nothing
+   * unless the last checkpoint failed.
+   */
+  retryFailedCheckpoint(): void {
+    if (this.lastError === null || this.checkpointing || Date.now() < this.retryAt) return;
+    void this.checkpoint().catch(() => undefined);
+  }
+
+  /**
    * Makes everything the journal covers durable and drops it: starts a new segment (under the
    * repo lock, so no commit is between its journal entry and its branch move), flushes the file
    * system, then removes the older segments. Concurrent calls share one checkpoint.

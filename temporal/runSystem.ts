@@ -108,6 +108,10 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     }));
     // Last frames in, then the journal flushed and dropped (a restart then has nothing to replay).
     stops.push(() => journalOf(store, 'frames').checkpoint());
+    // A failed checkpoint is tried again even when no frame comes to trigger it.
+    const retry = setInterval(() => journalOf(store, 'frames').retryFailedCheckpoint(), 1000);
+    retry.unref();
+    stops.push(() => clearInterval(retry));
     stops.push(() => ingestor.drain());
     const a = server.address();
     const apiUrl = `http://${config.VIGIL_HOST}:${typeof a === 'object' && a ? a.port : config.VIGIL_PORT}`;

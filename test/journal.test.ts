@@ -171,6 +171,33 @@ test('journal checkpoint: segments are dropped; later commits start a new one; w
   assert.deepEqual((await fsck(plain.store)).problems, []);
 });
 
+test('a failed checkpoint is tried again on its own, with no commit to trigger it', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)', timeout: 30_000 }, async () => {
+  const { store } = await ingestThree(true);
+  const journal = journalOf(store, 'frames');
+  // A `sync` that fails, first on PATH (the checkpoint's flush is `sync -f`).
+  const bin = tmpDir('vigil-badsync-');
+  writeFileSync(path.join(bin, 'sync'), '#!/bin/sh\necho "sync: simulated I/O error" >&2\nexit 1\n', { mode: 0o755 });
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${bin}${path.delimiter}${savedPath}`;
+  try {
+    await assert.rejects(journal.checkpoint(), /simulated I\/O error/);
+  } finally {
+    process.env.PATH = savedPath;
+  }
+  assert.match(journal.lastError ?? '', /sync -f .* failed/);
+  journal.retryFailedCheckpoint(); // too soon: waits CHECKPOINT_RETRY_MS
+  assert.notEqual(journal.lastError, null);
+  const t0 = Date.now();
+  while (journal.lastError !== null && Date.now() - t0 < 20_000) {
+    journal.retryFailedCheckpoint();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(journal.lastError, null, 'the retry succeeded without any new commit');
+  assert.deepEqual(journaled(store), [], 'and dropped what it flushed');
+  journal.retryFailedCheckpoint(); // nothing failed: nothing to do
+  assert.deepEqual(journaled(store), []);
+});
+
 test('a journaled ingest killed (SIGKILL) mid-stream: after recovery every acknowledged frame is there with its bytes, fsck clean', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)', timeout: 60_000 }, async () => {
   const dir = tmpDir();
   const store = openStore(dir);
