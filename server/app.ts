@@ -222,8 +222,10 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
       throw new HttpError(413, 'E_TOO_LARGE', `the frame is ${Number(declared)} bytes; the limit is ${maxBytes}`);
     }
     const bytes = await readBody(req, res, maxBytes);
+    // Again once the body is in: a key revoked while a slow upload was arriving stores nothing.
+    const still = await authenticate(registry, req);
     // The content decides the type (ingestor sniffs it); the label only has to name an accepted image type.
-    const accepted = await ingestor.accept(device, bytes, captured, zone);
+    const accepted = await ingestor.accept(still, bytes, captured, zone);
     sendJson(req, res, 202, accepted);
   };
 
@@ -294,10 +296,16 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
     sendError(req, res, new HttpError(417, 'E_BAD_INPUT', `unsupported Expect header ${quote(String(req.headers.expect))}: only 100-continue is supported`, { Connection: 'close' }));
   });
-  // Malformed requests, oversized headers and timeouts: answer in JSON when nothing was sent yet, then close.
+  // Malformed requests, oversized headers and timeouts: answer in JSON, then close. A request
+  // before it on the same connection (pipelined) whose answer is still to come, e.g. a frame being
+  // committed, gets that answer first: the error answer never takes its place.
+  const erred = new WeakSet<Duplex>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || inFlight?.headersSent) {
+    // Once per connection: each chunk that arrives after the error fails the parser again.
+    if (erred.has(socket)) return;
+    erred.add(socket);
+    socket.on('error', () => undefined);
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -308,12 +316,30 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
           ? [408, 'E_TIMEOUT', 'the request was not received in time']
           : [400, 'E_BAD_INPUT', 'malformed HTTP request'];
     const body = JSON.stringify({ error: { code, message } });
-    socket.on('error', () => undefined);
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      () => socket.destroy(),
-    );
+    const answer = () => {
+      if (!socket.writable) return socket.destroy();
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+    };
+    const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    // The error is about the request being answered (its body broke off, timed out or was
+    // malformed): answered now, unless its answer has begun.
+    if (inFlight && !inFlight.req.complete) {
+      if (inFlight.headersSent) socket.destroy();
+      else answer();
+      return;
+    }
+    if (inFlight && !inFlight.writableFinished) {
+      // Nothing more is read from this connection. 'close' follows the answer's end, or a
+      // connection cut before it.
+      socket.pause();
+      inFlight.once('close', () => (inFlight.writableFinished ? answer() : socket.destroy()));
+      return;
+    }
+    answer();
   });
   return server;
 }

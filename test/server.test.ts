@@ -543,6 +543,62 @@ test('slow clients are cut off (headers timeout and request timeout)', async () 
   assert.equal((await postFrame(env, CHELSEA)).status, 202);
 });
 
+/** Everything the server sends on `s` until it closes the connection (latin1). */
+function readAll(s: net.Socket, ms = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    const t = setTimeout(() => reject(new Error(`connection still open; got so far: ${data.slice(0, 200)}`)), ms);
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve(data);
+    });
+  });
+}
+
+test('a malformed request pipelined behind a frame: the frame gets its 202 first, then the error, then the connection closes', async () => {
+  const env = await setup();
+  const head = (time: string, length: number) =>
+    `POST /v1/frames HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${env.key}\r\nContent-Type: image/png\r\n` +
+    `X-Capture-Time: ${time}\r\nContent-Length: ${length}\r\n\r\n`;
+  // Oversized headers after a whole frame.
+  const a = await rawConnect(env.port);
+  const aAnswers = readAll(a);
+  a.write(head('2024-03-05T06:07:08.001Z', CHELSEA.length));
+  a.write(CHELSEA);
+  a.write(`GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  const got = await aAnswers;
+  assert.match(got, /^HTTP\/1\.1 202 [^]*"duplicate":false[^]*HTTP\/1\.1 431 [^]*"E_TOO_LARGE"/, got.slice(0, 400));
+  // A body longer than its Content-Length: the extra bytes are a malformed second request.
+  const b = await rawConnect(env.port);
+  const bAnswers = readAll(b);
+  b.write(head('2024-03-05T06:07:08.002Z', 1000));
+  b.write(ASTRONAUT);
+  const got2 = await bAnswers;
+  assert.match(got2, /^HTTP\/1\.1 202 [^]*HTTP\/1\.1 400 [^]*malformed HTTP request/, got2.slice(0, 400));
+  // Both frames the client was told about are stored, and only they.
+  const files = await listFiles(env.store, 'frames');
+  assert.deepEqual(files.map((f) => f.path).sort(), ['alice-cam1/20240305T060708001Z.json', 'alice-cam1/20240305T060708002Z.json']);
+});
+
+test('a key revoked while its upload is arriving: 401 and nothing stored', async () => {
+  const env = await setup();
+  const s = await rawConnect(env.port);
+  const answers = readAll(s);
+  s.write(
+    `POST /v1/frames HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${env.key}\r\nContent-Type: image/png\r\n` +
+      `X-Capture-Time: ${ISO}\r\nContent-Length: ${CHELSEA.length}\r\nConnection: close\r\n\r\n`,
+  );
+  s.write(CHELSEA.subarray(0, 1000));
+  await new Promise((r) => setTimeout(r, 100));
+  await env.registry.revoke('alice', 'cam1');
+  s.write(CHELSEA.subarray(1000));
+  const got = await answers;
+  assert.match(got, /^HTTP\/1\.1 401 /, got.slice(0, 300));
+  assert.equal(await objectCount(env.store), 0);
+  assert.ok(!(await repoExists(env.store, 'frames')) || (await listFiles(env.store, 'frames')).length === 0, 'no frame committed');
+});
+
 test('unexpected errors answer 500 with a generic message (the real one goes to stderr)', async () => {
   const env = await setup();
   await writeFile(env.registry.file, '{"version":1,"devices":[{"user":"x"}]}');
