@@ -17,6 +17,7 @@ import {
   InvalidReasonSchema,
   loadValidateConfig,
   lumaStats,
+  middleLumaStats,
   parseValidateConfig,
   scanContainer,
   sniffFormat,
@@ -260,6 +261,28 @@ test('a very low-contrast frame is low_contrast, not a camera fault', async () =
   refused(await validateFrame(flat, defaultValidateConfig), 'blank');
 });
 
+/** A black 640x480 frame with an on-screen display: a line of 24 white glyph-sized blocks at `top`, as cameras draw the time. */
+async function blackWithOverlay(top: number, format: 'png' | 'jpeg' = 'png', extra: sharp.OverlayOptions[] = []): Promise<Buffer> {
+  const glyph = await sharp({ create: { width: 8, height: 14, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  const osd = Array.from({ length: 24 }, (_, i) => ({ input: glyph, left: 12 + i * 11, top }));
+  const img = sharp({ create: { width: 640, height: 480, channels: 3, background: '#000000' } }).composite([...osd, ...extra]);
+  return (format === 'png' ? img.png() : img.jpeg()).toBuffer();
+}
+
+test('a black frame with the time drawn over it (top or bottom edge) is black and a camera fault', async () => {
+  for (const [top, format] of [[10, 'png'], [450, 'jpeg']] as const) {
+    const out = refused(await validateFrame(await blackWithOverlay(top, format), defaultValidateConfig), 'black');
+    assert.equal(out.cameraFault, true);
+    assert.match(out.message, /but for its top or bottom edge/);
+    assert.ok(out.stats !== undefined && out.stats.stdDev >= defaultValidateConfig.contrast.minStdDev, 'the overlay alone breaks the whole-frame test');
+  }
+  // The same line in the middle of the frame is scene structure: not refused.
+  accepted(await validateFrame(await blackWithOverlay(240), defaultValidateConfig));
+  // Nor is a night scene with the time drawn over it and a lamp in view.
+  const lamp = await sharp({ create: { width: 60, height: 100, channels: 3, background: { r: 200, g: 180, b: 120 } } }).png().toBuffer();
+  accepted(await validateFrame(await blackWithOverlay(10, 'jpeg', [{ input: lamp, left: 300, top: 100 }]), defaultValidateConfig));
+});
+
 test('a dark night scene with real structure passes', async () => {
   const dark = sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 3, g: 3, b: 3 } } });
   const lamp = await sharp({ create: { width: 60, height: 100, channels: 3, background: { r: 200, g: 180, b: 120 } } })
@@ -426,6 +449,15 @@ test('lumaStats and classifyLuma', () => {
   assert.equal(classifyLuma({ mean: 250, stdDev: 1 }, c)?.reason, 'blank');
   assert.equal(classifyLuma({ mean: 128, stdDev: 4 }, c)?.reason, 'low_contrast');
   assert.equal(classifyLuma({ mean: 128, stdDev: 6 }, c), undefined);
+  // An overlay at an edge: dark and flat without the edges, dark overall.
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { mean: 0.5, stdDev: 1 })?.reason, 'black');
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { mean: 3, stdDev: 20 }), undefined, 'structure in the middle');
+  assert.equal(classifyLuma({ mean: 40, stdDev: 60 }, c, { mean: 0.5, stdDev: 1 }), undefined, 'bright edges are scene, not an overlay');
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c), undefined, 'without middle statistics');
+  // The middle rows: the top and bottom OVERLAY_BAND of the rows left out.
+  const rows = (v: number[]) => Uint8Array.from(v.flatMap((x) => [x, x]));
+  assert.deepEqual(middleLumaStats(rows([255, 0, 0, 0, 0, 0, 0, 0, 0, 255]), 2, 10), { mean: 0, stdDev: 0 });
+  assert.deepEqual(middleLumaStats(Uint8Array.from([9, 9]), 2, 1), { mean: 9, stdDev: 0 }, 'too short for bands');
 });
 
 test('reasons: every reason is known and only blank/black are camera faults', () => {

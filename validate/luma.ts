@@ -26,6 +26,22 @@ export function lumaStats(gray: Uint8Array): LumaStats {
   return { mean, stdDev: Math.sqrt(variance) };
 }
 
+/**
+ * Share of a frame's height, at its top and at its bottom, where cameras draw their overlays
+ * (date and time, camera name): many keep drawing them over a dead sensor or a covered lens.
+ */
+export const OVERLAY_BAND = 0.12;
+
+/**
+ * Luma statistics of the rows between the top and bottom {@link OVERLAY_BAND}s of a greyscale
+ * copy (one byte per pixel, row by row); the whole copy when it is too short to have such bands.
+ */
+export function middleLumaStats(gray: Uint8Array, width: number, height: number): LumaStats {
+  const top = Math.floor(height * OVERLAY_BAND);
+  const bottom = height - top;
+  return lumaStats(bottom - top > 0 && top > 0 ? gray.subarray(top * width, bottom * width) : gray);
+}
+
 /** A luma-based refusal: its reason and a one-line explanation. */
 export interface LumaVerdict {
   reason: Extract<InvalidReason, 'black' | 'blank' | 'low_contrast'>;
@@ -36,17 +52,28 @@ const fmt = (n: number): string => n.toFixed(1);
 
 /**
  * Decides whether luma statistics show a broken or obstructed camera.
- * In order: `black` (mean under `blackMean` and std dev under `minStdDev`: dark and near-uniform),
- * `blank` (std dev under `blankStdDev`: uniform at any brightness), `low_contrast` (std dev under `minStdDev`).
- * A dark scene with real structure (e.g. a lit doorway at night) passes.
+ * In order: `black` (mean under `blackMean` and std dev under `minStdDev`: dark and near-uniform;
+ * also when only an overlay at the top or bottom edge breaks that, i.e. the whole frame's mean is
+ * under `blackMean` and `middle`, the rows between the overlay bands, is dark and near-uniform),
+ * `blank` (std dev under `blankStdDev`: uniform at any brightness), `low_contrast` (std dev under
+ * `minStdDev`). A dark scene with real structure (e.g. a lit doorway at night) passes.
+ * @param middle statistics without the overlay bands (see {@link middleLumaStats}); without it,
+ *   an overlay is taken for scene structure.
  * @returns the verdict, or undefined when the frame is usable.
  */
-export function classifyLuma(stats: LumaStats, contrast: ValidateConfig['contrast']): LumaVerdict | undefined {
+export function classifyLuma(stats: LumaStats, contrast: ValidateConfig['contrast'], middle?: LumaStats): LumaVerdict | undefined {
   const { mean, stdDev } = stats;
-  if (mean < contrast.blackMean && stdDev < contrast.minStdDev) {
+  const darkAndFlat = (s: LumaStats) => s.mean < contrast.blackMean && s.stdDev < contrast.minStdDev;
+  if (darkAndFlat(stats)) {
     return {
       reason: 'black',
       message: `frame is black (mean luma ${fmt(mean)} < ${contrast.blackMean}, std dev ${fmt(stdDev)}): camera covered, off or broken?`,
+    };
+  }
+  if (middle && mean < contrast.blackMean && darkAndFlat(middle)) {
+    return {
+      reason: 'black',
+      message: `frame is black but for its top or bottom edge (mean luma ${fmt(mean)}; without those edges ${fmt(middle.mean)}, std dev ${fmt(middle.stdDev)}): an overlay such as the time over a covered, off or broken camera?`,
     };
   }
   if (stdDev < contrast.blankStdDev) {

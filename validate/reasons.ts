@@ -17,7 +17,8 @@ import { z } from 'zod';
  * - `animated`: more than one frame while `config.allowAnimated` is false.
  * - `low_contrast`: luma standard deviation under `config.contrast.minStdDev` (fog, glare, dirty lens).
  * - `blank`: luma standard deviation under `config.contrast.blankStdDev` (uniform frame).
- * - `black`: dark, near-uniform frame (mean luma under `config.contrast.blackMean`).
+ * - `black`: dark, near-uniform frame (mean luma under `config.contrast.blackMean`), also when only an
+ *   overlay at its top or bottom edge (the time, the camera name) breaks the uniformity.
  * - `bad_tags`: the frame's tags (user, device, capture time, zone, path) disagree (set by the stage, not by validateFrame).
  */
 export const InvalidReasonSchema = z.enum([
