@@ -33,8 +33,11 @@ export function parseCaptureTime(value: unknown): Date {
     d = new Date(value);
   }
   if (d && typeof value === 'string' && !calendarDateExists(value)) d = null;
-  if (!d || Number.isNaN(d.getTime()) || d.getUTCFullYear() < 2000 || d.getUTCFullYear() > 2200) {
+  if (!d || Number.isNaN(d.getTime())) {
     throw new VigilError('E_BAD_INPUT', `capture time ${JSON.stringify(value)} is not an ISO-8601 instant with a zone (e.g. 2026-11-27T22:42:33.120Z) or epoch milliseconds`);
+  }
+  if (d.getUTCFullYear() < 2000 || d.getUTCFullYear() > 2200) {
+    throw new VigilError('E_BAD_INPUT', `capture time ${JSON.stringify(value)} is ${d.toISOString()}, outside the years 2000 to 2200 (UTC)`);
   }
   return d;
 }

@@ -140,7 +140,9 @@ export const OPENAPI: OpenApiDocument = {
             required: true,
             description:
               'When the frame was captured: an ISO-8601 instant with a zone designator (`Z` or `±hh:mm`), or epoch milliseconds. ' +
-              'A local time without offset is refused (ambiguous around DST changes), and so is a time more than 5 minutes in the future.',
+              'A local time without offset is refused (ambiguous around DST changes), and so is a time more than 5 minutes in the future ' +
+              'or outside the years 2000 to 2200 (UTC). Any earlier time in that range is accepted as given (a backlog a camera uploads late; ' +
+              'a camera whose clock reset shows up on that day, so keep cameras on NTP). Precision is the millisecond: finer digits are dropped.',
             schema: { oneOf: [{ type: 'string', format: 'date-time' }, { type: 'string', pattern: '^\\d{10,13}$' }] },
             example: '2026-11-27T22:42:33.120Z',
           },

@@ -312,6 +312,10 @@ test('capture time and zone headers are checked', async () => {
   for (const bad of ['yesterday', '2024-03-05T06:07:08', '2024-13-45T99:00:00Z', '1999-12-31T23:59:59Z', '12', '2024-03-05T06:07:08Z, 2024-03-05T06:07:09Z']) {
     assertError(await postFrame(env, CHELSEA, { 'X-Capture-Time': bad }), 400, 'E_BAD_INPUT');
   }
+  // A well-formed time out of range says so (not that its format is wrong).
+  const early = await postFrame(env, CHELSEA, { 'X-Capture-Time': '2000-01-01T00:00:00+01:00' });
+  assertError(early, 400, 'E_BAD_INPUT');
+  assert.match(early.json.error.message, /is 1999-12-31T23:00:00\.000Z, outside the years 2000 to 2200/);
   const future = new Date(Date.now() + 3_600_000).toISOString();
   assertError(await postFrame(env, CHELSEA, { 'X-Capture-Time': future }), 400, 'E_BAD_INPUT');
   for (const zone of ['Mars/Base', '../../etc', '../../etc/passwd', 'Europe/../../x', '/etc/passwd', 'Europe/Paris\\..']) {
