@@ -128,6 +128,10 @@ function routePath(req: http.IncomingMessage): string {
 
 /** The key a request presents: `Authorization: Bearer <key>`, else `X-Device-Key`; '' for a malformed one. */
 function presentedKey(req: http.IncomingMessage): string | undefined {
+  // Node keeps only the first of several Authorization headers: a request naming two keys (or a
+  // key in each header) is ambiguous, so it is refused rather than taken as its first key.
+  const given = (req.headersDistinct.authorization?.length ?? 0) + (req.headersDistinct['x-device-key']?.length ?? 0);
+  if (given > 1) throw new HttpError(401, 'E_UNAUTHORIZED', 'give the device key once (one Authorization or one X-Device-Key header)');
   const auth = req.headers.authorization;
   if (auth !== undefined) return /^Bearer +(\S+) *$/i.exec(auth)?.[1] ?? '';
   const key = req.headers['x-device-key'];

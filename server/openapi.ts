@@ -110,7 +110,7 @@ export const OPENAPI: OpenApiDocument = {
             name: 'Authorization',
             in: 'header',
             required: false,
-            description: '`Bearer <device key>`. Either this or `X-Device-Key` is required.',
+            description: '`Bearer <device key>`. Either this or `X-Device-Key` is required, once: a request with two such headers is refused (401).',
             schema: { type: 'string', pattern: '^Bearer vk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$' },
           },
           {

@@ -213,6 +213,14 @@ test('device keys: unknown, missing, malformed and revoked keys get 401 and noth
   assertError(await postFrame(env, CHELSEA, { Authorization: 'Bearer' }), 401, 'E_UNAUTHORIZED');
   // A valid key id with the wrong secret.
   assertError(await postFrame(env, CHELSEA, { Authorization: `Bearer ${env.key.slice(0, -1)}${env.key.endsWith('A') ? 'B' : 'A'}` }), 401, 'E_UNAUTHORIZED');
+  // The real key given twice over, or beside another: ambiguous, refused (Node would keep the first Authorization).
+  const twice = await request(env.port, {
+    method: 'POST', path: '/v1/frames', body: CHELSEA,
+    headers: { Authorization: [`Bearer ${env.key}`, `Bearer ${unknownKey}`] as unknown as string, 'Content-Type': 'image/png', 'X-Capture-Time': ISO },
+  });
+  assertError(twice, 401, 'E_UNAUTHORIZED');
+  assert.match(twice.json.error.message, /once/);
+  assertError(await postFrame(env, CHELSEA, { 'X-Device-Key': unknownKey }), 401, 'E_UNAUTHORIZED');
 
   assert.equal(await objectCount(env.store), 0, 'nothing in the object store');
   assert.equal(repoExists(env.store, 'frames'), false, 'no frames repo');
