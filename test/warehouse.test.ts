@@ -94,6 +94,9 @@ const SPECS: Spec[] = [
   { dev: 2, at: `${NEXT_DAY}T02:00:00.000Z`, objects: [['person', 0.97]], alert: 'delivered', batch: BATCH2 },
   // Identical bytes from two cameras (a static scene): one frame id, two frames.
   { dev: 0, at: `${DAY}T12:00:00.000Z`, objects: [['knife', 0.55]], alert: 'delivered', sameBytesAs: 4 },
+  // An SMS sent without an answer (not retried), and an alert reprocessing recorded (never sent).
+  { dev: 1, at: `${DAY}T14:00:00.000Z`, objects: [['knife', 0.95]], alert: 'unknown' },
+  { dev: 2, at: `${DAY}T15:00:00.000Z`, objects: [['person', 0.99]], alert: 'recorded' },
   // The same bytes as a safe frame, seen with a threat by another camera (spec 9 is safe).
   { dev: 0, at: `${DAY}T03:12:00.000Z`, objects: [['knife', 0.95]], alert: 'delivered', sameBytesAs: 9 },
 ];
@@ -159,7 +162,7 @@ function buildDay(): Day {
       d.alerts.push({
         alert_id: alertId, frame_id: frameId, user_id: dev.user, device_id: dev.device, rule_id: ruleId,
         classes: [...new Set(ms.map((m) => m.cls))], max_score: Math.max(...ms.map((m) => m.score)), created_at: created, batch_id: batch,
-        status, channels: status === 'suppressed' ? 0 : 2,
+        status, channels: status === 'suppressed' || status === 'recorded' ? 0 : 2,
       });
       const at = (sec: number): string => new Date(Date.parse(created) + sec * 1000).toISOString();
       const del = (channel: DeliveryRow['channel'], attempt: number, sec: number, code: number | null, outcome: DeliveryRow['outcome']): void =>
@@ -178,6 +181,10 @@ function buildDay(): Day {
         del('webhook', 1, 0, 404, 'failed');
       } else if (status === 'suppressed') {
         del('email', 1, 0, null, 'suppressed');
+      } else if (status === 'unknown') {
+        del('sms', 1, 0, null, 'unknown');
+      } else if (status === 'recorded') {
+        // reprocessing sends nothing
       } else {
         del('outbox', 1, 0, null, 'delivered');
         del('outbox', 1, 0, null, 'delivered');
@@ -414,11 +421,13 @@ function expectedDaily(from: string, to: string, hourOf: (t: ThreatRow) => numbe
       },
       safe: { frames: nm.reduce((n, x) => n + x.frames, 0), objects: nm.reduce((n, x) => n + x.objects, 0) },
       alerts: {
-        total: al.length,
+        total: al.filter((a) => a.status !== 'recorded').length,
         delivered: al.filter((a) => a.status === 'delivered').length,
         failed: al.filter((a) => a.status === 'failed').length,
+        unknown: al.filter((a) => a.status === 'unknown').length,
         suppressed: al.filter((a) => a.status === 'suppressed').length,
         outbox: al.filter((a) => a.status === 'outbox').length,
+        recorded: al.filter((a) => a.status === 'recorded').length,
       },
       deliveries: {
         attempts: dl.length,
@@ -426,6 +435,7 @@ function expectedDaily(from: string, to: string, hourOf: (t: ThreatRow) => numbe
         outbox: dl.filter((x) => x.channel === 'outbox').length,
         retries: dl.filter((x) => x.outcome === 'retry').length,
         failed: dl.filter((x) => x.outcome === 'failed').length,
+        unknown: dl.filter((x) => x.outcome === 'unknown').length,
         suppressed: dl.filter((x) => x.outcome === 'suppressed').length,
       },
     };
@@ -447,6 +457,12 @@ test('dailyReport: the numbers equal what was appended (UTC day, device hours; a
     const alice = report.users.find((u) => u.userId === 'alice')!;
     assert.ok(alice.threats.total >= 3 && alice.frames.invalid === 3 && alice.cameraFaults.length === 1);
     assert.ok(alice.deliveries.retries > 0 && alice.alerts.failed === 1 && alice.alerts.suppressed === 1);
+    const every = report.users.reduce((n, u) => ({ unknown: n.unknown + u.alerts.unknown, recorded: n.recorded + u.alerts.recorded, sms: n.sms + u.deliveries.unknown }), { unknown: 0, recorded: 0, sms: 0 });
+    assert.deepEqual(every, { unknown: 1, recorded: 1, sms: 1 }, 'the unknown and recorded buckets are filled');
+    for (const u of report.users) {
+      const a = u.alerts;
+      assert.equal(a.total, a.delivered + a.failed + a.unknown + a.suppressed + a.outbox, `${u.userId}: the live alerts add up`);
+    }
     assert.ok(alice.threats.byHour.some((h) => h.count > 0));
 
     // The day in New York: the window shifts by 4 or 5 hours; hours are New York hours.

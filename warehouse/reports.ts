@@ -47,11 +47,18 @@ export const DailyUserReportSchema = z.object({
   }),
   /** Safe frames (aggregated `non_matches` whose UTC hour starts in the window) and their objects. */
   safe: z.object({ frames: CountSchema, objects: CountSchema }),
-  /** Alerts created in the window, by final status. */
-  alerts: z.object({ total: CountSchema, delivered: CountSchema, failed: CountSchema, suppressed: CountSchema, outbox: CountSchema }),
-  /** Delivery attempts of those alerts, by outcome. */
-  /** Delivery attempts of the day's alerts: `delivered` counts providers that accepted one; `outbox`, those kept in the outbox (no credentials: nothing sent). */
-  deliveries: z.object({ attempts: CountSchema, delivered: CountSchema, outbox: CountSchema, retries: CountSchema, failed: CountSchema, suppressed: CountSchema }),
+  /**
+   * Alerts created in the window: `total` of the live ones = delivered + failed + unknown (sent,
+   * no answer, not retried) + suppressed + outbox; `recorded` apart: what reprocessing under other
+   * rules recorded (never sent).
+   */
+  alerts: z.object({ total: CountSchema, delivered: CountSchema, failed: CountSchema, unknown: CountSchema, suppressed: CountSchema, outbox: CountSchema, recorded: CountSchema }),
+  /**
+   * Delivery attempts of the day's alerts, by outcome: `delivered`
+   * counts providers that accepted one; `outbox`, those kept in the outbox (no credentials:
+   * nothing sent); `unknown`, requests sent without an answer and not retried.
+   */
+  deliveries: z.object({ attempts: CountSchema, delivered: CountSchema, outbox: CountSchema, retries: CountSchema, failed: CountSchema, unknown: CountSchema, suppressed: CountSchema }),
 });
 export type DailyUserReport = z.infer<typeof DailyUserReportSchema>;
 
@@ -220,16 +227,19 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
     `SELECT user_id, sum(frames) AS frames, sum(objects) AS objects FROM ${src('non_matches', span)} WHERE ${where('hour')} GROUP BY user_id`,
   );
   const alerts = await scopedQuery(wh, (src) =>
-    `SELECT user_id, count(*) AS total,
+    `SELECT user_id, count(*) FILTER (WHERE status <> 'recorded') AS total,
             count(*) FILTER (WHERE status = 'delivered') AS delivered, count(*) FILTER (WHERE status = 'failed') AS failed,
-            count(*) FILTER (WHERE status = 'suppressed') AS suppressed, count(*) FILTER (WHERE status = 'outbox') AS outbox
+            count(*) FILTER (WHERE status = 'unknown') AS unknown,
+            count(*) FILTER (WHERE status = 'suppressed') AS suppressed, count(*) FILTER (WHERE status = 'outbox') AS outbox,
+            count(*) FILTER (WHERE status = 'recorded') AS recorded
        FROM ${src('alerts', span)} WHERE ${where('created_at')} GROUP BY user_id`,
   );
   const deliveries = await scopedQuery(wh, (src) =>
     `SELECT a.user_id, count(*) AS attempts,
             count(*) FILTER (WHERE d.outcome = 'delivered' AND d.channel <> 'outbox') AS delivered, count(*) FILTER (WHERE d.channel = 'outbox') AS outbox,
             count(*) FILTER (WHERE d.outcome = 'retry') AS retries,
-            count(*) FILTER (WHERE d.outcome = 'failed') AS failed, count(*) FILTER (WHERE d.outcome = 'suppressed') AS suppressed
+            count(*) FILTER (WHERE d.outcome = 'failed') AS failed, count(*) FILTER (WHERE d.outcome = 'unknown') AS unknown,
+            count(*) FILTER (WHERE d.outcome = 'suppressed') AS suppressed
        FROM ${src('deliveries', { from: span.from })} d JOIN (SELECT DISTINCT alert_id, user_id FROM ${src('alerts', span)} WHERE ${where('created_at')}) a USING (alert_id)
       WHERE d.day >= ${sqlString(days[0] ?? date)} GROUP BY a.user_id`,
   );
@@ -271,8 +281,14 @@ export async function dailyReport(wh: Warehouse, opts: DailyReportOptions): Prom
         byHour,
       },
       safe: { frames: num(sf.frames), objects: num(sf.objects) },
-      alerts: { total: num(al.total), delivered: num(al.delivered), failed: num(al.failed), suppressed: num(al.suppressed), outbox: num(al.outbox) },
-      deliveries: { attempts: num(dl.attempts), delivered: num(dl.delivered), outbox: num(dl.outbox), retries: num(dl.retries), failed: num(dl.failed), suppressed: num(dl.suppressed) },
+      alerts: {
+        total: num(al.total), delivered: num(al.delivered), failed: num(al.failed), unknown: num(al.unknown), suppressed: num(al.suppressed), outbox: num(al.outbox),
+        recorded: num(al.recorded),
+      },
+      deliveries: {
+        attempts: num(dl.attempts), delivered: num(dl.delivered), outbox: num(dl.outbox), retries: num(dl.retries), failed: num(dl.failed), unknown: num(dl.unknown),
+        suppressed: num(dl.suppressed),
+      },
     };
   });
   return { date, tz: tz ?? null, from, to, users };
