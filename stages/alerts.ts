@@ -48,6 +48,8 @@ export interface AlertRef {
   alertId: string;
   path: string;
   status: AlertDoc['status'];
+  /** True when this step wrote the alert's document; false for one already there, kept as it was. */
+  written?: boolean;
 }
 
 /** Output of the prepare-alerts step. */
@@ -87,7 +89,8 @@ function threatCandidates(doc: z.infer<typeof ThreatDocSchema>, path: string, no
  * camera-fault frame, each with an id derived from (frame, rules version, rule) so a retry can never
  * create a second one. A camera that keeps matching does not flood its user: an alert within
  * `cooldownMs` (capture time) of the last one for the same user, device and rule is recorded as
- * suppressed. Deliveries are planned from the user's contacts in the rule set; without credentials
+ * suppressed; alerts that reprocessing records (`deliver: false`) neither are suppressed nor count
+ * as the last one, since none of them is sent. Deliveries are planned from the user's contacts in the rule set; without credentials
  * they go to the outbox.
  */
 export async function prepareAlerts(
@@ -136,11 +139,12 @@ export async function prepareAlerts(
     // under other rules: that one was meant for its user (its id is in the message they got, and
     // an auditor traces it), so it is kept, never replaced by a recorded one.
     if (existing.success && (existing.data.alert.alertId === c.alert.alertId || (!live && existing.data.status !== 'recorded'))) {
-      refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status });
+      refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status, written: false });
       continue;
     }
     const key = keyOf(c);
-    const last = cooldowns.get(key) ?? CooldownSchema.safeParse(current.get(key)).data;
+    // Cooldowns are about what users are sent: reprocessing (nothing sent) neither reads nor moves them.
+    const last = live ? (cooldowns.get(key) ?? CooldownSchema.safeParse(current.get(key)).data) : undefined;
     const at = Date.parse(c.alert.capturedAt);
     const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
     const contacts = rules?.users[c.alert.user]?.contacts ?? {};
@@ -148,8 +152,8 @@ export async function prepareAlerts(
     const status = suppressed ? 'suppressed' : live ? 'pending' : 'recorded';
     const doc: AlertDoc = { kind: 'alert', alert: c.alert, status, ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
     changes.push({ path: c.path, content: JSON.stringify(doc, null, 1) + '\n' });
-    refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status });
-    if (!suppressed && (!last || at >= Date.parse(last.lastAt))) {
+    refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status, written: true });
+    if (live && !suppressed && (!last || at >= Date.parse(last.lastAt))) {
       const next = { lastAt: c.alert.capturedAt, alertId: c.alert.alertId };
       cooldowns.set(key, next);
       changes.push({ path: key, content: JSON.stringify(next) + '\n' });

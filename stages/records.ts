@@ -1,6 +1,6 @@
 import path from 'node:path';
 import {
-  appendRecords, autoCompact, type AlertRow, type DeliveryRow, type DetectionRow, type FrameRow, type NonMatchRow, type ThreatRow,
+  appendRecords, autoCompact, clearCredentials, type AlertRow, type DeliveryRow, type DetectionRow, type FrameRow, type NonMatchRow, type ThreatRow,
 } from '../warehouse/index.js';
 import { localTime } from '../ingest/frameTag.js';
 import { VigilError } from '../lib/errors.js';
@@ -27,6 +27,13 @@ export interface RecordsInput {
   rulesCommit: string | null;
   alertsCommit: string | null;
   alertPaths: string[];
+  /**
+   * A reprocessing run (history under other rules, nothing delivered): its frames, detections
+   * and decisions are on record from their live batch already, so only the alerts it recorded
+   * (status `recorded`, among `alertPaths`) and the rule version are appended. Appending the rest
+   * again counted every frame, threat and delivery once more per run.
+   */
+  history?: boolean;
 }
 
 /** Rows written per table. */
@@ -45,6 +52,41 @@ const hourOf = (iso: string) => new Date(Math.floor(Date.parse(iso) / 3_600_000)
  * warehouse's automatic compaction (`autoCompact`: closed days and months, at most hourly).
  */
 export async function recordsStage(store: RepoStore, input: RecordsInput): Promise<RecordsOutput> {
+  const live = input.history ? null : await frameRows(store, input);
+  const { alerts, deliveries } = await alertRows(store, input);
+  const root = warehouseRoot(store);
+  const opts = { batchId: input.batchId, part: input.part };
+  const out: RecordsOutput = {};
+  const put = async <T extends Parameters<typeof appendRecords>[1]>(table: T, rows: Parameters<typeof appendRecords<T>>[2]) => {
+    if (rows.length === 0) return;
+    out[table] = (await appendRecords(root, table, rows, opts)).rows;
+  };
+  if (live) {
+    await put('frames', live.frames);
+    await put('detections', live.detections);
+    await put('threats', live.threats);
+    await put('non_matches', live.nonMatches);
+  }
+  await put('alerts', input.history ? alerts.filter((a) => a.status === 'recorded') : alerts);
+  if (!input.history) await put('deliveries', deliveries);
+  if (input.rulesCommit) {
+    const set = await readRuleSet(store, input.rulesCommit);
+    if (set) {
+      const r = await appendRecords(root, 'rule_versions', [{
+        rules_commit: input.rulesCommit, rules_hash: ruleSetHash(set), at: new Date().toISOString(),
+        rule_ids: set.rules.map((x) => x.id).sort((a, b) => a - b).join(','),
+      }], { batchId: `rules-${input.rulesCommit}` });
+      out.rule_versions = r.rows;
+    }
+  }
+  // Now and then (at most hourly per warehouse, within a time budget, only when no other
+  // compaction runs) merge the small files of closed days and months. Never fails the stage.
+  await autoCompact(root).catch((err: unknown) => console.warn(`vigil: warehouse compaction skipped: ${err instanceof Error ? err.message : String(err)}`));
+  return out;
+}
+
+/** The rows of a chunk's frames: each frame, its detections, its threat matches or its safe-frame aggregate. */
+async function frameRows(store: RepoStore, input: RecordsInput): Promise<{ frames: FrameRow[]; detections: DetectionRow[]; threats: ThreatRow[]; nonMatches: NonMatchRow[] }> {
   const frames: FrameRow[] = [];
   const detections: DetectionRow[] = [];
   const threats: ThreatRow[] = [];
@@ -102,7 +144,14 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
       safe.set(key, row);
     }
   }
+  return { frames, detections, threats, nonMatches: [...safe.values()] };
+}
 
+/**
+ * The rows of a chunk's alerts and of their delivery attempts (from the ledger); summaries are
+ * cleared of anything that looks like a credential (a provider's answer may quote a header).
+ */
+async function alertRows(store: RepoStore, input: RecordsInput): Promise<{ alerts: AlertRow[]; deliveries: DeliveryRow[] }> {
   const alerts: AlertRow[] = [];
   const deliveries: DeliveryRow[] = [];
   for (const p of input.alertPaths) {
@@ -113,8 +162,8 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
     const attempts = await readAttempts(store, alert.alertId);
     for (const a of attempts) {
       deliveries.push({
-        alert_id: a.alertId, channel: a.channel, attempt: a.attempt, at: a.at, request_summary: a.requestSummary,
-        status_code: a.statusCode, response_summary: a.responseSummary, latency_ms: a.latencyMs, outcome: a.outcome,
+        alert_id: a.alertId, channel: a.channel, attempt: a.attempt, at: a.at, request_summary: clearCredentials(a.requestSummary),
+        status_code: a.statusCode, response_summary: clearCredentials(a.responseSummary), latency_ms: a.latencyMs, outcome: a.outcome,
       });
     }
     const deliveredReal = attempts.some((a) => a.outcome === 'delivered' && a.channel !== 'outbox');
@@ -128,32 +177,5 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
       channels: planned.length,
     });
   }
-
-  const root = warehouseRoot(store);
-  const opts = { batchId: input.batchId, part: input.part };
-  const out: RecordsOutput = {};
-  const put = async <T extends Parameters<typeof appendRecords>[1]>(table: T, rows: Parameters<typeof appendRecords<T>>[2]) => {
-    if (rows.length === 0) return;
-    out[table] = (await appendRecords(root, table, rows, opts)).rows;
-  };
-  await put('frames', frames);
-  await put('detections', detections);
-  await put('threats', threats);
-  await put('non_matches', [...safe.values()]);
-  await put('alerts', alerts);
-  await put('deliveries', deliveries);
-  if (input.rulesCommit) {
-    const set = await readRuleSet(store, input.rulesCommit);
-    if (set) {
-      const r = await appendRecords(root, 'rule_versions', [{
-        rules_commit: input.rulesCommit, rules_hash: ruleSetHash(set), at: new Date().toISOString(),
-        rule_ids: set.rules.map((x) => x.id).sort((a, b) => a - b).join(','),
-      }], { batchId: `rules-${input.rulesCommit}` });
-      out.rule_versions = r.rows;
-    }
-  }
-  // Now and then (at most hourly per warehouse, within a time budget, only when no other
-  // compaction runs) merge the small files of closed days and months. Never fails the stage.
-  await autoCompact(root).catch((err: unknown) => console.warn(`vigil: warehouse compaction skipped: ${err instanceof Error ? err.message : String(err)}`));
-  return out;
+  return { alerts, deliveries };
 }

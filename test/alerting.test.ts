@@ -13,7 +13,7 @@ import { traceAlert } from '../stages/trace.js';
 import { warehouseRoot } from '../stages/records.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import { createVigilWorker } from '../temporal/worker.js';
-import { dailyReport, openWarehouse } from '../warehouse/index.js';
+import { dailyReport, openWarehouse, runReadOnlySql } from '../warehouse/index.js';
 import type { BatchSummary } from '../workflows/index.js';
 import { ingestFrames, startTemporal, testConfig } from './helpers/pipeline.js';
 import { startSendGrid, startWebhookReceiver, type ProviderServer, type SendGridServer } from './helpers/providers.js';
@@ -233,6 +233,29 @@ test('a SendGrid outage (500s) then recovery: delivered once, every failed attem
   const email = attempts.filter((a) => a.channel === 'email');
   assert.deepEqual(email.map((a) => [a.attempt, a.statusCode, a.outcome]), [[1, 500, 'retry'], [2, 500, 'retry'], [3, 202, 'delivered']]);
   assert.equal(attempts.filter((a) => a.channel === 'webhook').length, 1, 'the webhook went through once, not once per email retry');
+});
+
+test('a webhook refusing with a text that quotes a credential header: failed at once, recorded without it, the batch completes', { timeout: 120_000 }, async () => {
+  sendgrid.reset();
+  hook.reset();
+  const { dir, store, devices, rules } = await setup();
+  const batch = await ingestFrames(store, [{ device: devices.alice, file: 'chelsea.png', atMs: T0 + 3 * HOUR }]);
+  hook.failNext(1, 401);
+  const summary = await withWorker(dir, rules, 'alerting-401', (run) => run(batch));
+  assert.equal(summary.alerts, 1);
+  assert.equal(hook.received.length, 1, 'a 401 is not retried');
+  const [doc] = await alertDocs(store);
+  const wh = await openWarehouse(path.join(dir, 'warehouse'));
+  try {
+    const rows = (await runReadOnlySql(wh, `SELECT channel, outcome, status_code, response_summary FROM deliveries WHERE alert_id = '${doc!.alert.alertId}' AND channel = 'webhook'`)).rows;
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]!.outcome, 'failed');
+    assert.equal(rows[0]!.status_code, 401);
+    assert.match(String(rows[0]!.response_summary), /missing \[credential removed\]/);
+    assert.doesNotMatch(String(rows[0]!.response_summary), /Bearer|Authorization/i);
+  } finally {
+    wh.close();
+  }
 });
 
 test('a camera that keeps matching is suppressed by the cooldown, recorded not lost; a blank frame is an equipment alert', async () => {

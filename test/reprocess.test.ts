@@ -12,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Device } from '../ingest/devices.js';
 import { listFiles, readJson, resolveRef, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema } from '../stages/alerts.js';
+import { openWarehouse, runReadOnlySql } from '../warehouse/index.js';
 import { ledgerFile, readAttempts } from '../stages/ledger.js';
 import { traceAlert } from '../stages/trace.js';
 import { ensureReprocessSchedule, reprocessScheduleId } from '../temporal/schedule.js';
@@ -52,6 +53,19 @@ after(async () => {
 const reprocess = (id: string, at = T0) =>
   env.client.workflow.execute('reprocessWorkflow', { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId: id, args: [{ window: { fromMs: at - 3_600_000, toMs: at + 3_600_000 }, pageSize: 1 }] }) as Promise<ReprocessSummary>;
 
+/** Rows per warehouse table, and the alerts' statuses. */
+async function warehouseCounts(): Promise<Record<string, unknown>> {
+  const wh = await openWarehouse(path.join(store.dataDir, 'warehouse'));
+  try {
+    const tables = ['frames', 'detections', 'threats', 'non_matches', 'alerts', 'deliveries'];
+    const r = await runReadOnlySql(wh, tables.map((t) => `(SELECT count(*) FROM ${t}) AS ${t}`).join(', ').replace(/^/, 'SELECT '));
+    const statuses = await runReadOnlySql(wh, 'SELECT status, count(*) AS n FROM alerts GROUP BY status ORDER BY status');
+    return { ...r.rows[0], alertStatuses: statuses.rows };
+  } finally {
+    wh.close();
+  }
+}
+
 test('reprocessing under new rules: past frames decided again without inference, new alerts recorded and never sent', async () => {
   const batch = await ingestFixtures(store, device, ['chelsea.png', 'home.jpg', 'truncated.jpg'], T0);
   await makeBatchStarter(env.client, config)(batch);
@@ -59,6 +73,9 @@ test('reprocessing under new rules: past frames decided again without inference,
   assert.equal(live.unsafe, 0, 'a cat is safe while the rules only name dogs');
   assert.equal(live.alerts, 0);
   const detectionsBefore = await resolveRef(store, 'detections', 'main');
+  const onRecord = await warehouseCounts();
+  assert.equal(onRecord.frames, 3);
+  assert.ok(Number(onRecord.detections) > 0 && Number(onRecord.non_matches) > 0, JSON.stringify(onRecord));
 
   writeRules(['dog', 'cat']);
   const first = await reprocess('reprocess-1');
@@ -73,12 +90,18 @@ test('reprocessing under new rules: past frames decided again without inference,
   assert.equal(alerts[0]!.status, 'recorded');
   assert.deepEqual(alerts[0]!.deliveries, [], 'planned on no channel');
   assert.deepEqual(await readAttempts(store, alerts[0]!.alert.alertId), [], 'nothing sent, not even to the outbox');
+  assert.deepEqual((await listFiles(store, 'alerts')).filter((f) => f.path.startsWith('cooldowns/')), [], 'no cooldown moved by an alert never sent');
+  // The warehouse keeps the live history: the frames, detections and decisions are not counted
+  // again; the recorded alert is added, as recorded.
+  const afterFirst = await warehouseCounts();
+  assert.deepEqual(afterFirst, { ...onRecord, alerts: 1, alertStatuses: [{ status: 'recorded', n: 1 }] });
 
   // Again with nothing changed: no new decision, the same alert.
   const threatsHead = await resolveRef(store, 'threats', 'main');
   const second = await reprocess('reprocess-2');
   assert.deepEqual([second.frames, second.detected, second.unsafe, second.alerts], [3, 0, 1, 1]);
   assert.equal(await resolveRef(store, 'threats', 'main'), threatsHead, 'same rules: no new threats commit');
+  assert.deepEqual(await warehouseCounts(), afterFirst, 'the same recorded alert is not appended again');
 });
 
 test('the nightly schedule follows the settings: created, updated, triggered, removed', async () => {

@@ -41,6 +41,27 @@ const Summary = z.string().max(2000);
 const SECRET_PATTERN = /\bbearer\s+\S|\bauthorization\s*[:=]|\bapi[_-]?key\s*[:=]|\bpassword\s*[:=]|\bsecret\s*[:=]|\bauth[_-]?token\s*[:=]|\bSG\.[\w-]{16,}/i;
 const NoSecrets = Summary.refine((s) => !SECRET_PATTERN.test(s), 'looks like it contains a credential (summaries must hold no secrets)');
 
+/** What {@link clearCredentials} cuts out: each credential form SECRET_PATTERN spots, with the token after it. */
+const CREDENTIAL_FORMS = [
+  /\bauthorization\s*[:=]\s*(?:bearer\s+)?\S*/gi,
+  /\bbearer\s+\S+/gi,
+  /\bapi[_-]?key\s*[:=]\s*\S*/gi,
+  /\bpassword\s*[:=]\s*\S*/gi,
+  /\bsecret\s*[:=]\s*\S*/gi,
+  /\bauth[_-]?token\s*[:=]\s*\S*/gi,
+  /\bSG\.[\w-]{16,}\S*/g,
+];
+
+/**
+ * A summary with every credential-looking part replaced by `[credential removed]`, so that it
+ * passes the tables' no-secrets check: a provider's answer may quote a header back ("missing
+ * Authorization: Bearer token"), and a rule may be named "secret: …". Refusing such a row failed
+ * the records stage on every retry and held its batch for good.
+ */
+export function clearCredentials(text: string): string {
+  return CREDENTIAL_FORMS.reduce((t, form) => t.replace(form, '[credential removed]'), text);
+}
+
 /** Wall-clock date and hour of `instant` in IANA zone `tz`, or undefined for an unknown zone. */
 function localDateHour(instant: string, tz: string): { date: string; hour: number } | undefined {
   let fmt = FORMATTERS.get(tz);

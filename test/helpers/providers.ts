@@ -201,7 +201,8 @@ export async function startSendGrid(opts: { apiKey?: string } = {}): Promise<Sen
 export async function startWebhookReceiver(): Promise<ProviderServer> {
   return startProvider({
     urlPath: `/hook/${randomBytes(12).toString('hex')}`,
-    failBody: (status) => json(status, { error: `simulated failure ${status}` }),
+    // A 401 quotes the header it wanted, as many services do (a credential-like text to keep out of the records).
+    failBody: (status) => json(status, { error: status === 401 ? 'missing Authorization: Bearer token' : `simulated failure ${status}` }),
     handle: () => json(200, { ok: true }),
   });
 }
