@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 import { isVigilError } from '../lib/errors.js';
 import {
   classifyLuma,
@@ -262,7 +262,7 @@ test('a very low-contrast frame is low_contrast, not a camera fault', async () =
 });
 
 /** A black 640x480 frame with an on-screen display: a line of 24 white glyph-sized blocks at `top`, as cameras draw the time. */
-async function blackWithOverlay(top: number, format: 'png' | 'jpeg' = 'png', extra: sharp.OverlayOptions[] = []): Promise<Buffer> {
+async function blackWithOverlay(top: number, format: 'png' | 'jpeg' = 'png', extra: OverlayOptions[] = []): Promise<Buffer> {
   const glyph = await sharp({ create: { width: 8, height: 14, channels: 3, background: '#ffffff' } }).png().toBuffer();
   const osd = Array.from({ length: 24 }, (_, i) => ({ input: glyph, left: 12 + i * 11, top }));
   const img = sharp({ create: { width: 640, height: 480, channels: 3, background: '#000000' } }).composite([...osd, ...extra]);
