@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { loadChannelSettings } from '../alerts/index.js';
 import type { Config } from '../lib/config.js';
 import { Collector } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
@@ -21,6 +22,9 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
  * (Temporal's state is a SQLite file in the data folder; the collector's is a JSON file).
  */
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
+  // Broken alert channel settings (e.g. SMS credentials without SMS_FROM) stop the start now:
+  // found by the first batch with an alert, they failed that batch and its frames were never recorded.
+  loadChannelSettings();
   // Camera images, alert contacts and webhook URLs live here: readable by this user only.
   const shared = privateDataDir(config.VIGIL_DATA);
   if (shared) log(`vigil: warning: ${shared}`);

@@ -1,3 +1,4 @@
+import { loadChannelSettings } from '../alerts/index.js';
 import type { Config } from '../lib/config.js';
 import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
@@ -9,6 +10,8 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
  * host's embedded server) until SIGINT/SIGTERM. Many hosts can run it against one cluster.
  */
 export async function runWorker(config: Config, log: (msg: string) => void = console.log): Promise<void> {
+  // Broken alert channel settings stop the worker now, not each batch that raises an alert.
+  loadChannelSettings();
   // The same data folder as the API host's (shared storage): private when this worker makes it.
   const shared = privateDataDir(config.VIGIL_DATA);
   if (shared) log(`vigil worker: warning: ${shared}`);

@@ -150,6 +150,19 @@ test('bad argument values are usage errors too (exit 2): replay, report, sql and
   results.forEach((r, i) => assert.match(oneLineError(r, 2), cases[i]![1], `vigil ${cases[i]![0].join(' ')}`));
 });
 
+test('broken alert channel settings stop vigil start and vigil worker at once, naming the variable, never a value', async () => {
+  const data = tmpDir('vigil-cli-');
+  // SMS credentials without a sender number; an address nothing listens on (nothing gets that far).
+  const env = { SMS_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef', SMS_AUTH_TOKEN: 'tok-very-secret', TEMPORAL_ADDRESS: '127.0.0.1:9' };
+  const t0 = Date.now();
+  const [start, worker] = await Promise.all([vigil(data, ['start', '--port', '0'], env), vigil(data, ['worker'], env)]);
+  for (const r of [start, worker]) {
+    assert.match(oneLineError(r, 1), /SMS_FROM/);
+    assert.doesNotMatch(r.stderr + r.stdout, /tok-very-secret/);
+  }
+  assert.ok(Date.now() - t0 < 30_000, 'before any attempt to reach Temporal');
+});
+
 test('device add, list, revoke: key shown once, never a hash; bad ids and duplicates refused', async () => {
   const data = tmpDir('vigil-cli-');
   const added = ok(await vigil(data, ['device', 'add', 'alice', 'cam1', '--site', 'home', '--tz', 'Europe/Paris']));
