@@ -372,6 +372,12 @@ test('broken rules folders: each error names the file, the path inside it and th
     /required when format is pagerduty/,
   );
   await expectError(rulesDir({ 'users/demo.yaml': GOOD_USER.replace('a@example.com', 'not-an-email') }), 'users/demo.yaml', 'contacts.email[0]', /email/);
+  await expectError(
+    rulesDir({ 'users/demo.yaml': GOOD_USER.replace('email: [a@example.com]', 'webhook: [{ url: "https://hookuser:HOOKPASS@hooks.example.com/vigil" }]') }),
+    'users/demo.yaml',
+    'contacts.webhook[0].url',
+    /must not hold a user name or password/,
+  );
   await expectError(rulesDir({ 'users/demo.yaml': GOOD_USER.replace('lobby:', 'Lobby-1:') }), 'users/demo.yaml', 'devices["Lobby-1"]', /invalid key/);
   // unknown rule ids, for the user and for a device
   r = await expectError(rulesDir({ 'users/demo.yaml': GOOD_USER.replace('[100, 200]', '[100, 999]') }), 'users/demo.yaml', 'rules[1]', /unknown rule id 999/);
