@@ -75,8 +75,9 @@ export async function sendEmail(alert: Alert, to: string, settings: ChannelSetti
   const client = new Client();
   client.setApiKey(apiKey); // resets baseUrl to SendGrid's: set ours after it
   client.setDefaultRequest('baseUrl', settings.sendgridBaseUrl);
-  // Not in the typings, but passed through to axios by the client's request merge.
-  client.setDefaultRequest({ signal } as unknown as Parameters<typeof client.setDefaultRequest>[0]);
+  // Not in the typings, but passed through to axios by the client's request merge. No redirect
+  // is followed (as for webhooks): a 3xx is a failed delivery, its target never gets the message.
+  client.setDefaultRequest({ signal, maxRedirects: 0 } as unknown as Parameters<typeof client.setDefaultRequest>[0]);
   const mail = new MailService();
   mail.setClient(client);
   try {

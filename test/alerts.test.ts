@@ -6,6 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { isVigilError } from '../lib/errors.js';
 import {
   alertHtml,
@@ -197,6 +199,28 @@ describe('email through @sendgrid/mail against a local SendGrid', () => {
     assert.equal(sg.received.length, 1);
     assert.equal(sg.received[0]!.status, null);
     assertClean(a, [sg.apiKey]);
+  });
+
+  test('a redirect is not followed: failed with its 3xx, nothing sent to where it points', async () => {
+    sg.reset();
+    const other = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(202).end();
+    });
+    const moved = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(302, { Location: `http://127.0.0.1:${(other.address() as AddressInfo).port}/v3/mail/send` }).end();
+    });
+    await Promise.all([other, moved].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))));
+    let reachedOther = 0;
+    other.on('request', () => reachedOther++);
+    try {
+      const a = await sendEmail(ALERT, 'alice@example.com', { ...settings, sendgridBaseUrl: `http://127.0.0.1:${(moved.address() as AddressInfo).port}` }, 1);
+      assert.deepEqual([a.outcome, a.statusCode], ['failed', 302], a.responseSummary);
+      assert.equal(reachedOther, 0, 'the redirect target got nothing');
+    } finally {
+      await Promise.all([other, moved].map((srv) => new Promise((r) => srv.close(r))));
+    }
   });
 
   test('400 -> failed (not retryable); 429 -> retry', async () => {
