@@ -32,13 +32,19 @@ export function oneLine(text: string, max = 300): string {
   return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }
 
+/** A secret as it is written, and URL-encoded as in a query or form body (`+1555…` is `%2B1555…` there). */
+function spellings(secret: string): string[] {
+  return [secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)];
+}
+
 /**
- * Replaces every occurrence of each secret in `text` with `***` (secrets shorter than 4 characters
- * are ignored, they would only garble the text).
+ * Replaces every occurrence of each secret in `text`, also URL-encoded (a provider may echo a form
+ * field), with `***` (secrets shorter than 4 characters are ignored, they would only garble the text).
  */
 export function scrubSecrets(text: string, secrets: readonly (string | undefined)[]): string {
   let out = text;
-  const list = secrets.filter((s): s is string => s !== undefined && s.length >= 4).sort((a, b) => b.length - a.length);
+  const given = secrets.filter((s): s is string => s !== undefined && s.length >= 4);
+  const list = [...new Set(given.flatMap(spellings))].sort((a, b) => b.length - a.length);
   for (const s of list) out = out.split(s).join('***');
   return out;
 }

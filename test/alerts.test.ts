@@ -681,5 +681,8 @@ describe('alertId, cooldown, settings, formatting, redaction', () => {
     assert.equal(oneLine('a\n  b\r\n\tc'), 'a b c');
     assert.equal(oneLine('x'.repeat(400)).length, 300);
     assert.equal(scrubSecrets('key SG.abc and SG.abc again', ['SG.abc', undefined, 'ab']), 'key *** and *** again');
+    // URL-encoded too, as a provider echoes a form body.
+    assert.equal(scrubSecrets('To=%2B15555550333&Body=a+b and +15555550333', ['+15555550333']), 'To=***&Body=a+b and ***');
+    assert.equal(scrubSecrets('name=a+b+c&x=a%20b%20c', ['a b c']), 'name=***&x=***');
   });
 });
