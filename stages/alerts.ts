@@ -127,47 +127,54 @@ export async function prepareAlerts(
   }
   candidates.sort((a, b) => a.alert.capturedAt.localeCompare(b.alert.capturedAt) || a.path.localeCompare(b.path));
 
-  const changes: Change[] = [];
-  const refs: AlertRef[] = [];
-  const cooldowns = new Map<string, z.infer<typeof CooldownSchema>>();
+  let refs: AlertRef[] = [];
   const keyOf = (c: Candidate) => `cooldowns/${c.alert.user}-${c.alert.device}-${c.alert.kind === 'camera_fault' ? 'fault' : `r${c.alert.ruleId}`}.json`;
-  const current = await readJsons(store, 'alerts', [...new Set(candidates.flatMap((c) => [c.path, keyOf(c)]))]).catch(() => new Map<string, unknown>());
   const live = input.deliver !== false;
-  for (const c of candidates) {
-    const existing = AlertDocSchema.safeParse(current.get(c.path));
-    // The same alert; or, when reprocessing, a live alert of the same frame and rule decided
-    // under other rules: that one was meant for its user (its id is in the message they got, and
-    // an auditor traces it), so it is kept, never replaced by a recorded one.
-    if (existing.success && (existing.data.alert.alertId === c.alert.alertId || (!live && existing.data.status !== 'recorded'))) {
-      refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status, written: false });
-      continue;
+  // Decided under the alerts repo's lock, against the head this commit builds on: chunks of one
+  // batch run at once, and one that read a camera's cooldown before another's commit moved it
+  // would send a second alert inside the cooldown.
+  const decide = async (head: string | null): Promise<Change[]> => {
+    const changes: Change[] = [];
+    refs = [];
+    const cooldowns = new Map<string, z.infer<typeof CooldownSchema>>();
+    const current = head ? await readJsons(store, 'alerts', [...new Set(candidates.flatMap((c) => [c.path, keyOf(c)]))], head) : new Map<string, unknown>();
+    for (const c of candidates) {
+      const existing = AlertDocSchema.safeParse(current.get(c.path));
+      // The same alert; or, when reprocessing, a live alert of the same frame and rule decided
+      // under other rules: that one was meant for its user (its id is in the message they got, and
+      // an auditor traces it), so it is kept, never replaced by a recorded one.
+      if (existing.success && (existing.data.alert.alertId === c.alert.alertId || (!live && existing.data.status !== 'recorded'))) {
+        refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status, written: false });
+        continue;
+      }
+      const key = keyOf(c);
+      // Cooldowns are about what users are sent: reprocessing (nothing sent) neither reads nor moves them.
+      const last = live ? (cooldowns.get(key) ?? CooldownSchema.safeParse(current.get(key)).data) : undefined;
+      const at = Date.parse(c.alert.capturedAt);
+      const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
+      const contacts = rules?.users[c.alert.user]?.contacts ?? {};
+      const deliveries: Delivery[] = suppressed || !live ? [] : planDeliveries(c.alert, contacts, opts.settings);
+      const status = suppressed ? 'suppressed' : live ? 'pending' : 'recorded';
+      const doc: AlertDoc = { kind: 'alert', alert: c.alert, status, ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
+      changes.push({ path: c.path, content: JSON.stringify(doc, null, 1) + '\n' });
+      refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status, written: true });
+      if (live && !suppressed && (!last || at >= Date.parse(last.lastAt))) {
+        const next = { lastAt: c.alert.capturedAt, alertId: c.alert.alertId };
+        cooldowns.set(key, next);
+        changes.push({ path: key, content: JSON.stringify(next) + '\n' });
+      }
     }
-    const key = keyOf(c);
-    // Cooldowns are about what users are sent: reprocessing (nothing sent) neither reads nor moves them.
-    const last = live ? (cooldowns.get(key) ?? CooldownSchema.safeParse(current.get(key)).data) : undefined;
-    const at = Date.parse(c.alert.capturedAt);
-    const suppressed = last !== undefined && last.alertId !== c.alert.alertId && Math.abs(at - Date.parse(last.lastAt)) < opts.cooldownMs;
-    const contacts = rules?.users[c.alert.user]?.contacts ?? {};
-    const deliveries: Delivery[] = suppressed || !live ? [] : planDeliveries(c.alert, contacts, opts.settings);
-    const status = suppressed ? 'suppressed' : live ? 'pending' : 'recorded';
-    const doc: AlertDoc = { kind: 'alert', alert: c.alert, status, ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
-    changes.push({ path: c.path, content: JSON.stringify(doc, null, 1) + '\n' });
-    refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status, written: true });
-    if (live && !suppressed && (!last || at >= Date.parse(last.lastAt))) {
-      const next = { lastAt: c.alert.capturedAt, alertId: c.alert.alertId };
-      cooldowns.set(key, next);
-      changes.push({ path: key, content: JSON.stringify(next) + '\n' });
-    }
-  }
+    return changes;
+  };
   const inputs = [
     ...(input.threatsCommit ? [{ repo: 'threats', commit: input.threatsCommit }] : []),
     ...(input.invalidCommit && input.cameraFaultPaths.length ? [{ repo: 'invalid', commit: input.invalidCommit }] : []),
     ...(input.rulesCommit ? [{ repo: 'rules', commit: input.rulesCommit }] : []),
   ];
   const res = await commitChanges(store, {
-    repo: 'alerts', changes,
+    repo: 'alerts', changes: decide,
     provenance: { batchId: input.batchId, stage: 'alerts', stageVersion: ALERTS_STAGE_VERSION, inputs, extra: { cooldownMs: opts.cooldownMs } },
-    summary: `alerts ${input.batchId}: ${refs.filter((r) => r.status === 'pending').length} to deliver, ${refs.filter((r) => r.status === 'suppressed').length} suppressed`,
+    summary: () => `alerts ${input.batchId}: ${refs.filter((r) => r.status === 'pending').length} to deliver, ${refs.filter((r) => r.status === 'suppressed').length} suppressed`,
     durable: true,
   });
   return { alertsCommit: res.commit, alerts: refs };

@@ -46,7 +46,7 @@ import {
 } from './helpers/providers.js';
 import { tmpDir } from './helpers/tmp.js';
 import { commitChanges, openStore } from '../repos/index.js';
-import { deliverAlert, type AlertDoc } from '../stages/alerts.js';
+import { deliverAlert, prepareAlerts, type AlertDoc } from '../stages/alerts.js';
 import { readLedger, recordSending, recordWithdrawn } from '../stages/ledger.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -684,5 +684,33 @@ describe('alertId, cooldown, settings, formatting, redaction', () => {
     // URL-encoded too, as a provider echoes a form body.
     assert.equal(scrubSecrets('To=%2B15555550333&Body=a+b and +15555550333', ['+15555550333']), 'To=***&Body=a+b and ***');
     assert.equal(scrubSecrets('name=a+b+c&x=a%20b%20c', ['a b c']), 'name=***&x=***');
+  });
+});
+
+describe('prepareAlerts and the cooldown', () => {
+  /** An invalid (camera fault) frame document of alice/cam1 captured at `at`, committed; returns its path. */
+  async function faultFrame(store: ReturnType<typeof openStore>, at: string): Promise<{ path: string; commit: string }> {
+    const ts = at.replace(/[-:.]/g, '');
+    const p = `alice-cam1/${ts}.json`;
+    const sha = createHash('sha256').update(at).digest('hex');
+    const doc = {
+      kind: 'invalid', frameId: sha, tag: `alice-cam1-${ts}-UTC`, user: 'alice', device: 'cam1', site: 'home', capturedAt: at, timestamp: ts, tz: 'UTC',
+      source: { repo: 'frames', commit: '0'.repeat(40), path: p, sha256: sha }, datum: sha, reason: 'black', message: 'frame is black', cameraFault: true,
+    };
+    const r = await commitChanges(store, { repo: 'invalid', changes: [{ path: p, content: JSON.stringify(doc) }], provenance: { batchId: 'b', stage: 'validate', stageVersion: '1', inputs: [] }, summary: 'fault' });
+    return { path: p, commit: r.commit! };
+  }
+
+  test('two chunks preparing alerts of one camera at once: the cooldown holds, one is sent and the other suppressed', async () => {
+    for (let round = 0; round < 5; round++) {
+      const store = openStore(tmpDir());
+      const a = await faultFrame(store, '2026-11-27T10:00:00.000Z');
+      const b = await faultFrame(store, '2026-11-27T10:00:30.000Z');
+      const prepare = (f: { path: string }, batchId: string) =>
+        prepareAlerts(store, { batchId, threatsCommit: null, unsafePaths: [], invalidCommit: b.commit, cameraFaultPaths: [f.path], rulesCommit: null }, { cooldownMs: 600_000, settings: NO_CREDS });
+      const [x, y] = await Promise.all([prepare(a, 'chunk-a'), prepare(b, 'chunk-b')]);
+      const statuses = [...x.alerts, ...y.alerts].map((r) => r.status).sort();
+      assert.deepEqual(statuses, ['pending', 'suppressed'], `round ${round}`);
+    }
   });
 });
