@@ -478,7 +478,8 @@ export function buildRequestCases(): RequestCase[] {
   const bob = { status: 202, device: 'bob-cam2', duplicate: false };
   post('spoof', 'bob-key-claims-alice-headers', uploadHeaders({ Authorization: 'Bearer {{key:bob}}', 'X-User': 'alice', 'X-Device': 'cam1', 'X-Vigil-User': 'alice', 'X-Vigil-Device': 'cam1', 'X-Device-Id': 'cam1' }), bob);
   post('spoof', 'bob-key-claims-alice-query', uploadHeaders({ Authorization: 'Bearer {{key:bob}}' }), bob, { path: '/v1/frames?user=alice&device=cam1' });
-  post('spoof', 'bob-bearer-beats-alice-x-device-key', uploadHeaders({ Authorization: 'Bearer {{key:bob}}', 'X-Device-Key': '{{key:alice}}' }), bob);
+  // Two keys in one request (each header names one): ambiguous, refused.
+  post('spoof', 'bob-bearer-and-alice-x-device-key', uploadHeaders({ Authorization: 'Bearer {{key:bob}}', 'X-Device-Key': '{{key:alice}}' }), bad(401, 'E_UNAUTHORIZED'));
   post('spoof', 'bob-x-device-key-forwarded-user-alice', uploadHeaders({ Authorization: undefined, 'X-Device-Key': '{{key:bob}}', 'X-Forwarded-User': 'alice', Forwarded: 'for=alice' }), bob);
 
   // --- Capture times. ---------------------------------------------------------------------------------
