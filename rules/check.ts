@@ -203,6 +203,13 @@ function checkUser(f: RuleFile, u: UserRules, ctx: Ctx): void {
     checkLayer(f, ['devices', name], `user ${u.user} device ${name}`, d, ctx);
   }
   const c = u.contacts;
+  c.webhook.forEach((w, i) => {
+    const url = new URL(w.url);
+    // fetch refuses such a URL: no alert would ever be delivered to it.
+    if (url.username !== '' || url.password !== '') {
+      ctx.out.at('error', f, ['contacts', 'webhook', i, 'url'], 'must not hold a user name or password (user:pass@host): put a token in the path or query instead');
+    }
+  });
   if (c.email.length + c.webhook.length + c.phone.length === 0) {
     ctx.out.at('warning', f, ['contacts'], `user ${u.user} has no contacts: alerts will not be delivered`);
   }

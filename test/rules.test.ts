@@ -524,4 +524,8 @@ user: demo
     (e) => isVigilError(e, 'E_CONFIG') && /rules\.json: users\.demo\.rules\[0\]: unknown rule id 999/.test(e.message),
   );
   assert.throws(() => parseRuleSet('{', 'rules.json'), (e) => isVigilError(e, 'E_CONFIG'));
+  // A committed set stays readable when a later check is stricter: a webhook URL with user:pass@,
+  // which vigil rules check now refuses, was accepted (and committed) before.
+  const withUserinfo = { ...a, users: { ...a.users, demo: { ...a.users.demo!, contacts: { ...a.users.demo!.contacts, webhook: [{ url: 'https://u:p@hooks.example.com/x', format: 'generic' as const }] } } } };
+  assert.equal(parseRuleSet(serializeRuleSet(withUserinfo)).users.demo!.contacts.webhook[0]!.url, 'https://u:p@hooks.example.com/x');
 });

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { isVigilError } from '../lib/errors.js';
 import {
   appendRecords,
+  clearCredentials,
+  DeliveryRowSchema,
   dailyReport,
   dailyReportRows,
   findFrameRecords,
@@ -858,4 +860,26 @@ test('dailyReport with a zone: a day whose midnight happens twice begins at the 
   } finally {
     wh.close();
   }
+});
+
+test('clearCredentials: what a provider echoes back passes the no-secrets check once cleared, the rest of the text kept', () => {
+  const row = (text: string) => ({
+    alert_id: 'a'.repeat(32), channel: 'webhook', attempt: 1, at: '2026-01-01T00:00:00.000Z', request_summary: text,
+    status_code: 401, response_summary: text, latency_ms: 1, outcome: 'failed',
+  });
+  const samples = [
+    'HTTP 401 {"error":"missing Authorization: Bearer token"}',
+    'authorization=Basic dXNlcjpwYXNz and bearer abc.def',
+    'POST sg.alerts-receiver-prod.example.com/hook',
+    'key SG.abcdefghijklmnopqrstuvwxyz and Sg.ABCDEFGHIJKLMNOPQRST',
+    'rule "secret: vault" api_key=123 api-key: 456 password:hunter2 auth_token=x',
+    'ends with bearer',
+  ];
+  for (const s of samples) {
+    assert.equal(DeliveryRowSchema.safeParse(row(s)).success, s === 'ends with bearer', `raw: ${s}`);
+    const cleared = clearCredentials(s);
+    assert.ok(DeliveryRowSchema.safeParse(row(cleared)).success, `cleared: ${cleared}`);
+  }
+  assert.equal(clearCredentials(samples[0]!), 'HTTP 401 {"error":"missing [credential removed]');
+  assert.equal(clearCredentials('HTTP 200 ok'), 'HTTP 200 ok');
 });

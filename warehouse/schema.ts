@@ -49,7 +49,7 @@ const CREDENTIAL_FORMS = [
   /\bpassword\s*[:=]\s*\S*/gi,
   /\bsecret\s*[:=]\s*\S*/gi,
   /\bauth[_-]?token\s*[:=]\s*\S*/gi,
-  /\bSG\.[\w-]{16,}\S*/g,
+  /\bSG\.[\w-]{16,}\S*/gi,
 ];
 
 /**
