@@ -48,8 +48,6 @@ export interface AlertRef {
   alertId: string;
   path: string;
   status: AlertDoc['status'];
-  /** True when this step wrote the alert's document; false for one already there, kept as it was. */
-  written?: boolean;
 }
 
 /** Output of the prepare-alerts step. */
@@ -144,7 +142,7 @@ export async function prepareAlerts(
       // under other rules: that one was meant for its user (its id is in the message they got, and
       // an auditor traces it), so it is kept, never replaced by a recorded one.
       if (existing.success && (existing.data.alert.alertId === c.alert.alertId || (!live && existing.data.status !== 'recorded'))) {
-        refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status, written: false });
+        refs.push({ alertId: existing.data.alert.alertId, path: c.path, status: existing.data.status });
         continue;
       }
       const key = keyOf(c);
@@ -157,7 +155,7 @@ export async function prepareAlerts(
       const status = suppressed ? 'suppressed' : live ? 'pending' : 'recorded';
       const doc: AlertDoc = { kind: 'alert', alert: c.alert, status, ...(suppressed ? { suppressedBy: last!.alertId } : {}), deliveries };
       changes.push({ path: c.path, content: JSON.stringify(doc, null, 1) + '\n' });
-      refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status, written: true });
+      refs.push({ alertId: c.alert.alertId, path: c.path, status: doc.status });
       if (live && !suppressed && (!last || at >= Date.parse(last.lastAt))) {
         const next = { lastAt: c.alert.capturedAt, alertId: c.alert.alertId };
         cooldowns.set(key, next);

@@ -29,9 +29,10 @@ export interface RecordsInput {
   alertPaths: string[];
   /**
    * A reprocessing run (history under other rules, nothing delivered): its frames, detections
-   * and decisions are on record from their live batch already, so only the alerts it recorded
-   * (status `recorded`, among `alertPaths`) and the rule version are appended. Appending the rest
-   * again counted every frame, threat and delivery once more per run.
+   * and decisions are on record from their live batch already, so only the `recorded` alerts
+   * among `alertPaths` and the rule version are appended, each recorded alert once whichever run
+   * (or retry) meets it first. Appending the rest again counted every frame, threat and delivery
+   * once more per run.
    */
   history?: boolean;
 }
@@ -67,8 +68,16 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
     await put('threats', live.threats);
     await put('non_matches', live.nonMatches);
   }
-  await put('alerts', input.history ? alerts.filter((a) => a.status === 'recorded') : alerts);
-  if (!input.history) await put('deliveries', deliveries);
+  if (!input.history) {
+    await put('alerts', alerts);
+    await put('deliveries', deliveries);
+  } else {
+    // One file key per recorded alert: a later run (or a retry after this one died) that meets
+    // the same alert finds its file and appends nothing.
+    let n = 0;
+    for (const a of alerts.filter((x) => x.status === 'recorded')) n += (await appendRecords(root, 'alerts', [a], { batchId: `recorded-${a.alert_id}` })).rows;
+    if (n) out.alerts = n;
+  }
   if (input.rulesCommit) {
     const set = await readRuleSet(store, input.rulesCommit);
     if (set) {

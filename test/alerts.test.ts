@@ -45,6 +45,9 @@ import {
   type SmsServer,
 } from './helpers/providers.js';
 import { tmpDir } from './helpers/tmp.js';
+import path from 'node:path';
+import { recordsStage } from '../stages/records.js';
+import { openWarehouse, runReadOnlySql } from '../warehouse/index.js';
 import { commitChanges, openStore } from '../repos/index.js';
 import { deliverAlert, prepareAlerts, type AlertDoc } from '../stages/alerts.js';
 import { readLedger, recordSending, recordWithdrawn } from '../stages/ledger.js';
@@ -713,4 +716,38 @@ describe('prepareAlerts and the cooldown', () => {
       assert.deepEqual(statuses, ['pending', 'suppressed'], `round ${round}`);
     }
   });
+});
+
+test('a recorded alert reaches the warehouse once, whichever reprocessing run (or retry) records it first', async () => {
+  const dir = tmpDir();
+  const store = openStore(dir);
+  const at = '2026-11-27T10:00:00.000Z';
+  const ts = at.replace(/[-:.]/g, '');
+  const sha = createHash('sha256').update(at).digest('hex');
+  const p = `alice-cam1/${ts}.json`;
+  const inv = await commitChanges(store, {
+    repo: 'invalid',
+    changes: [{ path: p, content: JSON.stringify({
+      kind: 'invalid', frameId: sha, tag: `alice-cam1-${ts}-UTC`, user: 'alice', device: 'cam1', site: 'home', capturedAt: at, timestamp: ts, tz: 'UTC',
+      source: { repo: 'frames', commit: '0'.repeat(40), path: p, sha256: sha }, datum: sha, reason: 'black', message: 'frame is black', cameraFault: true,
+    }) }],
+    provenance: { batchId: 'b', stage: 'validate', stageVersion: '1', inputs: [] }, summary: 'fault',
+  });
+  // A reprocessing run records the alert; its records step may be run by it, a retry, or a later run.
+  const prepared = await prepareAlerts(store, { batchId: 'reprocess-1', threatsCommit: null, unsafePaths: [], invalidCommit: inv.commit, cameraFaultPaths: [p], rulesCommit: null, deliver: false }, { cooldownMs: 600_000, settings: NO_CREDS });
+  assert.deepEqual(prepared.alerts.map((a) => a.status), ['recorded']);
+  const again = await prepareAlerts(store, { batchId: 'reprocess-2', threatsCommit: null, unsafePaths: [], invalidCommit: inv.commit, cameraFaultPaths: [p], rulesCommit: null, deliver: false }, { cooldownMs: 600_000, settings: NO_CREDS });
+  assert.deepEqual(again.alerts, prepared.alerts, 'the next run meets the same alert');
+  const records = (batchId: string, alertsCommit: string | null) =>
+    recordsStage(store, { batchId, part: 'p0', framesCommit: inv.commit!, frames: [], standardizedCommit: null, invalidCommit: inv.commit, detectionsCommit: null, threatsCommit: null, rulesCommit: null, alertsCommit, alertPaths: prepared.alerts.map((a) => a.path), history: true });
+  assert.deepEqual(await records('reprocess-2', again.alertsCommit), { alerts: 1 }, 'the first to record it appends it');
+  assert.deepEqual(await records('reprocess-1', prepared.alertsCommit), {}, 'a retry of the earlier run appends nothing');
+  assert.deepEqual(await records('reprocess-3', again.alertsCommit), {}, 'nor does a later run');
+  const wh = await openWarehouse(path.join(dir, 'warehouse'));
+  try {
+    assert.deepEqual((await runReadOnlySql(wh, 'SELECT status, count(*) AS n FROM alerts GROUP BY status')).rows, [{ status: 'recorded', n: 1 }]);
+    assert.deepEqual((await runReadOnlySql(wh, 'SELECT count(*) AS n FROM frames')).rows, [{ n: 0 }], 'history runs append no frame');
+  } finally {
+    wh.close();
+  }
 });

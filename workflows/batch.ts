@@ -143,8 +143,7 @@ export async function chunkWorkflow(input: ChunkInput): Promise<BatchSummary> {
   if (unsafePaths.length || cameraFaultPaths.length) {
     const a = await quick.prepareAlerts({ batchId: input.batchId, threatsCommit, unsafePaths, invalidCommit: v.invalidCommit, cameraFaultPaths, rulesCommit: input.rulesCommit, deliver: input.deliver ?? true });
     alertsCommit = a.alertsCommit;
-    // Reprocessing records only the alerts it wrote (a live alert it kept is on record already).
-    alertPaths = a.alerts.filter((x) => input.deliver !== false || x.written !== false).map((x) => x.path);
+    alertPaths = a.alerts.map((x) => x.path);
     s.alerts = a.alerts.length;
     s.suppressed = a.alerts.filter((x) => x.status === 'suppressed').length;
     if (alertsCommit) {
