@@ -252,10 +252,22 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
     },
   };
 
+  // Per connection: its answers still to be sent (pipelined requests queue theirs), its latest
+  // request, and what to do once the last answer is out (see clientError below).
+  const connections = new WeakMap<Duplex, { open: number; latest: http.IncomingMessage | null; whenIdle: (() => void) | null }>();
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     // A client that resets mid-request must never take the process down.
     req.on('error', () => undefined);
     res.on('error', () => undefined);
+    let conn = connections.get(req.socket);
+    if (!conn) connections.set(req.socket, (conn = { open: 0, latest: null, whenIdle: null }));
+    const c = conn;
+    c.open++;
+    c.latest = req;
+    res.once('close', () => {
+      c.open--;
+      if (c.open === 0) c.whenIdle?.();
+    });
     const route = routes[routePath(req)];
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const handler = route && (method === 'GET' || method === 'POST') ? route[method] : undefined;
@@ -300,9 +312,9 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => {
     sendError(req, res, new HttpError(417, 'E_BAD_INPUT', `unsupported Expect header ${quote(String(req.headers.expect))}: only 100-continue is supported`, { Connection: 'close' }));
   });
-  // Malformed requests, oversized headers and timeouts: answer in JSON, then close. A request
-  // before it on the same connection (pipelined) whose answer is still to come, e.g. a frame being
-  // committed, gets that answer first: the error answer never takes its place.
+  // Malformed requests, oversized headers and timeouts: answer in JSON, then close. Requests
+  // before it on the same connection (pipelined) whose answers are still to come, e.g. frames
+  // being committed, get those answers first: the error answer never takes their place.
   const erred = new WeakSet<Duplex>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Once per connection: each chunk that arrives after the error fails the parser again.
@@ -328,19 +340,20 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
         () => socket.destroy(),
       );
     };
+    const conn = connections.get(socket);
     const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    // The error is about the request being answered (its body broke off, timed out or was
-    // malformed): answered now, unless its answer has begun.
-    if (inFlight && !inFlight.req.complete) {
-      if (inFlight.headersSent) socket.destroy();
+    // The error is about the latest request itself (its body broke off, timed out or was
+    // malformed): answered now, unless an answer has begun on the connection.
+    if (conn?.latest && !conn.latest.complete) {
+      if (inFlight?.headersSent) socket.destroy();
       else answer();
       return;
     }
-    if (inFlight && !inFlight.writableFinished) {
-      // Nothing more is read from this connection. 'close' follows the answer's end, or a
-      // connection cut before it.
+    if (conn && conn.open > 0) {
+      // Complete requests before it still wait for their answers (a frame being committed): they
+      // go out first, in order; nothing more is read from this connection meanwhile.
       socket.pause();
-      inFlight.once('close', () => (inFlight.writableFinished ? answer() : socket.destroy()));
+      conn.whenIdle = answer;
       return;
     }
     answer();

@@ -588,9 +588,19 @@ test('a malformed request pipelined behind a frame: the frame gets its 202 first
   b.write(ASTRONAUT);
   const got2 = await bAnswers;
   assert.match(got2, /^HTTP\/1\.1 202 [^]*HTTP\/1\.1 400 [^]*malformed HTTP request/, got2.slice(0, 400));
-  // Both frames the client was told about are stored, and only they.
+  // Two frames, then garbage: both 202s, in order, then the error.
+  const c = await rawConnect(env.port);
+  const cAnswers = readAll(c);
+  c.write(head('2024-03-05T06:07:08.003Z', CHELSEA.length));
+  c.write(CHELSEA);
+  c.write(head('2024-03-05T06:07:08.004Z', ASTRONAUT.length));
+  c.write(ASTRONAUT);
+  c.write('NOT HTTP AT ALL\r\n\r\n');
+  const got3 = await cAnswers;
+  assert.match(got3, /^HTTP\/1\.1 202 [^]*060708003Z[^]*HTTP\/1\.1 202 [^]*060708004Z[^]*HTTP\/1\.1 400 /, got3.slice(0, 600));
+  // Every frame the client was told about is stored, and only they.
   const files = await listFiles(env.store, 'frames');
-  assert.deepEqual(files.map((f) => f.path).sort(), ['alice-cam1/20240305T060708001Z.json', 'alice-cam1/20240305T060708002Z.json']);
+  assert.deepEqual(files.map((f) => f.path).sort(), ['001', '002', '003', '004'].map((n) => `alice-cam1/20240305T060708${n}Z.json`));
 });
 
 test('a key revoked while its upload is arriving: 401 and nothing stored', async () => {
