@@ -17,7 +17,7 @@ import {
   InvalidReasonSchema,
   loadValidateConfig,
   lumaStats,
-  middleLumaStats,
+  edgeStats,
   parseValidateConfig,
   scanContainer,
   sniffFormat,
@@ -273,7 +273,7 @@ test('a black frame with the time drawn over it (top or bottom edge) is black an
   for (const [top, format] of [[10, 'png'], [450, 'jpeg']] as const) {
     const out = refused(await validateFrame(await blackWithOverlay(top, format), defaultValidateConfig), 'black');
     assert.equal(out.cameraFault, true);
-    assert.match(out.message, /but for its top or bottom edge/);
+    assert.match(out.message, /but for a line at its top or bottom edge/);
     assert.ok(out.stats !== undefined && out.stats.stdDev >= defaultValidateConfig.contrast.minStdDev, 'the overlay alone breaks the whole-frame test');
   }
   // The same line in the middle of the frame is scene structure: not refused.
@@ -281,6 +281,12 @@ test('a black frame with the time drawn over it (top or bottom edge) is black an
   // Nor is a night scene with the time drawn over it and a lamp in view.
   const lamp = await sharp({ create: { width: 60, height: 100, channels: 3, background: { r: 200, g: 180, b: 120 } } }).png().toBuffer();
   accepted(await validateFrame(await blackWithOverlay(10, 'jpeg', [{ input: lamp, left: 300, top: 100 }]), defaultValidateConfig));
+  // Nor a night scene lit only along an edge: a street lamp at the top, a porch-lit strip at the bottom.
+  const dark = (extra: OverlayOptions[]) => sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 3, g: 3, b: 3 } } }).composite(extra).jpeg().toBuffer();
+  const streetLamp = await sharp({ create: { width: 120, height: 50, channels: 3, background: { r: 230, g: 220, b: 160 } } }).png().toBuffer();
+  const porch = await sharp({ create: { width: 640, height: 50, channels: 3, background: { r: 55, g: 55, b: 55 } } }).png().toBuffer();
+  accepted(await validateFrame(await dark([{ input: streetLamp, left: 260, top: 0 }]), defaultValidateConfig));
+  accepted(await validateFrame(await dark([{ input: porch, left: 0, top: 430 }]), defaultValidateConfig));
 });
 
 test('a dark night scene with real structure passes', async () => {
@@ -449,15 +455,18 @@ test('lumaStats and classifyLuma', () => {
   assert.equal(classifyLuma({ mean: 250, stdDev: 1 }, c)?.reason, 'blank');
   assert.equal(classifyLuma({ mean: 128, stdDev: 4 }, c)?.reason, 'low_contrast');
   assert.equal(classifyLuma({ mean: 128, stdDev: 6 }, c), undefined);
-  // An overlay at an edge: dark and flat without the edges, dark overall.
-  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { mean: 0.5, stdDev: 1 })?.reason, 'black');
-  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { mean: 3, stdDev: 20 }), undefined, 'structure in the middle');
-  assert.equal(classifyLuma({ mean: 40, stdDev: 60 }, c, { mean: 0.5, stdDev: 1 }), undefined, 'bright edges are scene, not an overlay');
-  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c), undefined, 'without middle statistics');
-  // The middle rows: the top and bottom OVERLAY_BAND of the rows left out.
+  // An overlay at an edge: dark and flat without the edges, dark overall, one line lit.
+  const flat = { mean: 0.5, stdDev: 1 };
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { middle: flat, litRowShare: 0.04 })?.reason, 'black');
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { middle: { mean: 3, stdDev: 20 }, litRowShare: 0.04 }), undefined, 'structure in the middle');
+  assert.equal(classifyLuma({ mean: 40, stdDev: 60 }, c, { middle: flat, litRowShare: 0.04 }), undefined, 'bright edges are scene, not an overlay');
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c, { middle: flat, litRowShare: 0.1 }), undefined, 'more than a line lit: a lamp or a window, scene');
+  assert.equal(classifyLuma({ mean: 3, stdDev: 25 }, c), undefined, 'without edge statistics');
+  // The middle rows leave out the top and bottom OVERLAY_BAND; lit rows are counted per band.
   const rows = (v: number[]) => Uint8Array.from(v.flatMap((x) => [x, x]));
-  assert.deepEqual(middleLumaStats(rows([255, 0, 0, 0, 0, 0, 0, 0, 0, 255]), 2, 10), { mean: 0, stdDev: 0 });
-  assert.deepEqual(middleLumaStats(Uint8Array.from([9, 9]), 2, 1), { mean: 9, stdDev: 0 }, 'too short for bands');
+  assert.deepEqual(edgeStats(rows([255, 0, 0, 0, 0, 0, 0, 0, 0, 255]), 2, 10, 12), { middle: { mean: 0, stdDev: 0 }, litRowShare: 0.1 });
+  assert.deepEqual(edgeStats(rows([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 2, 10, 12).litRowShare, 0);
+  assert.deepEqual(edgeStats(Uint8Array.from([9, 9]), 2, 1, 12), { middle: { mean: 9, stdDev: 0 }, litRowShare: 0 }, 'too short for bands');
 });
 
 test('reasons: every reason is known and only blank/black are camera faults', () => {

@@ -32,7 +32,8 @@ export type {
   ValidationSummary,
 } from './schema.js';
 export { validateFrame } from './validateFrame.js';
-export { classifyLuma, lumaStats, middleLumaStats, OVERLAY_BAND } from './luma.js';
+export { classifyLuma, edgeStats, lumaStats, OVERLAY_BAND, OVERLAY_MAX_ROWS } from './luma.js';
+export type { EdgeStats } from './luma.js';
 export type { LumaVerdict } from './luma.js';
 export { scanContainer, sniffFormat } from './container.js';
 export type { ContainerScan, SniffedFormat } from './container.js';

@@ -33,13 +33,39 @@ export function lumaStats(gray: Uint8Array): LumaStats {
 export const OVERLAY_BAND = 0.12;
 
 /**
- * Luma statistics of the rows between the top and bottom {@link OVERLAY_BAND}s of a greyscale
- * copy (one byte per pixel, row by row); the whole copy when it is too short to have such bands.
+ * Most rows, as a share of the height, that an overlay may light in either band: about one line
+ * of text. A lamp, a lit window or a porch along the edge lights more and is scene.
  */
-export function middleLumaStats(gray: Uint8Array, width: number, height: number): LumaStats {
-  const top = Math.floor(height * OVERLAY_BAND);
-  const bottom = height - top;
-  return lumaStats(bottom - top > 0 && top > 0 ? gray.subarray(top * width, bottom * width) : gray);
+export const OVERLAY_MAX_ROWS = 0.05;
+
+/** What an overlay at the edges leaves of a frame: see {@link edgeStats}. */
+export interface EdgeStats {
+  /** Luma statistics of the rows between the top and bottom bands. */
+  middle: LumaStats;
+  /** Rows with a pixel brighter than the level, in the top or the bottom band (the larger), as a share of the height. */
+  litRowShare: number;
+}
+
+/**
+ * Statistics of a greyscale copy (one byte per pixel, row by row) without its top and bottom
+ * {@link OVERLAY_BAND}s, and how many rows of those bands hold a pixel brighter than `level`.
+ * A copy too short to have bands is all middle.
+ */
+export function edgeStats(gray: Uint8Array, width: number, height: number, level: number): EdgeStats {
+  const band = Math.floor(height * OVERLAY_BAND);
+  if (band === 0 || height - 2 * band <= 0) return { middle: lumaStats(gray), litRowShare: 0 };
+  const litRows = (from: number, to: number): number => {
+    let n = 0;
+    for (let y = from; y < to; y++) {
+      const row = gray.subarray(y * width, (y + 1) * width);
+      if (row.some((v) => v > level)) n++;
+    }
+    return n;
+  };
+  return {
+    middle: lumaStats(gray.subarray(band * width, (height - band) * width)),
+    litRowShare: Math.max(litRows(0, band), litRows(height - band, height)) / height,
+  };
 }
 
 /** A luma-based refusal: its reason and a one-line explanation. */
@@ -53,15 +79,17 @@ const fmt = (n: number): string => n.toFixed(1);
 /**
  * Decides whether luma statistics show a broken or obstructed camera.
  * In order: `black` (mean under `blackMean` and std dev under `minStdDev`: dark and near-uniform;
- * also when only an overlay at the top or bottom edge breaks that, i.e. the whole frame's mean is
- * under `blackMean` and `middle`, the rows between the overlay bands, is dark and near-uniform),
+ * also when only an overlay at the top or bottom edge breaks that: the whole frame's mean under
+ * `blackMean`, the rows between the overlay bands dark and near-uniform, and at most
+ * {@link OVERLAY_MAX_ROWS} of the height lit in either band, i.e. a line of text),
  * `blank` (std dev under `blankStdDev`: uniform at any brightness), `low_contrast` (std dev under
- * `minStdDev`). A dark scene with real structure (e.g. a lit doorway at night) passes.
- * @param middle statistics without the overlay bands (see {@link middleLumaStats}); without it,
- *   an overlay is taken for scene structure.
+ * `minStdDev`). A dark scene with real structure (e.g. a lit doorway at night, a lamp along the
+ * edge) passes.
+ * @param edges see {@link edgeStats} (with `blackMean` as its level); without it, an overlay is
+ *   taken for scene structure.
  * @returns the verdict, or undefined when the frame is usable.
  */
-export function classifyLuma(stats: LumaStats, contrast: ValidateConfig['contrast'], middle?: LumaStats): LumaVerdict | undefined {
+export function classifyLuma(stats: LumaStats, contrast: ValidateConfig['contrast'], edges?: EdgeStats): LumaVerdict | undefined {
   const { mean, stdDev } = stats;
   const darkAndFlat = (s: LumaStats) => s.mean < contrast.blackMean && s.stdDev < contrast.minStdDev;
   if (darkAndFlat(stats)) {
@@ -70,10 +98,10 @@ export function classifyLuma(stats: LumaStats, contrast: ValidateConfig['contras
       message: `frame is black (mean luma ${fmt(mean)} < ${contrast.blackMean}, std dev ${fmt(stdDev)}): camera covered, off or broken?`,
     };
   }
-  if (middle && mean < contrast.blackMean && darkAndFlat(middle)) {
+  if (edges && mean < contrast.blackMean && darkAndFlat(edges.middle) && edges.litRowShare <= OVERLAY_MAX_ROWS) {
     return {
       reason: 'black',
-      message: `frame is black but for its top or bottom edge (mean luma ${fmt(mean)}; without those edges ${fmt(middle.mean)}, std dev ${fmt(middle.stdDev)}): an overlay such as the time over a covered, off or broken camera?`,
+      message: `frame is black but for a line at its top or bottom edge (mean luma ${fmt(mean)}; without those edges ${fmt(edges.middle.mean)}, std dev ${fmt(edges.middle.stdDev)}): an overlay such as the time over a covered, off or broken camera?`,
     };
   }
   if (stdDev < contrast.blankStdDev) {

@@ -18,7 +18,7 @@ import { z } from 'zod';
  * - `low_contrast`: luma standard deviation under `config.contrast.minStdDev` (fog, glare, dirty lens).
  * - `blank`: luma standard deviation under `config.contrast.blankStdDev` (uniform frame).
  * - `black`: dark, near-uniform frame (mean luma under `config.contrast.blackMean`), also when only an
- *   overlay at its top or bottom edge (the time, the camera name) breaks the uniformity.
+ *   overlay line at its top or bottom edge (the time, the camera name) breaks the uniformity.
  * - `bad_tags`: the frame's tags (user, device, capture time, zone, path) disagree (set by the stage, not by validateFrame).
  */
 export const InvalidReasonSchema = z.enum([

@@ -7,7 +7,7 @@ import { VigilError } from '../lib/errors.js';
 import type { ValidateConfig } from './config.js';
 import { scanContainer, sniffFormat, type ContainerScan, type SniffedFormat } from './container.js';
 import { classifyDecodeFailure, decoderMessage } from './decodeErrors.js';
-import { classifyLuma, lumaStats, middleLumaStats } from './luma.js';
+import { classifyLuma, edgeStats, lumaStats, type EdgeStats } from './luma.js';
 import { stripJpegMetadata } from './jpegStrip.js';
 import { isCameraFault, type InvalidReason } from './reasons.js';
 import type { LumaStats, ValidationOutcome, ValidationRejection } from './schema.js';
@@ -17,9 +17,10 @@ const STATS_MAX_DIMENSION = 256;
 
 /**
  * Luma statistics of a small greyscale copy of `image` (at most STATS_MAX_DIMENSION a side): of
- * the whole copy, and of its rows between the overlay bands (see middleLumaStats).
+ * the whole copy, and what an overlay at its edges would leave (see edgeStats; `level`: the luma
+ * a lit pixel is over).
  */
-async function grayStats(image: Sharp): Promise<{ stats: LumaStats; middle: LumaStats }> {
+async function grayStats(image: Sharp, level: number): Promise<{ stats: LumaStats; edges: EdgeStats }> {
   const gray = await image
     .greyscale()
     .resize({ width: STATS_MAX_DIMENSION, height: STATS_MAX_DIMENSION, fit: 'inside', withoutEnlargement: true })
@@ -28,7 +29,7 @@ async function grayStats(image: Sharp): Promise<{ stats: LumaStats; middle: Luma
   if (gray.info.channels !== 1) {
     throw new VigilError('E_UNSUPPORTED', `validateFrame: expected 1 greyscale channel, got ${gray.info.channels}`);
   }
-  return { stats: lumaStats(gray.data), middle: middleLumaStats(gray.data, gray.info.width, gray.info.height) };
+  return { stats: lumaStats(gray.data), edges: edgeStats(gray.data, gray.info.width, gray.info.height, level) };
 }
 
 /** Builds a refusal; the message is forced onto one line. */
@@ -172,8 +173,8 @@ export async function validateFrame(bytes: Buffer, config: ValidateConfig): Prom
   const raw = { raw: { width: info.width, height: info.height, channels: info.channels } } as const;
 
   // Camera-fault checks on a small greyscale copy of what will be output.
-  const { stats, middle } = await grayStats(sharp(pixels.data, raw));
-  const verdict = classifyLuma(stats, config.contrast, middle);
+  const { stats, edges } = await grayStats(sharp(pixels.data, raw), config.contrast.blackMean);
+  const verdict = classifyLuma(stats, config.contrast, edges);
   if (verdict !== undefined) return reject(verdict.reason, verdict.message, stats);
 
   if (scan.trailingBytes > 0) {
@@ -231,14 +232,14 @@ function fitsAsIs(meta: Metadata, scan: ContainerScan, config: ValidateConfig, w
  */
 async function keepImageData(stripped: Buffer, meta: Metadata, scan: ContainerScan, config: ValidateConfig, warnings: string[]): Promise<ValidationOutcome> {
   let stats: LumaStats;
-  let middle: LumaStats;
+  let edges: EdgeStats;
   try {
-    ({ stats, middle } = await grayStats(sharp(stripped, { limitInputPixels: config.maxPixels, failOn: config.failOn })));
+    ({ stats, edges } = await grayStats(sharp(stripped, { limitInputPixels: config.maxPixels, failOn: config.failOn }), config.contrast.blackMean));
   } catch (err) {
     if (err instanceof VigilError) throw err;
     return decodeFailure(err, 'pixels', 'jpeg', scan);
   }
-  const verdict = classifyLuma(stats, config.contrast, middle);
+  const verdict = classifyLuma(stats, config.contrast, edges);
   if (verdict !== undefined) return reject(verdict.reason, verdict.message, stats);
   if (scan.trailingBytes > 0) {
     warnings.push(`trailing_bytes: ${scan.trailingBytes} bytes after the end of the ${meta.format} image were ignored`);
