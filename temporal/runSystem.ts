@@ -38,7 +38,8 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
   }
   // Temp files of writers that died mid-write (an earlier run killed, a crash): never read.
   const swept = await sweepTempFiles(store);
-  if (swept.removed) log(`vigil: removed ${swept.removed} temp file(s) (${(swept.bytes / 1e6).toFixed(1)} MB) left by writers that stopped mid-write`);
+  const size = swept.bytes >= 1e6 ? `${(swept.bytes / 1e6).toFixed(1)} MB` : `${Math.ceil(swept.bytes / 1e3)} KB`;
+  if (swept.removed) log(`vigil: removed ${swept.removed} temp file(s) (${size}) left by writers that stopped mid-write`);
   installTemporalRuntime();
   let dev: DevServer | null = null;
   let stopping = false;
