@@ -254,19 +254,31 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
 
   // Per connection: its answers still to be sent (pipelined requests queue theirs), its latest
   // request, and what to do once the last answer is out (see clientError below).
-  const connections = new WeakMap<Duplex, { open: number; latest: http.IncomingMessage | null; whenIdle: (() => void) | null }>();
+  type Connection = {
+    open: number;
+    latest: http.IncomingMessage | null;
+    latestRes: http.ServerResponse | null;
+    /** Once at most `open` answers are left to send: `then`. */
+    wait: { open: number; then: () => void } | null;
+  };
+  const connections = new WeakMap<Duplex, Connection>();
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     // A client that resets mid-request must never take the process down.
     req.on('error', () => undefined);
     res.on('error', () => undefined);
     let conn = connections.get(req.socket);
-    if (!conn) connections.set(req.socket, (conn = { open: 0, latest: null, whenIdle: null }));
+    if (!conn) connections.set(req.socket, (conn = { open: 0, latest: null, latestRes: null, wait: null }));
     const c = conn;
     c.open++;
     c.latest = req;
+    c.latestRes = res;
     res.once('close', () => {
       c.open--;
-      if (c.open === 0) c.whenIdle?.();
+      const wait = c.wait;
+      if (wait && c.open <= wait.open) {
+        c.wait = null;
+        wait.then();
+      }
     });
     const route = routes[routePath(req)];
     const method = req.method === 'HEAD' ? 'GET' : req.method;
@@ -341,22 +353,22 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
       );
     };
     const conn = connections.get(socket);
-    const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    // The error is about the latest request itself (its body broke off, timed out or was
-    // malformed): answered now, unless an answer has begun on the connection.
+    // Answers already due on this connection go out first, in order (a frame being committed);
+    // nothing more is read from it meanwhile.
+    const after = (open: number) => {
+      socket.pause();
+      conn!.wait = { open, then: answer };
+    };
     if (conn?.latest && !conn.latest.complete) {
-      if (inFlight?.headersSent) socket.destroy();
+      // The error is about the latest request itself (its body broke off, timed out or was
+      // malformed): its answer is this one, after the answers of the requests before it.
+      if (conn.latestRes?.headersSent) socket.destroy(); // it had begun an answer: cut
+      else if (conn.open > 1) after(1);
       else answer();
       return;
     }
-    if (conn && conn.open > 0) {
-      // Complete requests before it still wait for their answers (a frame being committed): they
-      // go out first, in order; nothing more is read from this connection meanwhile.
-      socket.pause();
-      conn.whenIdle = answer;
-      return;
-    }
-    answer();
+    if (conn && conn.open > 0) after(0);
+    else answer();
   });
   return server;
 }

@@ -13,6 +13,7 @@ import type { FrameDoc } from '../lib/schemas.js';
 import { fsck, listFiles, log, openStore, readJson, repoExists, resolveRef, type RepoStore } from '../repos/index.js';
 import { createApiServer, type ApiServerDeps } from '../server/index.js';
 import { FIXTURES, tmpDir } from './helpers/tmp.js';
+import { seededRandom } from '../lib/seededRandom.js';
 
 const CHELSEA = readFileSync(path.join(FIXTURES, 'chelsea.png'));
 const MESSI = readFileSync(path.join(FIXTURES, 'messi5.jpg'));
@@ -601,6 +602,46 @@ test('a malformed request pipelined behind a frame: the frame gets its 202 first
   // Every frame the client was told about is stored, and only they.
   const files = await listFiles(env.store, 'frames');
   assert.deepEqual(files.map((f) => f.path).sort(), ['001', '002', '003', '004'].map((n) => `alice-cam1/20240305T060708${n}Z.json`));
+});
+
+test('pipelined frames with a broken request after them (seeded mix): a frame is stored exactly when its client got a 202', async () => {
+  const env = await setup();
+  const rand = seededRandom(20261129);
+  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const head = (time: string, length: number, close = false) =>
+    `POST /v1/frames HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${env.key}\r\nContent-Type: image/png\r\n` +
+    `X-Capture-Time: ${time}\r\nContent-Length: ${length}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+  const tails = ['none', 'garbage', 'big-headers', 'extra-body', 'cut-body'] as const;
+  const acked = new Set<string>();
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, conn) => {
+      const frames = 1 + Math.floor(rand() * 3);
+      const tail = pick(tails);
+      const s = await rawConnect(env.port);
+      const answers = readAll(s, 20_000);
+      for (let k = 0; k < frames; k++) {
+        const time = `2024-03-05T06:${String(10 + conn).padStart(2, '0')}:0${k}.000Z`;
+        const body = pick([CHELSEA, ASTRONAUT]);
+        const last = k === frames - 1;
+        if (last && tail === 'extra-body') s.write(head(time, 500) + body.toString('latin1'), 'latin1');
+        else s.write(Buffer.concat([Buffer.from(head(time, body.length, last && tail === 'none')), body]));
+        n++;
+      }
+      if (tail === 'garbage') s.write('NOT HTTP\r\n\r\n');
+      if (tail === 'big-headers') s.write(`GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      if (tail === 'cut-body') {
+        s.write(head(`2024-03-05T07:${String(10 + conn).padStart(2, '0')}:00.000Z`, CHELSEA.length));
+        s.write(CHELSEA.subarray(0, 1000));
+        s.end(); // half-close: the last request can never complete
+      }
+      const got = await answers;
+      for (const m of got.matchAll(/HTTP\/1\.1 202 [^]*?"path":"([^"]+)"/g)) acked.add(m[1]!);
+    }),
+  );
+  const stored = new Set((await listFiles(env.store, 'frames')).map((f) => f.path));
+  assert.deepEqual([...stored].sort(), [...acked].sort(), 'stored frames = acknowledged frames');
+  assert.ok(acked.size > 0 && acked.size <= n);
 });
 
 test('a key revoked while its upload is arriving: 401 and nothing stored', async () => {
