@@ -13,6 +13,8 @@ export interface HealthParts {
   collector: Pick<CollectorStats, 'unstarted' | 'waitingSince' | 'startError'>;
   /** The frames journal's last checkpoint failure (null once one succeeds). */
   framesJournalCheckpointError: string | null;
+  /** Pipeline activities failing on try after try (see temporal/stuck.ts); absent when not checked. */
+  stuckActivities?: readonly { workflowId: string; activityType: string; attempt: number; lastFailure: string }[];
 }
 
 /**
@@ -24,7 +26,8 @@ export const START_WAIT_LIMIT_MS = 30_000;
 /**
  * @returns ok, and one line per problem: the worker not running, a batch waiting
  *   {@link START_WAIT_LIMIT_MS} or more to start (accepted frames are safe but nothing is
- *   processed), or the frames journal failing to checkpoint (the disk).
+ *   processed), the frames journal failing to checkpoint (the disk), or pipeline activities
+ *   failing on every try (a batch held).
  */
 export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
@@ -35,5 +38,10 @@ export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolea
     problems.push(`${c.unstarted} batch(es) waiting to start since ${c.waitingSince} (${why})`);
   }
   if (parts.framesJournalCheckpointError) problems.push(`frames journal checkpoint failing: ${parts.framesJournalCheckpointError}`);
+  const stuck = parts.stuckActivities ?? [];
+  if (stuck.length) {
+    const some = stuck.slice(0, 3).map((a) => `${a.activityType} of ${a.workflowId} (attempt ${a.attempt}): ${a.lastFailure}`);
+    problems.push(`${stuck.length} pipeline activit${stuck.length === 1 ? 'y' : 'ies'} failing and retried, batches held: ${some.join('; ')}${stuck.length > 3 ? '; …' : ''}`);
+  }
   return { ok: problems.length === 0, problems };
 }

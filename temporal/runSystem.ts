@@ -13,7 +13,11 @@ import { connectClient, connectWorker } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
 import { ensureReprocessSchedule } from './schedule.js';
 import { makeBatchStarter } from './starter.js';
+import { findStuckActivities, type StuckActivity } from './stuck.js';
 import { createVigilWorker, installTemporalRuntime } from './worker.js';
+
+/** An activity failing this many tries in a row (about 15 s of retries) makes health report its batch held. */
+const STUCK_ATTEMPTS = 5;
 
 /**
  * `vigil start`: the whole system in one process tree — the embedded Temporal dev server (unless
@@ -88,17 +92,24 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const packer = new AutoPacker(store, { looseLimit: config.VIGIL_AUTOPACK_LOOSE, intervalMs: config.VIGIL_AUTOPACK_INTERVAL_MS, log });
     packer.start();
     stops.push(() => packer.stop());
+    // Activities failing on try after try hold their batch without any other sign: looked for
+    // every 30 s, for the health endpoint.
+    let stuck: StuckActivity[] = [];
+    const lookForStuck = () => void findStuckActivities(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, minAttempts: STUCK_ATTEMPTS }).then((s) => (stuck = s), () => undefined);
+    const stuckTimer = setInterval(lookForStuck, 30_000);
+    stuckTimer.unref();
+    stops.push(() => clearInterval(stuckTimer));
     const registry = new DeviceRegistry(config.VIGIL_DATA);
     const ingestor = new FrameIngestor(store, { maxBytes: config.VIGIL_MAX_FRAME_BYTES, onCommitted: (f, c) => collector.add(f, c) });
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
       health: () => {
         const stats = collector.stats();
-        const parts = { worker: worker.getState(), collector: stats, framesJournalCheckpointError: journalOf(store, 'frames').lastError };
+        const parts = { worker: worker.getState(), collector: stats, framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck };
         return {
           ...healthStatus(parts),
           temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: stats, worker: parts.worker,
-          framesJournalCheckpointError: parts.framesJournalCheckpointError, autoPack: packer.status(),
+          framesJournalCheckpointError: parts.framesJournalCheckpointError, stuckActivities: stuck, autoPack: packer.status(),
         };
       },
     });

@@ -23,3 +23,16 @@ test('healthStatus: each broken part is one problem line', () => {
   assert.equal(all.ok, false);
   assert.equal(all.problems.length, 3);
 });
+
+test('healthStatus: pipeline activities failing on every try are one problem line naming the first three', () => {
+  const a = (n: number) => ({ workflowId: `batch-b${n}`, activityType: 'recordsStage', attempt: 6 + n, lastFailure: 'warehouse append failed: ENOTDIR' });
+  assert.deepEqual(healthStatus({ ...fine, stuckActivities: [] }, NOW), { ok: true, problems: [] });
+  assert.deepEqual(healthStatus({ ...fine, stuckActivities: [a(1)] }, NOW).problems, [
+    '1 pipeline activity failing and retried, batches held: recordsStage of batch-b1 (attempt 7): warehouse append failed: ENOTDIR',
+  ]);
+  const many = healthStatus({ ...fine, stuckActivities: [a(1), a(2), a(3), a(4)] }, NOW).problems;
+  assert.equal(many.length, 1);
+  assert.match(many[0]!, /^4 pipeline activities failing .*batch-b3 \(attempt 9\).*; …$/);
+  assert.doesNotMatch(many[0]!, /batch-b4/);
+});
+
