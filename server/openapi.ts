@@ -204,7 +204,7 @@ export const OPENAPI: OpenApiDocument = {
       get: {
         operationId: 'health',
         summary: 'Liveness and dependency status',
-        description: 'No authentication. `ok: false` and 503, with one line per problem in `problems`, when the worker is not running, a batch has waited 30 s or more to start (Temporal unreachable or not answering: accepted frames are safe and wait), or the frames journal cannot checkpoint.',
+        description: 'No authentication. `ok: false` and 503, with one line per problem in `problems`, when the worker is not running, a batch has waited 30 s or more to start (Temporal unreachable or not answering: accepted frames are safe and wait), the frames journal cannot checkpoint, or a pipeline activity has failed 5 tries in a row and is still retried (`stuckActivities`: its batch is held).',
         tags: ['meta'],
         security: [],
         responses: {
