@@ -252,12 +252,12 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
     },
   };
 
-  // Per connection: its answers still to be sent (pipelined requests queue theirs), its latest
-  // request, and what to do once the last answer is out (see clientError below).
+  // Per connection: its answers still to be sent (pipelined requests queue theirs), the answer to
+  // its latest request (`latest.req` is that request), and what to do once the answers before an
+  // error are out (see clientError below).
   type Connection = {
     open: number;
-    latest: http.IncomingMessage | null;
-    latestRes: http.ServerResponse | null;
+    latest: http.ServerResponse | null;
     /** Once at most `open` answers are left to send: `then`. */
     wait: { open: number; then: () => void } | null;
   };
@@ -267,11 +267,10 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
     req.on('error', () => undefined);
     res.on('error', () => undefined);
     let conn = connections.get(req.socket);
-    if (!conn) connections.set(req.socket, (conn = { open: 0, latest: null, latestRes: null, wait: null }));
+    if (!conn) connections.set(req.socket, (conn = { open: 0, latest: null, wait: null }));
     const c = conn;
     c.open++;
-    c.latest = req;
-    c.latestRes = res;
+    c.latest = res;
     res.once('close', () => {
       c.open--;
       const wait = c.wait;
@@ -359,10 +358,10 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
       socket.pause();
       conn!.wait = { open, then: answer };
     };
-    if (conn?.latest && !conn.latest.complete) {
+    if (conn?.latest && !conn.latest.req.complete) {
       // The error is about the latest request itself (its body broke off, timed out or was
       // malformed): its answer is this one, after the answers of the requests before it.
-      if (conn.latestRes?.headersSent) socket.destroy(); // it had begun an answer: cut
+      if (conn.latest.headersSent) socket.destroy(); // it had begun an answer: cut
       else if (conn.open > 1) after(1);
       else answer();
       return;
