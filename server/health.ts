@@ -5,6 +5,16 @@
 
 import type { CollectorStats } from '../ingest/collector.js';
 
+/** An activity of a running pipeline workflow that keeps failing and is being retried (see temporal/stuck.ts). */
+export interface StuckActivity {
+  workflowId: string;
+  activityType: string;
+  /** The attempt being made or waited for (1 = the first). */
+  attempt: number;
+  /** The last failure's message, first line. */
+  lastFailure: string;
+}
+
 /** The parts' states, as the running system reports them. */
 export interface HealthParts {
   /** The Temporal worker's state (`RUNNING` when polling). */
@@ -14,7 +24,7 @@ export interface HealthParts {
   /** The frames journal's last checkpoint failure (null once one succeeds). */
   framesJournalCheckpointError: string | null;
   /** Pipeline activities failing on try after try (see temporal/stuck.ts); absent when not checked. */
-  stuckActivities?: readonly { workflowId: string; activityType: string; attempt: number; lastFailure: string }[];
+  stuckActivities?: readonly StuckActivity[];
 }
 
 /**

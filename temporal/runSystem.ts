@@ -104,13 +104,8 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
       health: () => {
-        const stats = collector.stats();
-        const parts = { worker: worker.getState(), collector: stats, framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck };
-        return {
-          ...healthStatus(parts),
-          temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, collector: stats, worker: parts.worker,
-          framesJournalCheckpointError: parts.framesJournalCheckpointError, stuckActivities: stuck, autoPack: packer.status(),
-        };
+        const parts = { worker: worker.getState(), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck };
+        return { ...healthStatus(parts), temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, ...parts, autoPack: packer.status() };
       },
     });
     await new Promise<void>((resolve, reject) => {

@@ -1,14 +1,7 @@
 import type { Client } from '@temporalio/client';
+import type { StuckActivity } from '../server/health.js';
 
-/** An activity of a running workflow that keeps failing and is being retried. */
-export interface StuckActivity {
-  workflowId: string;
-  activityType: string;
-  /** The attempt being made or waited for (1 = the first). */
-  attempt: number;
-  /** The last failure's message, first line. */
-  lastFailure: string;
-}
+export type { StuckActivity };
 
 /** The workflow types of a Vigil pipeline (their activities are what a stuck batch waits on). */
 const PIPELINE_WORKFLOWS = ['batchWorkflow', 'chunkWorkflow', 'reprocessWorkflow'];
