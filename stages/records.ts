@@ -72,10 +72,10 @@ export async function recordsStage(store: RepoStore, input: RecordsInput): Promi
     await put('alerts', alerts);
     await put('deliveries', deliveries);
   } else {
-    // One file key per recorded alert: a later run (or a retry after this one died) that meets
-    // the same alert finds its file and appends nothing.
+    // Only `recorded` alerts here (see alertRows), each under a file key of its own: a later run
+    // (or a retry after this one died) that meets the same alert finds its file and appends nothing.
     let n = 0;
-    for (const a of alerts.filter((x) => x.status === 'recorded')) n += (await appendRecords(root, 'alerts', [a], { batchId: `recorded-${a.alert_id}` })).rows;
+    for (const a of alerts) n += (await appendRecords(root, 'alerts', [a], { batchId: `recorded-${a.alert_id}` })).rows;
     if (n) out.alerts = n;
   }
   if (input.rulesCommit) {
@@ -159,6 +159,7 @@ async function frameRows(store: RepoStore, input: RecordsInput): Promise<{ frame
 /**
  * The rows of a chunk's alerts and of their delivery attempts (from the ledger); summaries are
  * cleared of anything that looks like a credential (a provider's answer may quote a header).
+ * For a history run, only its `recorded` alerts (which have no attempts).
  */
 async function alertRows(store: RepoStore, input: RecordsInput): Promise<{ alerts: AlertRow[]; deliveries: DeliveryRow[] }> {
   const alerts: AlertRow[] = [];
@@ -168,6 +169,9 @@ async function alertRows(store: RepoStore, input: RecordsInput): Promise<{ alert
     const doc = AlertDocSchema.safeParse(await readJson(store, 'alerts', p, input.alertsCommit));
     if (!doc.success) throw new VigilError('E_CORRUPT', `alerts@${input.alertsCommit}:${p} is missing or malformed`);
     const { alert, status, deliveries: planned } = doc.data;
+    // A history run records only `recorded` alerts: a live one it met is on record, so its
+    // delivery ledger is not read.
+    if (input.history && status !== 'recorded') continue;
     const attempts = await readAttempts(store, alert.alertId);
     for (const a of attempts) {
       deliveries.push({
