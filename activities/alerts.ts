@@ -9,8 +9,6 @@ import { asActivity } from './failure.js';
  * here and never travel through workflow history.
  */
 export function makeAlertActivities(store: RepoStore, opts: { cooldownMs: number; maxAttempts: number }) {
-  // Checked once up front (E_CONFIG): a worker with broken settings does not start.
-  loadChannelSettings();
   return {
     prepareAlerts: asActivity(async function prepareAlertsActivity(input: PrepareAlertsInput): Promise<PrepareAlertsOutput> {
       return prepareAlerts(store, input, { cooldownMs: opts.cooldownMs, settings: loadChannelSettings() });
