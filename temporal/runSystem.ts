@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { loadChannelSettings } from '../alerts/index.js';
 import type { Config } from '../lib/config.js';
+import { formatBytes } from '../lib/format.js';
 import { Collector } from '../ingest/collector.js';
 import { DeviceRegistry } from '../ingest/devices.js';
 import { FrameIngestor } from '../ingest/frameIngestor.js';
@@ -42,8 +43,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
   }
   // Temp files of writers that died mid-write (an earlier run killed, a crash): never read.
   const swept = await sweepTempFiles(store);
-  const size = swept.bytes >= 1e6 ? `${(swept.bytes / 1e6).toFixed(1)} MB` : `${Math.ceil(swept.bytes / 1e3)} KB`;
-  if (swept.removed) log(`vigil: removed ${swept.removed} temp file(s) (${size}) left by writers that stopped mid-write`);
+  if (swept.removed) log(`vigil: removed ${swept.removed} temp file(s) (${formatBytes(swept.bytes)}) left by writers that stopped mid-write`);
   installTemporalRuntime();
   let dev: DevServer | null = null;
   let stopping = false;
