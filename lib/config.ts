@@ -64,6 +64,17 @@ export const ConfigSchema = z.object({
    */
   VIGIL_INFERENCE_NICE: int(0, 19).default(10),
   /**
+   * Worker processes `vigil start` runs beside the API (0: none; workers then run elsewhere with
+   * `vigil worker`). Each is a child process, started again when it dies: the activities' work
+   * (sharp, git writes, DuckDB) then never holds up the event loop that serves the API.
+   */
+  VIGIL_WORKERS: int(0, 64).default(1),
+  /**
+   * Nice value (0-19) of the worker processes `vigil start` runs: under load the API, at normal
+   * priority, gets the cores first and the pipeline takes what is left.
+   */
+  VIGIL_WORKER_NICE: int(0, 19).default(10),
+  /**
    * Nightly reprocessing: a Temporal Schedule re-runs the frames of the last VIGIL_REPROCESS_DAYS days
    * through the DAG under the rules and model in force (new alerts recorded, not sent). Five-field
    * cron, in VIGIL_REPROCESS_TZ; `off` removes the schedule.

@@ -17,7 +17,10 @@ export interface StuckActivity {
 
 /** The parts' states, as the running system reports them. */
 export interface HealthParts {
-  /** The Temporal worker's state (`RUNNING` when polling). */
+  /**
+   * The state of this host's worker processes (`RUNNING` when all of them poll; `NONE` when this
+   * host runs none, VIGIL_WORKERS=0, and workers run elsewhere).
+   */
   worker: string;
   /** The collector's batches waiting to start: how many, since when the oldest waits, and the last start failure. */
   collector: Pick<CollectorStats, 'unstarted' | 'waitingSince' | 'startError'>;
@@ -41,7 +44,7 @@ export const START_WAIT_LIMIT_MS = 30_000;
  */
 export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
-  if (parts.worker !== 'RUNNING') problems.push(`worker is ${parts.worker}: no batch is processed`);
+  if (parts.worker !== 'RUNNING' && parts.worker !== 'NONE') problems.push(`worker is ${parts.worker}: no batch is processed`);
   const c = parts.collector;
   if (c.waitingSince && now - Date.parse(c.waitingSince) >= START_WAIT_LIMIT_MS) {
     const why = c.startError ? `last failure: ${c.startError.message}` : 'Temporal does not answer';

@@ -10,20 +10,22 @@ import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { createApiServer } from '../server/index.js';
 import { healthStatus } from '../server/health.js';
-import { connectClient, connectWorker } from './connection.js';
+import { connectClient } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
 import { ensureReprocessSchedule } from './schedule.js';
 import { makeBatchStarter } from './starter.js';
 import { findStuckActivities, type StuckActivity } from './stuck.js';
-import { createVigilWorker, installTemporalRuntime } from './worker.js';
+import { installTemporalRuntime } from './worker.js';
+import { WorkerProcess, workersState } from './workerProcess.js';
 
 /** An activity failing this many tries in a row (about 15 s of retries) makes health report its batch held. */
 const STUCK_ATTEMPTS = 5;
 
 /**
  * `vigil start`: the whole system in one process tree — the embedded Temporal dev server (unless
- * TEMPORAL_ADDRESS names a cluster), one worker, the collector and the HTTP API. Resolves when a
- * SIGINT/SIGTERM has stopped everything cleanly. Unfinished workflows resume on the next start
+ * TEMPORAL_ADDRESS names a cluster), the worker processes (VIGIL_WORKERS, default one; see
+ * workerProcess.ts), the collector and the HTTP API. Resolves when a SIGINT/SIGTERM has stopped
+ * everything cleanly. Unfinished workflows resume on the next start
  * (Temporal's state is a SQLite file in the data folder; the collector's is a JSON file).
  */
 export async function runSystem(config: Config, log: (msg: string) => void = console.log): Promise<void> {
@@ -64,15 +66,13 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       log(`vigil: nightly reprocessing schedule not set: ${e.message.split('\n')[0]} (a schedule set by an earlier start, if any, is unchanged)`);
       return undefined;
     });
-    const workerConn = await connectWorker(config, address);
-    stops.push(() => workerConn.close());
-    const { worker, close } = await createVigilWorker(config, workerConn, { store });
-    stops.push(close);
-    const running = worker.run();
-    stops.push(async () => {
-      worker.shutdown();
-      await running;
-    });
+    // The workers run in child processes at a lower priority (see workerProcess.ts), started
+    // together; each is stopped (and waited for) before the embedded server.
+    const workers = Array.from({ length: config.VIGIL_WORKERS }, (_, i) => new WorkerProcess({ config: { ...config, TEMPORAL_ADDRESS: address }, nice: config.VIGIL_WORKER_NICE, name: `worker ${i + 1}`, log }));
+    stops.push(() => Promise.all(workers.map((w) => w.stop())).then(() => undefined));
+    // They load while the rest starts; `ready` waits for them (one that cannot start stops the start).
+    const workersReady = Promise.all(workers.map((w) => w.start()));
+    workersReady.catch(() => undefined);
 
     let lastError = '';
     const collector = new Collector(store, {
@@ -104,7 +104,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
       health: () => {
-        const parts = { worker: worker.getState(), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck };
+        const parts = { worker: workersState(workers), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck };
         return { ...healthStatus(parts), temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, ...parts, autoPack: packer.status() };
       },
     });
@@ -129,7 +129,10 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     log(`vigil: data        ${config.VIGIL_DATA}`);
     log(`vigil: API         ${apiUrl}/v1  (OpenAPI: ${apiUrl}/v1/openapi.json)`);
     log(`vigil: Temporal    ${address}${dev ? ` (embedded; Web UI ${dev.uiUrl})` : ''}`);
-    log(`vigil: worker      task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')}), ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s)`);
+    await workersReady;
+    const pids = workers.map((w) => w.pid).join(', ');
+    const where = workers.length ? `${workers.length} process(es) (pid ${pids}, nice ${config.VIGIL_WORKER_NICE}), ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s) each` : 'none here (VIGIL_WORKERS=0: run `vigil worker` elsewhere)';
+    log(`vigil: workers     ${where}; task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')})`);
     log(`vigil: packing     ${config.VIGIL_AUTOPACK_LOOSE > 0 ? `a repo once it has ${config.VIGIL_AUTOPACK_LOOSE} loose objects (checked every ${Math.round(config.VIGIL_AUTOPACK_INTERVAL_MS / 1000)} s)` : 'off (vigil repo gc packs by hand)'}`);
     if (schedule !== undefined) {
       log(`vigil: reprocess   ${schedule ? `the last ${config.VIGIL_REPROCESS_DAYS} day(s) at "${config.VIGIL_REPROCESS_CRON}" ${config.VIGIL_REPROCESS_TZ} (schedule ${schedule})` : 'off'}`);

@@ -3,6 +3,7 @@ import type { Config } from '../lib/config.js';
 import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { connectWorker } from './connection.js';
+import { WORKER_READY } from './workerProcess.js';
 import { createVigilWorker, installTemporalRuntime } from './worker.js';
 
 /**
@@ -22,7 +23,14 @@ export async function runWorker(config: Config, log: (msg: string) => void = con
   const stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  log(`vigil worker: task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')}) on ${address} (namespace ${config.TEMPORAL_NAMESPACE}), data ${config.VIGIL_DATA}`);
+  // Run by `vigil start` (temporal/workerProcess.ts): it is told when this worker polls, and this
+  // worker stops when it goes away (its IPC channel closes), so none is left behind.
+  if (process.send) {
+    process.once('disconnect', stop);
+    process.send(WORKER_READY);
+    // The channel must not keep this process alive once the worker has stopped.
+    process.channel?.unref();
+  } else log(`vigil worker: task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')}) on ${address} (namespace ${config.TEMPORAL_NAMESPACE}), data ${config.VIGIL_DATA}`);
   try {
     await worker.run();
   } finally {

@@ -90,7 +90,10 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
     async () => (await runningActivities(client, QUEUE)).some((a) => a.activityType === 'detectStage' || a.activityType === 'validateStage') && (await liveCount(store, 'standardized')) > 0,
     { timeoutMs: 90_000, intervalMs: 100 },
   );
-  const firstIdentity = `${system.pid}@`;
+  // Activities run in vigil start's worker process: its pid is on the start's "workers" line.
+  const workerPid = system.lines.map((l) => /^vigil: workers .*\(pid (\d+)/.exec(plain(l))?.[1]).find(Boolean);
+  assert.ok(workerPid, `vigil start names its worker process: ${plain(system.lines.join(' / '))}`);
+  const firstIdentity = `${workerPid}@`;
   const stop1 = await system.stop('SIGINT', { group: true, ms: 90_000 });
   t.diagnostic(`Ctrl-C at +${((Date.now() - started) / 1000).toFixed(1)} s; vigil start exited ${JSON.stringify(stop1)}`);
   assert.deepEqual(stop1, { code: 0, signal: null }, `Ctrl-C stops vigil start cleanly: ${plain(system.lines.slice(-5).join(' / '))}`);

@@ -10,10 +10,15 @@ test('healthStatus: healthy parts are ok with no problem', () => {
   assert.deepEqual(healthStatus(fine, NOW), { ok: true, problems: [] });
   // A batch waiting a moment (being started) is normal.
   assert.deepEqual(healthStatus({ ...fine, collector: { unstarted: 2, waitingSince: ago(START_WAIT_LIMIT_MS - 1), startError: null } }, NOW), { ok: true, problems: [] });
+  // An API host that runs no worker (VIGIL_WORKERS=0; workers run elsewhere).
+  assert.deepEqual(healthStatus({ ...fine, worker: 'NONE' }, NOW), { ok: true, problems: [] });
 });
 
 test('healthStatus: each broken part is one problem line', () => {
   assert.deepEqual(healthStatus({ ...fine, worker: 'STOPPED' }, NOW).problems, ['worker is STOPPED: no batch is processed']);
+  assert.deepEqual(healthStatus({ ...fine, worker: 'RESTARTING (worker 1 killed by SIGKILL; started again in 1 s)' }, NOW).problems, [
+    'worker is RESTARTING (worker 1 killed by SIGKILL; started again in 1 s): no batch is processed',
+  ]);
   assert.deepEqual(
     healthStatus({ ...fine, collector: { unstarted: 3, waitingSince: ago(START_WAIT_LIMIT_MS), startError: { message: 'connect ECONNREFUSED 127.0.0.1:7233', since: ago(5000) } } }, NOW).problems,
     [`3 batch(es) waiting to start since ${ago(START_WAIT_LIMIT_MS)} (last failure: connect ECONNREFUSED 127.0.0.1:7233)`],

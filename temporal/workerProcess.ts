@@ -1,0 +1,190 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { PROJECT_DIR, type Config } from '../lib/config.js';
+import { VigilError } from '../lib/errors.js';
+
+/*
+ * The worker processes of `vigil start`. A worker in the API's own process ran its activities'
+ * JavaScript (git writes of every stage, sharp's bookkeeping, DuckDB appends, Temporal's workflow
+ * tasks) on the event loop that serves the API, so under load each frame's answer waited behind
+ * them. In a child process at a lower CPU priority the API keeps its event loop, gets the cores
+ * first, and the pipeline takes what is left; a worker that crashes (a native library, out of
+ * memory) no longer takes the API down with it, and is started again.
+ */
+
+const VIGIL_BIN = path.join(PROJECT_DIR, 'bin', 'vigil.js');
+
+/** What a supervised `vigil worker` sends its parent once it polls its task queues. */
+export const WORKER_READY = 'vigil-worker-ready';
+
+/** The first restart waits this long; each quick death doubles it, up to RESTART_MAX_MS. */
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+/** A worker that ran this long before it died is restarted after RESTART_MIN_MS again. */
+const HEALTHY_RUN_MS = 60_000;
+/** After the worker's own grace time, a stop waits this much longer before SIGKILL. */
+const KILL_MARGIN_MS = 15_000;
+
+/**
+ * The environment that gives a child process exactly these settings: every setting with a value,
+ * as text (options given on the command line, such as `--port`, are in `config`, not in the
+ * parent's environment).
+ */
+export function configEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(config)) if (v !== undefined && v !== null) env[k] = String(v);
+  return env;
+}
+
+let niceFound: boolean | null = null;
+
+/** True when the `nice` command runs here (Linux, macOS): it lowers every thread of the process it starts. */
+function niceCommand(): boolean {
+  niceFound ??= spawnSync('nice', ['-n', '0', process.execPath, '-e', ''], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  return niceFound;
+}
+
+/** How to run one worker process. */
+export interface WorkerProcessOptions {
+  /** The settings it runs with; TEMPORAL_ADDRESS must name the server. */
+  config: Config;
+  /** Its nice value (0: the parent's priority). */
+  nice: number;
+  /** Its name in log lines, e.g. `worker 1`. */
+  name: string;
+  log: (msg: string) => void;
+  /** Extra environment (tests). */
+  env?: Record<string, string>;
+}
+
+/** Where a worker process is. */
+export type WorkerProcessState = 'STARTING' | 'RUNNING' | 'RESTARTING' | 'STOPPING' | 'STOPPED';
+
+/**
+ * One `vigil worker` child process, supervised: started with the parent's settings against the
+ * given Temporal server, at the given nice value; started again (after 1 s, doubling up to 30 s
+ * while it keeps dying quickly) whenever it exits on its own; stopped with SIGTERM (its running
+ * activities get VIGIL_SHUTDOWN_GRACE_MS to finish), then SIGKILL. A child whose parent dies stops
+ * too (its IPC channel closes).
+ */
+export class WorkerProcess {
+  private child: ChildProcess | null = null;
+  private status: WorkerProcessState = 'STOPPED';
+  private lastExit: string | null = null;
+  private delayMs = RESTART_MIN_MS;
+  private timer: NodeJS.Timeout | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  /** Times it was started again after dying. */
+  restarts = 0;
+
+  constructor(private readonly opts: WorkerProcessOptions) {
+    if (!opts.config.TEMPORAL_ADDRESS) throw new VigilError('E_CONFIG', 'a worker process needs TEMPORAL_ADDRESS');
+  }
+
+  /** The child's pid while one runs. */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
+  /** The state, with the last exit while it waits to be started again (for the health endpoint). */
+  state(): string {
+    return this.status === 'RESTARTING' && this.lastExit ? `RESTARTING (${this.lastExit})` : this.status;
+  }
+
+  /**
+   * Starts the process and resolves once it is ready (connected, model loaded, polling).
+   * @throws VigilError E_UNAVAILABLE when it exits before that (its own message is on stderr).
+   */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => this.spawnChild({ resolve, reject }));
+  }
+
+  private spawnChild(first: { resolve: () => void; reject: (e: Error) => void } | null): void {
+    const { config, nice, name, log } = this.opts;
+    const node = [process.execPath, VIGIL_BIN, 'worker'];
+    const useNice = nice > 0 && niceCommand();
+    const [cmd, ...args] = useNice ? ['nice', '-n', String(nice), ...node] : node;
+    const child = spawn(cmd!, args, {
+      env: { ...process.env, ...configEnv(config), ...this.opts.env },
+      // Its log lines go where the parent's go; the IPC channel says when it is ready.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child = child;
+    this.status = 'STARTING';
+    const startedAt = Date.now();
+    if (nice > 0 && !useNice && child.pid) {
+      try {
+        os.setPriority(child.pid, nice);
+      } catch {
+        /* not permitted: it runs at the parent's priority */
+      }
+    }
+    child.on('message', (m: unknown) => {
+      if (m !== WORKER_READY || this.child !== child) return;
+      this.status = 'RUNNING';
+      first?.resolve();
+      first = null;
+    });
+    this.exited = new Promise((done) => {
+      child.once('exit', (code, signal) => {
+        done();
+        if (this.child !== child) return;
+        this.child = null;
+        const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+        if (this.status === 'STOPPING') {
+          this.status = 'STOPPED';
+          first?.reject(new VigilError('E_UNAVAILABLE', `${name} stopped before it was ready`));
+          return;
+        }
+        if (first) {
+          this.status = 'STOPPED';
+          first.reject(new VigilError('E_UNAVAILABLE', `${name} exited before it was ready (${how}); its message is above`));
+          return;
+        }
+        this.delayMs = Date.now() - startedAt >= HEALTHY_RUN_MS ? RESTART_MIN_MS : this.delayMs;
+        this.lastExit = `${name} ${how}; started again in ${Math.round(this.delayMs / 1000)} s`;
+        this.status = 'RESTARTING';
+        log(`vigil: ${this.lastExit}`);
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          this.restarts++;
+          this.spawnChild(null);
+        }, this.delayMs);
+        this.delayMs = Math.min(this.delayMs * 2, RESTART_MAX_MS);
+      });
+    });
+    child.once('error', (err) => {
+      // spawn itself failed (no such command): no exit event follows.
+      if (this.child !== child || child.pid) return;
+      this.child = null;
+      this.status = 'STOPPED';
+      first?.reject(new VigilError('E_UNAVAILABLE', `${name} could not be started: ${err.message}`));
+    });
+  }
+
+  /**
+   * Stops the process: SIGTERM (the worker lets running activities finish for
+   * VIGIL_SHUTDOWN_GRACE_MS), then SIGKILL if it is still there KILL_MARGIN_MS later. No restart follows.
+   */
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const child = this.child;
+    if (!child) {
+      this.status = 'STOPPED';
+      return;
+    }
+    this.status = 'STOPPING';
+    child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill('SIGKILL'), this.opts.config.VIGIL_SHUTDOWN_GRACE_MS + KILL_MARGIN_MS);
+    await this.exited;
+    clearTimeout(kill);
+  }
+}
+
+/** One state for several worker processes: RUNNING when all run, else the first that does not. */
+export function workersState(workers: readonly WorkerProcess[]): string {
+  if (workers.length === 0) return 'NONE';
+  return workers.map((w) => w.state()).find((s) => s !== 'RUNNING') ?? 'RUNNING';
+}
