@@ -2,8 +2,8 @@
  * Benchmark 2, ingest-api: sustained accepted frames/s and client-side latency of POST /v1/frames
  * for ~100 KB JPEGs from 8 concurrent camera clients on loopback, for a bounded time, measured
  * twice: with the collector starting batch workflows on the embedded Temporal but no worker
- * (ingest path alone), and with the whole pipeline running (an in-process worker processing the
- * batches while frames arrive). The load generator is a separate process.
+ * (ingest path alone), and with the whole pipeline running (a worker process, as `vigil start` runs
+ * it, processing the batches while frames arrive). The load generator is a separate process.
  */
 import { fork } from 'node:child_process';
 import path from 'node:path';
@@ -47,13 +47,13 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
   const devices = Array.from({ length: clients }, (_, i) => `cam${i + 1}`);
   const sys = await startSystem({
     dataDir: tmp.dir, rulesDir: writeBenchRules(tmp.dir), threads: o.threads, batchMaxFrames: 32, chunkSize: 32,
-    inProcessWorker: mode === 'pipeline', devices,
+    worker: mode === 'pipeline' ? 'process' : 'none', devices,
   });
   try {
-    // How long the API's event loop was kept from running (the in-process worker shares it).
+    // How long the API's event loop was kept from running.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
-    const cpu0 = { self: selfCpuMs(), temporal: procCpuMs(sys.temporalPid) ?? 0 };
+    const cpu0 = { self: selfCpuMs(), temporal: procCpuMs(sys.temporalPid) ?? 0, worker: sys.workerPid ? procCpuMs(sys.workerPid) ?? 0 : 0 };
     const t0 = now();
     const r = await runLoadgen({
       apiUrl: sys.apiUrl, keys: devices.map((d) => sys.keys.get(d)!), cacheDir: o.cacheDir, baseFrom: 1000, baseCount: 16,
@@ -65,6 +65,7 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     const cpu = {
       vigilProcessCores: round((selfCpuMs() - cpu0.self) / runMs, 2),
       temporalServerCores: round(((procCpuMs(sys.temporalPid) ?? 0) - cpu0.temporal) / runMs, 2),
+      workerProcessCores: sys.workerPid ? round(((procCpuMs(sys.workerPid) ?? 0) - cpu0.worker) / runMs, 2) : null,
       loadGeneratorCores: round(r.cpuMs / runMs, 2),
     };
     const files = await listFiles(sys.store, 'frames');
@@ -110,7 +111,7 @@ async function measure(o: BenchOptions, mode: Mode, durationMs: number, warmupMs
     const lastRate = round(tl.slice(-third).reduce((a, b) => a + b, 0) / third, 1);
     o.log(`  ${mode}, ${clients} clients${ratePerSec ? ` (open loop, ${ratePerSec} frames/s offered)` : ''}: ${fmt(rate)} accepted frames/s (${r.accepted} in ${durationMs / 1000} s, mean ${bytes(r.meanBytes)}), latency p50 ${lat.p50} p95 ${lat.p95} p99 ${lat.p99} max ${lat.max} ms; first third ${firstRate}/s, last third ${lastRate}/s; statuses ${JSON.stringify(r.statuses)}`);
     if (worked) o.log(`    the worker validated ${worked.validated} and detected ${worked.detected} frame(s) during the run${workerIdle(worked) ? ': it processed nothing, so this run is not a measurement next to the pipeline (its targets are left unmeasured)' : ''}`);
-    o.log(`    CPU (cores busy on average): API/collector${mode === 'pipeline' ? '/worker' : ''} process ${cpu.vigilProcessCores}, Temporal server ${cpu.temporalServerCores}, load generator ${cpu.loadGeneratorCores}; event loop delay p99 ${eventLoopDelayMs.p99} ms, max ${eventLoopDelayMs.max} ms`);
+    o.log(`    CPU (cores busy on average): API/collector process ${cpu.vigilProcessCores}${cpu.workerProcessCores !== null ? `, worker process ${cpu.workerProcessCores}` : ''}, Temporal server ${cpu.temporalServerCores}, load generator ${cpu.loadGeneratorCores}; event loop delay p99 ${eventLoopDelayMs.p99} ms, max ${eventLoopDelayMs.max} ms`);
     if (r.errors.length) o.log(`    errors: ${r.errors.join(' | ')}`);
     if (r.sendLag) o.log(`    the load generator sent the frames p50 ${r.sendLag.p50} p99 ${r.sendLag.p99} max ${r.sendLag.max} ms after they were due (included in the latency)`);
     if (r.resetRetries) o.log(`    ${r.resetRetries} request(s) sent again: the server had closed their idle kept-alive connection as they were sent (see bench/lib/http.ts)`);
@@ -153,9 +154,9 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
       ...(open ? [target(`p99 latency at ${OPEN_LOOP.ratePerSec} frames/s offered (open loop, ${OPEN_LOOP.cameras} cameras), whole pipeline running`, '<', 100, nextToPipeline(open, p99(open)), 'ms')] : []),
     ],
     markdown: [
-      '| mode | clients | accepted frames/s | p50 ms | p95 ms | p99 ms | max ms | first third /s | last third /s | cores busy: vigil / temporal / load gen | event loop delay p99 / max ms | frames in repo | worker during the run: validated / detected | frames repo on disk | sent again (keep-alive race) | load gen sent late: p99 / max ms |',
+      '| mode | clients | accepted frames/s | p50 ms | p95 ms | p99 ms | max ms | first third /s | last third /s | cores busy: API / worker / temporal / load gen | event loop delay p99 / max ms | frames in repo | worker during the run: validated / detected | frames repo on disk | sent again (keep-alive race) | load gen sent late: p99 / max ms |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...[collector, pipeline, wide, open].filter((m) => m !== null).map((m) => `| ${m.mode === 'collector' ? 'collector + Temporal, no worker' : 'whole pipeline (in-process worker)'}${m.ratePerSec ? `, open loop: ${m.ratePerSec} frames/s offered` : ''} | ${m.clients} | ${m.framesPerSec} | ${m.latencyMs.p50} | ${m.latencyMs.p95} | ${m.latencyMs.p99} | ${m.latencyMs.max} | ${m.firstThirdPerSec} | ${m.lastThirdPerSec} | ${m.cpu.vigilProcessCores} / ${m.cpu.temporalServerCores} / ${m.cpu.loadGeneratorCores} | ${m.eventLoopDelayMs.p99} / ${m.eventLoopDelayMs.max} | ${m.framesInRepo} | ${m.worked ? `${m.worked.validated} / ${m.worked.detected}` : '-'} | ${bytes(m.framesRepoBytes)} | ${m.resetRetries} | ${m.sendLagMs ? `${m.sendLagMs.p99} / ${m.sendLagMs.max}` : '-'} |`),
+      ...[collector, pipeline, wide, open].filter((m) => m !== null).map((m) => `| ${m.mode === 'collector' ? 'collector + Temporal, no worker' : 'whole pipeline (worker process)'}${m.ratePerSec ? `, open loop: ${m.ratePerSec} frames/s offered` : ''} | ${m.clients} | ${m.framesPerSec} | ${m.latencyMs.p50} | ${m.latencyMs.p95} | ${m.latencyMs.p99} | ${m.latencyMs.max} | ${m.firstThirdPerSec} | ${m.lastThirdPerSec} | ${m.cpu.vigilProcessCores} / ${m.cpu.workerProcessCores ?? '-'} / ${m.cpu.temporalServerCores} / ${m.cpu.loadGeneratorCores} | ${m.eventLoopDelayMs.p99} / ${m.eventLoopDelayMs.max} | ${m.framesInRepo} | ${m.worked ? `${m.worked.validated} / ${m.worked.detected}` : '-'} | ${bytes(m.framesRepoBytes)} | ${m.resetRetries} | ${m.sendLagMs ? `${m.sendLagMs.p99} / ${m.sendLagMs.max}` : '-'} |`),
       '',
       '| parts of the ingest path, after the run | frames in repo | repo read by path | frame lookup at head (as ingest does) | 100 KB object put (fsync) | durable commit of 8 frame docs |',
       '| --- | --- | --- | --- | --- | --- |',
@@ -163,9 +164,9 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     ],
     notes: [
       `${CLIENTS} concurrent clients in a separate process, one keep-alive connection and one registered device each, POSTing back to back; mean body ${bytes(collector.meanFrameBytes)} (1280x720 JPEGs, each made unique with a JPEG comment segment so no request is a duplicate).`,
-      '"collector" mode: API + collector + embedded Temporal dev server; batch workflows are started but no worker polls, so it measures the ingest path alone. "pipeline" mode: the same plus one in-process worker processing batches during the run (what `vigil start` does). "Worker during the run" counts the frames the worker committed to standardized or invalid (validate stage) and to detections (the data folder is fresh per run). Validate and detect have task queues of their own (lanes, from the night of 2026-11-28; before, they shared one queue, and while frames arrived far faster than the detector runs, about 8 frames/s here, the worker validated and did not detect: 288 / 0 in the 21:35 run); a pipeline run in which it committed nothing measured the ingest path alone, and its targets are left unmeasured.',
+      '"collector" mode: API + collector + embedded Temporal dev server; batch workflows are started but no worker polls, so it measures the ingest path alone. "pipeline" mode: the same plus one worker process at nice 10 (VIGIL_WORKER_NICE) processing batches during the run (what `vigil start` does from 2026-11-29; before, the worker ran in the API\'s process). "Worker during the run" counts the frames the worker committed to standardized or invalid (validate stage) and to detections (the data folder is fresh per run). Validate and detect have task queues of their own (lanes, from the night of 2026-11-28; before, they shared one queue, and while frames arrived far faster than the detector runs, about 8 frames/s here, the worker validated and did not detect: 288 / 0 in the 21:35 run); a pipeline run in which it committed nothing measured the ingest path alone, and its targets are left unmeasured.',
       'Latency is client-side, from sending the request to the end of the 202 answer, which comes after the durable group commit of the frame documents: on Linux (this run) the frames\' bytes, the commit\'s git objects, its batch index line and its branch move are appended to the frames repo\'s write-ahead journal with one fdatasync before the branch moves (repos/journal.ts; a checkpoint every 30 s or 256 MB runs `sync -f` and drops the journal, and is part of the measured window when it falls in it); the collector records the frames in memory and saves its state behind the answer (the frames commit is the durable record).',
-      'Event loop delay: perf_hooks.monitorEventLoopDelay in the API process during the run. In pipeline mode the worker runs in the same process; inference runs in worker threads (detector/threaded.ts; onnxruntime-node\'s run() is synchronous on the thread that calls it), so the main thread, which serves HTTP, handles the Temporal worker\'s activities and git writes, but not inference itself. The two compete for the same 2 cores, though.',
+      'Event loop delay: perf_hooks.monitorEventLoopDelay in the API process during the run. The worker runs in a process of its own at a lower priority (temporal/workerProcess.ts), so the API\'s event loop serves HTTP only, and the API gets the cores first; the two still share 2 cores with the Temporal server and the load generator. Until 2026-11-29 the worker ran in the API\'s process and its activities\' JavaScript (git writes, Temporal workflow tasks) ran on the event loop that serves HTTP: 230-239 frames/s there against 261-323 with the worker process, in alternated 20 s test-harness runs (8 clients, closed loop).',
       'Each run has a fresh data folder, removed when the bench process exits rather than after the run: on ext4 without a journal (see the machine line) the inode allocator skips, and looks up, every inode freed in the last 60-300 s, so removing a run\'s tens of thousands of files made creating a file take ~0.6 ms instead of 0.04-0.14 ms (measured with a create loop after removing 20,000 files). Vigil frees inodes on this path too (the collector\'s state file, replaced up to 10 times a second, and the packer\'s removal of packed loose objects), so on such a disk its own churn counts against it in every run.',
       'Sent again: requests the load generator sent a second time because the server closed their idle kept-alive connection just as they went out (ECONNRESET or "socket hang up" on a reused socket, before the server read them). node:http\'s Agent does not heed the server\'s `Keep-Alive: timeout=5`, so a socket left idle about 5 s can be reused at that moment; Node\'s documentation answers the race with such a retry (`req.reusedSocket`). Their latency counts from the first try. Before 2026-11-29 they were counted as errors (the "read ECONNRESET" seen now and then).',
       'Closed loop (the first three rows): only requests that started and ended inside the measured window are counted. A third run with 32 clients (collector mode; not with --quick) shows how the group commit scales with concurrency.',

@@ -152,12 +152,13 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   try {
     o.log('  (b) starting Temporal dev server, worker, collector, API…');
     const t = now();
-    sys = await startSystem({ dataDir: tmp.dir, rulesDir: writeBenchRules(tmp.dir), threads: o.threads, batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, inProcessWorker: true });
+    sys = await startSystem({ dataDir: tmp.dir, rulesDir: writeBenchRules(tmp.dir), threads: o.threads, batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, worker: 'process' });
     const startupMs = round(now() - t, 0);
     const maxWaitMs = sys.config.VIGIL_BATCH_MAX_WAIT_MS;
     const activities = sys.config.VIGIL_WORKER_ACTIVITIES;
     const laneSlots = [sys.config.VIGIL_VALIDATE_ACTIVITIES, sys.config.VIGIL_DETECT_ACTIVITIES];
     const nice = sys.config.VIGIL_INFERENCE_NICE;
+    const workerNice = sys.config.VIGIL_WORKER_NICE;
     const clock = new CaptureClock();
     await warmUp(sys, warm, clock);
     o.log(`  (b) system up in ${fmt(startupMs, 0)} ms and warmed up; timing ${frames.length} frames…`);
@@ -224,7 +225,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
       ],
       notes: [
         `Same ${frames.length} frames (mean ${meanKiB} KiB, 1280x720 JPEG) in (a) and (b); model ${MODEL_CONFIG.split('/').pop()}, ${o.threads} intra-op thread(s) in both.`,
-        `(b) = embedded Temporal dev server (own process), one in-process worker (activity slots: ${activities} on the main task queue, ${laneSlots[0]} on the validate lane, ${laneSlots[1]} on the detect lane; inference in a worker thread at nice ${nice}, the next image decoded while one is inferred), collector (500 ms tick), HTTP API on loopback; POSTs 4 in flight; batch ${BATCH_FRAMES} frames, chunk ${CHUNK_SIZE}, VIGIL_BATCH_MAX_WAIT_MS ${maxWaitMs}.`,
+        `(b) = embedded Temporal dev server (own process), one worker process at nice ${workerNice} as \`vigil start\` runs it (until 2026-11-29 the worker ran in the API's process; activity slots: ${activities} on the main task queue, ${laneSlots[0]} on the validate lane, ${laneSlots[1]} on the detect lane; inference in a worker thread at nice ${nice}, the next image decoded while one is inferred), collector (500 ms tick), HTTP API on loopback; POSTs 4 in flight; batch ${BATCH_FRAMES} frames, chunk ${CHUNK_SIZE}, VIGIL_BATCH_MAX_WAIT_MS ${maxWaitMs}.`,
         `(b) is timed from the first POST to the last batch workflow's completion, after a ${warm.length}-frame warm-up batch. (a) ran before and after (b) (${bare.before} and ${bare.after} frames/s; \`sync\` flushes (b)'s writes before the second); the ratio uses their mean, and is also given against the faster of the two. The bare loop alone varies by about ±6 % from run to run here.`,
         `Batch and chunk are the product's defaults (a full batch is one chunk, run inline): ${BATCH_FRAMES} and ${CHUNK_SIZE}. Until 2026-11-28 this benchmark used chunks of 16, i.e. two child workflows per batch and twice the activities per frame (0.79 in a run beside 0.86 with 32).`,
         'Latency: frames POSTed at a fixed interval at half the pipeline rate, alternating cat / other; alert created = alert doc createdAt; delivered = outbox ledger attempt end; both minus the POST send time.',

@@ -1,7 +1,7 @@
 /**
  * Benchmark 6, scale-out: benchmark 1(b) with two worker processes (`node bin/vigil.js worker`)
  * on one embedded Temporal server, same data folder and task queue, the API and collector in this
- * process and no in-process worker. Each worker gets half the cores as intra-op threads. Frames
+ * process and no worker of its own. Each worker gets half the cores as intra-op threads. Frames
  * per worker come from the workflow histories (which worker identity ran each detect activity).
  * On a 2-core machine this measures contention, not scale.
  */
@@ -63,7 +63,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   const workers: ChildProcess[] = [];
   try {
     const rulesDir = writeBenchRules(tmp.dir);
-    sys = await startSystem({ dataDir: tmp.dir, rulesDir, threads: o.threads, batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, inProcessWorker: false });
+    sys = await startSystem({ dataDir: tmp.dir, rulesDir, threads: o.threads, batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, worker: 'none' });
     o.log(`  starting ${WORKERS} worker processes (${threads} intra-op thread(s) each)…`);
     const s = sys;
     workers.push(...(await Promise.all(Array.from({ length: WORKERS }, () => spawnWorker(s, threads, rulesDir)))));
@@ -81,7 +81,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     o.log(`  ${r.framesPerSec} frames/s total; per worker: ${perWorker.map((p) => `${p.framesDetected} frames (${p.framesPerSec}/s, ${p.coresBusy} cores busy)`).join(', ')}`);
     const single = o.earlier.get('pipeline-vs-detector')?.figures as { pipeline?: { framesPerSec?: number }; bare?: { framesPerSec?: number } } | undefined;
     const ref = single?.pipeline?.framesPerSec;
-    const vs = ref ? ` (one in-process worker with ${o.threads} threads: ${ref} frames/s in this run)` : '';
+    const vs = ref ? ` (one worker process with ${o.threads} threads: ${ref} frames/s in this run)` : '';
     return {
       summary: `${WORKERS} worker processes x ${threads} thread(s): ${r.framesPerSec} frames/s total, ${perWorker.map((p) => `${p.framesPerSec}`).join(' + ')} per worker${vs}; ${os.availableParallelism()} cores: contention, not scale`,
       figures: { workers: WORKERS, threadsPerWorker: threads, batchMaxFrames: BATCH_FRAMES, chunkSize: CHUNK_SIZE, run: r, perWorker, singleWorkerReference: ref ?? null },
@@ -91,12 +91,12 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
         '| --- | --- | --- | --- | --- |',
         `| total (${WORKERS} workers) | ${r.frames} | ${r.framesPerSec} | ${perWorker.reduce((a, p) => a + p.framesDetected, 0)} | ${round(cpu.reduce((a, b) => a + b, 0), 2)} |`,
         ...perWorker.map((p, i) => `| worker ${i + 1} (pid ${p.pid}) | | ${p.framesPerSec} | ${p.framesDetected} | ${p.coresBusy} |`),
-        ...(ref ? [`| reference: one in-process worker, ${o.threads} threads (pipeline-vs-detector, same run) | | ${ref} | | |`] : []),
+        ...(ref ? [`| reference: one worker process, ${o.threads} threads (pipeline-vs-detector, same run) | | ${ref} | | |`] : []),
         '',
         `Activity time per frame (ms): ${Object.entries(r.msPerFrameByStage).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
       ],
       notes: [
-        `Two \`node bin/vigil.js worker\` processes against the embedded Temporal dev server (TEMPORAL_ADDRESS), same VIGIL_DATA and task queue, VIGIL_THREADS=${threads} each; API and collector in the benchmark process, no in-process worker. Batch ${BATCH_FRAMES}, chunk ${CHUNK_SIZE}; same ${frames.length} frames as pipeline-vs-detector (b), after a ${warm.length}-frame warm-up.`,
+        `Two \`node bin/vigil.js worker\` processes against the embedded Temporal dev server (TEMPORAL_ADDRESS), same VIGIL_DATA and task queue, VIGIL_THREADS=${threads} each; API and collector in the benchmark process, no other worker. Batch ${BATCH_FRAMES}, chunk ${CHUNK_SIZE}; same ${frames.length} frames as pipeline-vs-detector (b), after a ${warm.length}-frame warm-up.`,
         `Per-worker frames come from the detect activities' worker identity (pid@host) in the workflow histories; cores busy = the worker process's CPU time / wall time.`,
         `The machine has ${os.availableParallelism()} cores shared by both workers, the Temporal server, the API and the collector: this measures contention between workers, not scale-out.`,
       ],

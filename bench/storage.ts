@@ -105,7 +105,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     const frames = [...good, ...broken, ...blanks];
     const n = frames.length;
     o.log(`  ${n} frames: ${valid} valid 1280x720 JPEGs, ${broken.length} truncated, ${blanks.length} blank (camera fault)`);
-    sys = await startSystem({ dataDir: tmp.dir, rulesDir: writeBenchRules(tmp.dir), threads: o.threads, batchMaxFrames: 32, chunkSize: 16, inProcessWorker: true });
+    sys = await startSystem({ dataDir: tmp.dir, rulesDir: writeBenchRules(tmp.dir), threads: o.threads, batchMaxFrames: 32, chunkSize: 16, worker: 'process' });
     const clock = new CaptureClock();
     const times = frames.map(() => clock.take());
     await post(sys, frames, times);

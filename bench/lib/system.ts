@@ -1,7 +1,7 @@
 /**
  * The whole Vigil system assembled in this process the way `vigil start` does it
  * (temporal/runSystem.ts): the embedded Temporal dev server on free ports in a temporary data
- * folder, optionally one in-process worker, the collector, the background packer and the real HTTP API, plus a
+ * folder, a worker (a child process as `vigil start` runs it, or in this process, or none), the collector, the background packer and the real HTTP API, plus a
  * registered device. The collector's batch starter is wrapped so the benchmark knows every batch
  * it started and when its workflow completed.
  */
@@ -20,6 +20,7 @@ import { connectClient, connectWorker } from '../../temporal/connection.js';
 import { startDevServer, type DevServer } from '../../temporal/devServer.js';
 import { batchWorkflowId, makeBatchStarter } from '../../temporal/starter.js';
 import { createVigilWorker, installTemporalRuntime, type VigilWorker } from '../../temporal/worker.js';
+import { WorkerProcess } from '../../temporal/workerProcess.js';
 import type { BatchSummary } from '../../workflows/index.js';
 import { freePort, outboxOnly, wall } from './common.js';
 import { MODEL_CONFIG } from './paths.js';
@@ -55,8 +56,12 @@ export interface SystemOptions {
   batchMaxFrames: number;
   chunkSize: number;
   batchMaxWaitMs?: number;
-  /** Run one worker in this process (false: workers run elsewhere, e.g. spawned processes). */
-  inProcessWorker: boolean;
+  /**
+   * The worker: `process`, one child process at VIGIL_WORKER_NICE, as `vigil start` runs it
+   * (temporal/workerProcess.ts); `inline`, one in this process (as `vigil start` did before
+   * 2026-11-29); `none`, workers run elsewhere (e.g. spawned `vigil worker` processes).
+   */
+  worker: 'process' | 'inline' | 'none';
   /** Devices to register (user `bench`, site `hq`, zone UTC). Default ['cam1']. */
   devices?: string[];
   /** Start the collector's timer (default true). */
@@ -85,6 +90,8 @@ export interface RunningSystem {
   apiUrl: string;
   /** pid of the embedded Temporal dev server. */
   temporalPid: number;
+  /** pid of the worker process (worker: 'process'), else null. */
+  workerPid: number | null;
   /** Device keys by device id. */
   keys: Map<string, string>;
   devices: Map<string, Device>;
@@ -134,7 +141,14 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
     stops.push(() => client.connection.close());
 
     let worker: VigilWorker | null = null;
-    if (o.inProcessWorker) {
+    let workerProcess: WorkerProcess | null = null;
+    if (o.worker === 'process') {
+      const wp = new WorkerProcess({ config, nice: config.VIGIL_WORKER_NICE, name: 'worker', log: (m) => console.error(m) });
+      stops.push(() => wp.stop());
+      await wp.start();
+      workerProcess = wp;
+    }
+    if (o.worker === 'inline') {
       const workerConn: NativeConnection = await connectWorker(config, dev.address);
       stops.push(() => workerConn.close());
       const created = await createVigilWorker(config, workerConn, { store });
@@ -193,7 +207,7 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
     const apiUrl = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
 
     return {
-      config, store, client, address: dev.address, apiUrl, temporalPid: dev.process.pid ?? 0, keys, devices, collector, batches,
+      config, store, client, address: dev.address, apiUrl, temporalPid: dev.process.pid ?? 0, workerPid: workerProcess?.pid ?? null, keys, devices, collector, batches,
       async waitForFrames(frames: number, timeoutMs: number): Promise<number> {
         const deadline = wall() + timeoutMs;
         for (;;) {
