@@ -147,6 +147,8 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       });
     });
     stopping = true;
+    // A terminal's Ctrl-C reaches the worker processes too: their exit is not a crash to restart.
+    for (const w of workers) w.beginStop();
     log(`vigil: stopping… (running activities get up to ${Math.round(config.VIGIL_SHUTDOWN_GRACE_MS / 1000)} s to finish)`);
   } finally {
     await stopAll();

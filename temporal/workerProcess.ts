@@ -122,7 +122,8 @@ export class WorkerProcess {
     }
     child.on('message', (m: unknown) => {
       if (m !== WORKER_READY || this.child !== child) return;
-      this.status = 'RUNNING';
+      // Ready after a stop began: it stays stopping (its exit then is no crash).
+      if (this.status === 'STARTING') this.status = 'RUNNING';
       first?.resolve();
       first = null;
     });
@@ -164,18 +165,24 @@ export class WorkerProcess {
   }
 
   /**
+   * Marks the process as being stopped, before stop() is called: an exit from now on is not
+   * restarted. `vigil start` calls it as soon as it is asked to stop, since a Ctrl-C in a terminal
+   * reaches the worker too, which may finish before `vigil start` gets to stop().
+   */
+  beginStop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.status = this.child ? 'STOPPING' : 'STOPPED';
+  }
+
+  /**
    * Stops the process: SIGTERM (the worker lets running activities finish for
    * VIGIL_SHUTDOWN_GRACE_MS), then SIGKILL if it is still there KILL_MARGIN_MS later. No restart follows.
    */
   async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.beginStop();
     const child = this.child;
-    if (!child) {
-      this.status = 'STOPPED';
-      return;
-    }
-    this.status = 'STOPPING';
+    if (!child) return;
     child.kill('SIGTERM');
     const kill = setTimeout(() => child.kill('SIGKILL'), this.opts.config.VIGIL_SHUTDOWN_GRACE_MS + KILL_MARGIN_MS);
     await this.exited;

@@ -1,8 +1,8 @@
 /**
  * The worker processes of `vigil start` (temporal/workerProcess.ts), on a real embedded Temporal
  * dev server: a worker process polls at its nice value, one killed is started again and the new
- * one processes batches, a stop ends it for good, one that cannot start says so, and one whose
- * parent dies stops too.
+ * one processes batches, a stop ends it for good (so does its own exit once a stop has begun),
+ * one that cannot start says so, and one whose parent dies stops too.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -87,6 +87,20 @@ test('a worker process polls at its nice value; killed, it is started again and 
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(wp.pid, null, 'not started again after a stop');
   assert.equal(logs.length, 1);
+
+  // A terminal's Ctrl-C reaches the worker as well as vigil start, which marks its workers as
+  // stopping first: the worker's own exit is then no crash, and nothing is started again.
+  await withTimeout('worker ready again', wp.start(), 120_000);
+  const third = wp.pid!;
+  wp.beginStop();
+  assert.equal(wp.state(), 'STOPPING');
+  process.kill(third, 'SIGINT');
+  await waitFor('the worker gone after its Ctrl-C', () => !alive(third), { timeoutMs: 60_000, intervalMs: 50 });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(wp.state(), 'STOPPED');
+  assert.equal(wp.pid, null);
+  assert.equal(logs.length, 1, `no restart: ${logs.join(' / ')}`);
+  await wp.stop();
 });
 
 test('a worker process that exits before it is ready fails the start with E_UNAVAILABLE', async () => {
