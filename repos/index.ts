@@ -14,6 +14,7 @@ export * from './api/objects.js';
 export * from './api/walkBlobs.js';
 export * from './api/log.js';
 export * from './api/diff.js';
+export * from './api/replaced.js';
 export * from './api/inspect.js';
 export * from './api/batch.js';
 export * from './api/fsck.js';

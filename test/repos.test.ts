@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { isVigilError } from '../lib/errors.js';
 import type { Provenance } from '../lib/schemas.js';
 import {
-  batchCommits, commitChanges, diff, ensureRepo, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, resolveRef, sha256Hex, sweepTempFiles, TEMP_FILE_MAX_AGE_MS, type LocalObjectStore,
+  batchCommits, commitChanges, diff, ensureRepo, replacedFiles, type Change, type ReplacedFile, fsck, gcRepo, gitdirOf, inspect, listFiles, log, openStore, readJson, resolveRef, sha256Hex, sweepTempFiles, TEMP_FILE_MAX_AGE_MS, type LocalObjectStore,
 } from '../repos/index.js';
 import { tmpDir } from './helpers/tmp.js';
 
@@ -120,6 +120,32 @@ test('a commit that changes nothing in a repo without commits writes no object (
   assert.equal(all.created, true);
   assert.deepEqual(await listFiles(store, 'docs'), []);
   assert.ok(loose().includes('4b825dc642cb6eb9a060e54bf8d69288fbee4904'), 'the empty tree, named by the commit');
+});
+
+test('replacedFiles: every version a later commit replaced or removed, newest first, with the last commit that has it', async () => {
+  const store = openStore(tmpDir());
+  await ensureRepo(store, 'alerts');
+  const commit = async (changes: Change[]) => (await commitChanges(store, { repo: 'alerts', changes, provenance: prov('b'), summary: 's' })).commit!;
+  const all = async () => {
+    const out: ReplacedFile[] = [];
+    for await (const f of replacedFiles(store, 'alerts')) out.push(f);
+    return out;
+  };
+  assert.deepEqual(await all(), [], 'no commits');
+  // Timestamped names live in hour folders: paths come back as the repo's.
+  const c1 = await commit([{ path: 'u1-d1/20261127T210000000Z-100.json', content: '{"v":1}' }, { path: 'keep.json', content: 'k' }, { path: 'gone.json', content: 'g' }]);
+  assert.deepEqual(await all(), [], 'one commit replaces nothing');
+  const oidsAt = async (ref: string) => new Map((await listFiles(store, 'alerts', ref)).map((f) => [f.path, f.oid]));
+  const v1 = await oidsAt(c1);
+  const c2 = await commit([{ path: 'u1-d1/20261127T210000000Z-100.json', content: '{"v":2}' }, { path: 'u1-d1/20261127T220000000Z-100.json', content: 'new' }]);
+  await commit([{ path: 'gone.json', delete: true }]);
+  const v2 = await oidsAt(c2);
+  await commit([{ path: 'u1-d1/20261127T210000000Z-100.json', content: '{"v":3}' }]);
+  assert.deepEqual(await all(), [
+    { path: 'u1-d1/20261127T210000000Z-100.json', oid: v2.get('u1-d1/20261127T210000000Z-100.json'), commit: (await log(store, 'alerts'))[1]!.commit },
+    { path: 'gone.json', oid: v1.get('gone.json'), commit: c2 },
+    { path: 'u1-d1/20261127T210000000Z-100.json', oid: v1.get('u1-d1/20261127T210000000Z-100.json'), commit: c1 },
+  ]);
 });
 
 test('commits: provenance, no-op commits, log, diff, inspect, batch index', async () => {
