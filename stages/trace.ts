@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { isVigilError, VigilError } from '../lib/errors.js';
 import { FrameDocSchema } from '../lib/schemas.js';
-import { listFiles, readFile, sha256Hex, type RepoStore } from '../repos/index.js';
+import { gitArgs, listFiles, readBlobBytes, readFile, replacedFiles, sha256Hex, type RepoStore } from '../repos/index.js';
 import { AlertDocSchema, type AlertDoc } from './alerts.js';
 import { DetectionDocSchema, InvalidDocSchema, StandardizedDocSchema } from './schema.js';
 
@@ -17,41 +17,78 @@ export interface TraceHop {
 /** Shortest alert id prefix accepted: the 8 characters the alert messages show (`#498277af`). */
 export const MIN_ALERT_ID_PREFIX = 8;
 
+/** An alert document found: where (commit null: at the head of main), its blob and its content. */
+interface FoundAlert {
+  path: string;
+  oid: string;
+  doc: AlertDoc;
+  commit: string | null;
+}
+
+/** Parses an alert document's bytes. @throws Error when it is not one */
+function parseAlert(bytes: Buffer | null): AlertDoc {
+  const parsed = AlertDocSchema.safeParse(bytes ? JSON.parse(bytes.toString('utf8')) : null);
+  if (!parsed.success) throw new Error('not a valid alert document');
+  return parsed.data;
+}
+
+/**
+ * Alerts that a later run replaced, found in the alerts repo's history: a `recorded` alert that
+ * reprocessing under newer rules decided again (same frame and rule, a new id). The warehouse
+ * keeps its id, so an auditor may ask for it. The newest version of each alert id that starts with `id`.
+ */
+async function findReplacedAlerts(store: RepoStore, id: string): Promise<FoundAlert[]> {
+  const found = new Map<string, FoundAlert>();
+  const seen = new Set<string>();
+  const args = gitArgs(store, 'alerts');
+  for await (const f of replacedFiles(store, 'alerts')) {
+    if (f.path.startsWith('cooldowns/') || seen.has(f.oid)) continue;
+    seen.add(f.oid);
+    let doc: AlertDoc;
+    try {
+      doc = parseAlert(await readBlobBytes(args, f.oid));
+    } catch {
+      continue; // an old version that was damaged, or not an alert: not the one asked for
+    }
+    if (doc.alert.alertId.startsWith(id) && !found.has(doc.alert.alertId)) found.set(doc.alert.alertId, { path: f.path, oid: f.oid, doc, commit: f.commit });
+  }
+  return [...found.values()];
+}
+
 /**
  * Finds the alert document whose id is `alertId`, or starts with it (at least
- * {@link MIN_ALERT_ID_PREFIX} hex digits, any case). A document that cannot be read (damaged, or
- * not an alert) does not stop the search for another alert; if the alert is not found, the
- * error names them.
+ * {@link MIN_ALERT_ID_PREFIX} hex digits, any case), at the head of the alerts repo, else in its
+ * history (an alert a later run replaced, see findReplacedAlerts). A document that cannot be read
+ * (damaged, or not an alert) does not stop the search for another alert; if the alert is not
+ * found, the error names them.
  * @throws VigilError E_BAD_ID (not a hex id or prefix), E_BAD_INPUT (a prefix several alerts
  *   share), E_NOT_FOUND (none), E_CORRUPT (none among the readable documents, some unreadable).
  */
-async function findAlert(store: RepoStore, alertId: string): Promise<{ path: string; oid: string; doc: AlertDoc }> {
+async function findAlert(store: RepoStore, alertId: string): Promise<FoundAlert> {
   const id = alertId.toLowerCase();
   if (!new RegExp(`^[0-9a-f]{${MIN_ALERT_ID_PREFIX},32}$`).test(id)) {
     throw new VigilError('E_BAD_ID', `invalid alert id ${JSON.stringify(alertId)}: give its 32 hex digits, or at least the first ${MIN_ALERT_ID_PREFIX} (as in the alert message)`);
   }
   const files = (await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/'));
-  const found: { path: string; oid: string; doc: AlertDoc }[] = [];
+  let found: FoundAlert[] = [];
   const unreadable: string[] = [];
   for (const f of files) {
     let doc: AlertDoc;
     try {
-      const bytes = await readFile(store, 'alerts', f.path);
-      const parsed = AlertDocSchema.safeParse(bytes ? JSON.parse(bytes.toString('utf8')) : null);
-      if (!parsed.success) throw new Error('not a valid alert document');
-      doc = parsed.data;
+      doc = parseAlert(await readFile(store, 'alerts', f.path));
     } catch (err) {
       unreadable.push(`alerts@main:${f.path} (${(err as Error).message})`);
       continue;
     }
-    if (doc.alert.alertId.startsWith(id)) found.push({ path: f.path, oid: f.oid, doc });
+    if (doc.alert.alertId.startsWith(id)) found.push({ path: f.path, oid: f.oid, doc, commit: null });
   }
+  if (found.length === 0) found = await findReplacedAlerts(store, id);
   if (found.length > 1) throw new VigilError('E_BAD_INPUT', `${found.length} alerts start with ${id}: ${found.map((f) => f.doc.alert.alertId).join(', ')}; give more digits`);
   if (found[0]) return found[0];
   if (unreadable.length) {
     throw new VigilError('E_CORRUPT', `no alert ${id} among the readable alert documents; ${unreadable.length} could not be read: ${unreadable.slice(0, 5).join('; ')}${unreadable.length > 5 ? '; …' : ''} (see vigil repo fsck)`);
   }
-  throw new VigilError('E_NOT_FOUND', `no alert ${id} in the alerts repo`);
+  throw new VigilError('E_NOT_FOUND', `no alert ${id} in the alerts repo or its history`);
 }
 
 /** Runs one hop's checks; a failure names the hop (`repo@commit:path`) before its own message. */
@@ -78,7 +115,8 @@ export async function traceAlert(store: RepoStore, alertId: string): Promise<Tra
   const f = await findAlert(store, alertId);
   const { alert } = f.doc;
   const hops: TraceHop[] = [];
-  hops.push({ at: `alerts@main:${f.path}`, what: `alert ${alert.alertId} ${alert.kind} rule ${alert.ruleId} (${alert.ruleName}) for ${alert.user}/${alert.device}`, verified: `git blob ${f.oid}` });
+  const replaced = f.commit ? `, ${f.doc.status}; replaced at main by a later run` : '';
+  hops.push({ at: `alerts@${f.commit ?? 'main'}:${f.path}`, what: `alert ${alert.alertId} ${alert.kind} rule ${alert.ruleId} (${alert.ruleName}) for ${alert.user}/${alert.device}${replaced}`, verified: `git blob ${f.oid}` });
   const ev = alert.evidence;
   const evAt = `${ev.repo}@${ev.commit}:${ev.path}`;
   let stdRef: { commit: string; path: string; sha256: string } | null = null;

@@ -102,6 +102,22 @@ test('reprocessing under new rules: past frames decided again without inference,
   assert.deepEqual([second.frames, second.detected, second.unsafe, second.alerts], [3, 0, 1, 1]);
   assert.equal(await resolveRef(store, 'threats', 'main'), threatsHead, 'same rules: no new threats commit');
   assert.deepEqual(await warehouseCounts(), afterFirst, 'the same recorded alert is not appended again');
+
+  // Newer rules again: the frame is decided anew and its recorded alert replaced by one with a new
+  // id. The warehouse still lists the first id, and the auditor can still trace it, from history.
+  const firstId = alerts[0]!.alert.alertId;
+  const firstHops = await traceAlert(store, firstId);
+  writeRules(['dog', 'cat', 'bird']);
+  const third = await reprocess('reprocess-3');
+  assert.equal(third.alerts, 1);
+  const [now] = await Promise.all((await listFiles(store, 'alerts')).filter((f) => !f.path.startsWith('cooldowns/')).map(async (f) => AlertDocSchema.parse(await readJson(store, 'alerts', f.path))));
+  assert.ok(now && now.alert.alertId !== firstId, 'a new recorded alert replaced it at main');
+  const replaced = await traceAlert(store, firstId.slice(0, 8));
+  assert.match(replaced[0]!.at, /^alerts@[0-9a-f]{40}:/, 'found at the commit that still has it');
+  assert.match(replaced[0]!.what, new RegExp(`^alert ${firstId} .*, recorded; replaced at main by a later run$`));
+  assert.deepEqual(replaced.slice(1), firstHops.slice(1), 'the same verified hops to the same frame');
+  assert.ok((await traceAlert(store, now.alert.alertId))[0]!.at.startsWith('alerts@main:'));
+  await assert.rejects(traceAlert(store, '0123456789abcdef'), (e: Error & { code?: string }) => e.code === 'E_NOT_FOUND' && /or its history/.test(e.message));
 });
 
 test('the nightly schedule follows the settings: created, updated, triggered, removed', async () => {
