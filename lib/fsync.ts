@@ -98,12 +98,14 @@ export function writeAllSync(fd: number, data: Uint8Array | string): void {
 
 /**
  * Writes buffers one after the other at a descriptor's position with writev (no copy into one
- * buffer), going on after a short write until all are written.
+ * buffer), going on after a short write until all are written. On the thread pool: the journal's
+ * entries are megabytes (a group commit's frames), and such a write, synchronous, held the event
+ * loop, and every request in flight, for up to 60 ms now and then on the benchmark machine.
  */
-export function writevAllSync(fd: number, parts: readonly Buffer[]): void {
+export async function writevAll(fd: number, parts: readonly Buffer[]): Promise<void> {
   let bufs = parts.filter((b) => b.length > 0);
   while (bufs.length) {
-    let n = fs.writevSync(fd, bufs);
+    let n = await new Promise<number>((resolve, reject) => fs.writev(fd, bufs, (err, written) => (err ? reject(err) : resolve(written))));
     let i = 0;
     while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
     bufs = bufs.slice(i);

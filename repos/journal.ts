@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { VigilError } from '../lib/errors.js';
-import { fdatasyncFd, fdatasyncPath, fsyncPath, rmQuietly, writeFileDurably, writevAllSync } from '../lib/fsync.js';
+import { fdatasyncFd, fdatasyncPath, fsyncPath, rmQuietly, writeFileDurably, writevAll } from '../lib/fsync.js';
 import { withLock } from './lock.js';
 import { assertRepoName, lockPathOf, type RepoStore } from './store.js';
 
@@ -191,7 +191,7 @@ export class Journal {
     const fd = this.fd;
     const before = this.segment.bytes;
     try {
-      writevAllSync(fd, entry);
+      await writevAll(fd, entry);
       await fdatasyncFd(fd);
     } catch (err) {
       // Not acknowledged: cut the segment back, so a torn entry is never followed by good ones.

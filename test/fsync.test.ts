@@ -3,7 +3,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, st
 import path from 'node:path';
 import { test } from 'node:test';
 import { DeviceRegistry } from '../ingest/devices.js';
-import { mkdirDurably, writevAllSync } from '../lib/fsync.js';
+import { mkdirDurably, writevAll } from '../lib/fsync.js';
 import { ensurePrivateDir, privateDataDir } from '../lib/privateDir.js';
 import { fsyncedBy, hasStrace } from './helpers/strace.js';
 import { tmpDir } from './helpers/tmp.js';
@@ -17,14 +17,14 @@ test('mkdirDurably makes missing folders and says whether it made any', async ()
   assert.equal(await mkdirDurably(path.join(dir, 'a', 'b', 'd')), true);
 });
 
-test('writevAllSync writes every buffer in order, more than one writev takes (IOV_MAX 1024), appending', () => {
+test('writevAll writes every buffer in order, more than one writev takes (IOV_MAX 1024), appending', async () => {
   const file = path.join(tmpDir(), 'f');
   const fd = openSync(file, 'a');
   try {
     const parts = Array.from({ length: 3000 }, (_, i) => Buffer.from(`${i},`));
     parts.splice(5, 0, Buffer.alloc(0), Buffer.alloc(200_000, 7));
-    writevAllSync(fd, [Buffer.from('head;')]);
-    writevAllSync(fd, parts);
+    await writevAll(fd, [Buffer.from('head;')]);
+    await writevAll(fd, parts);
     assert.deepEqual(readFileSync(file), Buffer.concat([Buffer.from('head;'), ...parts]));
   } finally {
     closeSync(fd);
