@@ -17,7 +17,7 @@ export type ThreadReply = { id: number; ok: true; value: unknown } | { id: numbe
 export interface ThreadData {
   configPath: string;
   options: DetectorOptions;
-  /** Nice value for this thread and the inference threads it creates (Linux: per thread). */
+  /** How much to lower the priority of this thread and the inference threads it creates, below the thread that made it (Linux: per thread; capped at nice 19). */
   nice: number;
 }
 
@@ -31,7 +31,9 @@ export async function serveDetector(): Promise<void> {
   const data = workerData as ThreadData;
   if (data.nice !== 0) {
     try {
-      os.setPriority(0, data.nice); // this thread only; onnxruntime's threads inherit it
+      // Below the rest of its process (this thread starts at the nice of the thread that made it:
+      // 10 in a worker process of `vigil start`), this thread only; onnxruntime's threads inherit it.
+      os.setPriority(0, Math.min(19, os.getPriority(0) + data.nice));
     } catch {
       // not permitted: run at normal priority
     }

@@ -49,8 +49,9 @@ export class ThreadedDetector implements ImageDetector {
 
   /**
    * Starts a thread and loads the model in it (see {@link Detector.load} for the options and
-   * errors). `nice` (default 0) lowers the priority of the thread and of onnxruntime's threads, so
-   * that the API and the lighter stages go first when the cores are busy.
+   * errors). `nice` (default 0) lowers the priority of the thread and of onnxruntime's threads by
+   * that much below the calling thread's (capped at nice 19), so that the API and the lighter
+   * stages go first when the cores are busy.
    */
   static async load(configPath: string, opts: DetectorOptions & { nice?: number } = {}): Promise<ThreadedDetector> {
     const { nice = 0, ...options } = opts;

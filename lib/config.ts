@@ -59,8 +59,10 @@ export const ConfigSchema = z.object({
    */
   VIGIL_INFERENCE_SESSIONS: int(1, 64).default(1),
   /**
-   * Nice value (0-19) of the inference threads. Inference runs in worker threads; at a lower
-   * priority it yields the cores to the API, git writes and the light stages whenever they need them.
+   * How much lower (0-19) the inference threads run than the rest of their worker: 10 in a worker
+   * process of `vigil start`, itself at VIGIL_WORKER_NICE (10), puts inference at 19 (the cap).
+   * Inference runs in worker threads; at a lower priority it yields the cores to the API, git
+   * writes and the light stages whenever they need them.
    */
   VIGIL_INFERENCE_NICE: int(0, 19).default(10),
   /**
