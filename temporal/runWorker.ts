@@ -3,7 +3,7 @@ import type { Config } from '../lib/config.js';
 import { privateDataDir } from '../lib/privateDir.js';
 import { laneQueues } from '../lib/taskQueues.js';
 import { connectWorker } from './connection.js';
-import { WORKER_READY } from './workerProcess.js';
+import { SUPERVISED_ENV, WORKER_READY } from './workerProcess.js';
 import { createVigilWorker, installTemporalRuntime } from './worker.js';
 
 /**
@@ -11,6 +11,14 @@ import { createVigilWorker, installTemporalRuntime } from './worker.js';
  * host's embedded server) until SIGINT/SIGTERM. Many hosts can run it against one cluster.
  */
 export async function runWorker(config: Config, log: (msg: string) => void = console.log): Promise<void> {
+  // Run by `vigil start` (temporal/workerProcess.ts): this worker stops when it goes away (its IPC
+  // channel closes), from the start: before the worker exists, by leaving at once.
+  const supervised = process.env[SUPERVISED_ENV] === '1' && typeof process.send === 'function';
+  let stop = (): void => process.exit(0);
+  if (supervised) {
+    process.once('disconnect', () => stop());
+    if (!process.connected) return;
+  }
   // Broken alert channel settings stop the worker now, not each batch that raises an alert.
   loadChannelSettings();
   // The same data folder as the API host's (shared storage): private when this worker makes it.
@@ -20,14 +28,13 @@ export async function runWorker(config: Config, log: (msg: string) => void = con
   const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.VIGIL_TEMPORAL_PORT}`;
   const connection = await connectWorker(config, address);
   const { worker, close } = await createVigilWorker(config, connection);
-  const stop = () => worker.shutdown();
+  stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  // Run by `vigil start` (temporal/workerProcess.ts): it is told when this worker polls, and this
-  // worker stops when it goes away (its IPC channel closes), so none is left behind.
-  if (process.send) {
-    process.once('disconnect', stop);
-    process.send(WORKER_READY);
+  if (supervised) {
+    // vigil start is told when this worker polls. Gone meanwhile: the disconnect stops the worker.
+    if (process.connected) process.send!(WORKER_READY, (err: Error | null) => err && stop());
+    else stop();
     // The channel must not keep this process alive once the worker has stopped.
     process.channel?.unref();
   } else log(`vigil worker: task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')}) on ${address} (namespace ${config.TEMPORAL_NAMESPACE}), data ${config.VIGIL_DATA}`);

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { PROJECT_DIR, type Config } from '../lib/config.js';
+import { ConfigSchema, PROJECT_DIR, type Config } from '../lib/config.js';
 import { VigilError } from '../lib/errors.js';
 
 /*
@@ -18,6 +18,13 @@ const VIGIL_BIN = path.join(PROJECT_DIR, 'bin', 'vigil.js');
 /** What a supervised `vigil worker` sends its parent once it polls its task queues. */
 export const WORKER_READY = 'vigil-worker-ready';
 
+/**
+ * Set (to `1`) in the environment of the workers `vigil start` runs: such a worker reports when it
+ * is ready and stops when its parent goes away. A `vigil worker` that another tool runs with an
+ * IPC channel (pm2, a fork) is left alone.
+ */
+export const SUPERVISED_ENV = 'VIGIL_SUPERVISED_WORKER';
+
 /** The first restart waits this long; each quick death doubles it, up to RESTART_MAX_MS. */
 const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
@@ -27,12 +34,14 @@ const HEALTHY_RUN_MS = 60_000;
 const KILL_MARGIN_MS = 15_000;
 
 /**
- * The environment that gives a child process exactly these settings: every setting with a value,
- * as text (options given on the command line, such as `--port`, are in `config`, not in the
- * parent's environment).
+ * The environment that gives a child process exactly these settings: `base` (the parent's
+ * environment: alert channel credentials, PATH…) without any setting of its own, then every
+ * setting with a value, as text. Options given on the command line (`--port`) are in `config`, not
+ * in the environment, and a setting `config` leaves unset is not taken from `base` either.
  */
-export function configEnv(config: Config): Record<string, string> {
+export function configEnv(config: Config, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && !(k in ConfigSchema.shape)) env[k] = v;
   for (const [k, v] of Object.entries(config)) if (v !== undefined && v !== null) env[k] = String(v);
   return env;
 }
@@ -89,7 +98,8 @@ export class WorkerProcess {
 
   /** The state, with the last exit while it waits to be started again (for the health endpoint). */
   state(): string {
-    return this.status === 'RESTARTING' && this.lastExit ? `RESTARTING (${this.lastExit})` : this.status;
+    // Until a restarted worker is ready again, the exit that made it restart stays in view.
+    return (this.status === 'RESTARTING' || this.status === 'STARTING') && this.lastExit ? `${this.status} (${this.lastExit})` : this.status;
   }
 
   /**
@@ -101,12 +111,12 @@ export class WorkerProcess {
   }
 
   private spawnChild(first: { resolve: () => void; reject: (e: Error) => void } | null): void {
-    const { config, nice, name, log } = this.opts;
+    const { config, nice, name } = this.opts;
     const node = [process.execPath, VIGIL_BIN, 'worker'];
     const useNice = nice > 0 && niceCommand();
     const [cmd, ...args] = useNice ? ['nice', '-n', String(nice), ...node] : node;
     const child = spawn(cmd!, args, {
-      env: { ...process.env, ...configEnv(config), ...this.opts.env },
+      env: { ...configEnv(config), [SUPERVISED_ENV]: '1', ...this.opts.env },
       // Its log lines go where the parent's go; the IPC channel says when it is ready.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -124,6 +134,7 @@ export class WorkerProcess {
       if (m !== WORKER_READY || this.child !== child) return;
       // Ready after a stop began: it stays stopping (its exit then is no crash).
       if (this.status === 'STARTING') this.status = 'RUNNING';
+      this.lastExit = null;
       first?.resolve();
       first = null;
     });
@@ -143,25 +154,34 @@ export class WorkerProcess {
           first.reject(new VigilError('E_UNAVAILABLE', `${name} exited before it was ready (${how}); its message is above`));
           return;
         }
-        this.delayMs = Date.now() - startedAt >= HEALTHY_RUN_MS ? RESTART_MIN_MS : this.delayMs;
-        this.lastExit = `${name} ${how}; started again in ${Math.round(this.delayMs / 1000)} s`;
-        this.status = 'RESTARTING';
-        log(`vigil: ${this.lastExit}`);
-        this.timer = setTimeout(() => {
-          this.timer = null;
-          this.restarts++;
-          this.spawnChild(null);
-        }, this.delayMs);
-        this.delayMs = Math.min(this.delayMs * 2, RESTART_MAX_MS);
+        this.restartLater(how, Date.now() - startedAt);
       });
     });
     child.once('error', (err) => {
-      // spawn itself failed (no such command): no exit event follows.
+      // spawn itself failed (no such command, out of processes): no exit event follows.
       if (this.child !== child || child.pid) return;
       this.child = null;
-      this.status = 'STOPPED';
-      first?.reject(new VigilError('E_UNAVAILABLE', `${name} could not be started: ${err.message}`));
+      if (first || this.status === 'STOPPING') {
+        this.status = 'STOPPED';
+        first?.reject(new VigilError('E_UNAVAILABLE', `${name} could not be started: ${err.message}`));
+        return;
+      }
+      this.restartLater(`could not be started (${err.message})`, 0);
     });
+  }
+
+  /** Starts the process again after the current delay (1 s after a long run), doubling the next. */
+  private restartLater(how: string, ranMs: number): void {
+    if (ranMs >= HEALTHY_RUN_MS) this.delayMs = RESTART_MIN_MS;
+    this.lastExit = `${this.opts.name} ${how}; started again in ${Math.round(this.delayMs / 1000)} s`;
+    this.status = 'RESTARTING';
+    this.opts.log(`vigil: ${this.lastExit}`);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.restarts++;
+      this.spawnChild(null);
+    }, this.delayMs);
+    this.delayMs = Math.min(this.delayMs * 2, RESTART_MAX_MS);
   }
 
   /**

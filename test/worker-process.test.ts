@@ -12,7 +12,8 @@ import { Client, Connection } from '@temporalio/client';
 import { isVigilError } from '../lib/errors.js';
 import { startDevServer, type DevServer } from '../temporal/devServer.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
-import { WorkerProcess, workersState } from '../temporal/workerProcess.js';
+import { configEnv, WorkerProcess, workersState } from '../temporal/workerProcess.js';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { BatchSummary } from '../workflows/index.js';
 import { freePort, waitFor, withTimeout } from './helpers/faults.js';
 import { ingestFixtures, setupDevice, testConfig } from './helpers/pipeline.js';
@@ -76,6 +77,13 @@ test('a worker process polls at its nice value; killed, it is started again and 
   const identities = new Set((history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.identity).filter(Boolean));
   assert.ok(identities.size > 0, 'activities ran');
   for (const id of identities) assert.ok(id!.startsWith(`${second}@`), `activity run by the new worker process (${id})`);
+  if (process.platform === 'linux') {
+    // Inference ran in it: its threads are 10 below the rest of the worker (nice 10 + 10, capped at 19).
+    const nices = readdirSync(`/proc/${second}/task`).map((tid) => Number(readFileSync(`/proc/${second}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
+    assert.ok(nices.includes(19), `inference threads at nice 19: ${nices.join(',')}`);
+    assert.ok(nices.includes(10), 'the rest at nice 10');
+    assert.ok(nices.every((n) => n === 10 || n === 19), nices.join(','));
+  }
 
   const t0 = Date.now();
   await wp.stop();
@@ -103,6 +111,18 @@ test('a worker process polls at its nice value; killed, it is started again and 
   await wp.stop();
 });
 
+test('configEnv: the child gets exactly the parent\'s settings, and the rest of its environment', () => {
+  const config = testConfig('/data', '127.0.0.1:7233', QUEUE);
+  const env = configEnv({ ...config, VIGIL_PORT: 9999 }, { PATH: '/bin', SENDGRID_API_KEY: 'SG.x', VIGIL_PORT: '8080', TEMPORAL_TLS_CERT: '/etc/cert.pem', VIGIL_WORKERS: '3' });
+  assert.equal(env.PATH, '/bin');
+  assert.equal(env.SENDGRID_API_KEY, 'SG.x', 'alert channel credentials are read by the worker from its environment');
+  assert.equal(env.VIGIL_PORT, '9999', 'an option given on the command line wins over the environment');
+  assert.equal(env.TEMPORAL_ADDRESS, '127.0.0.1:7233');
+  assert.equal(env.VIGIL_DATA, '/data');
+  assert.equal(env.TEMPORAL_TLS_CERT, undefined, 'a setting the parent left unset is not taken from the environment');
+  assert.equal(env.VIGIL_WORKERS, '1', "the parent's value, not the environment's");
+});
+
 test('a worker process that exits before it is ready fails the start with E_UNAVAILABLE', async () => {
   const dir = tmpDir();
   const config = testConfig(dir, '127.0.0.1:9', QUEUE);
@@ -114,26 +134,31 @@ test('a worker process that exits before it is ready fails the start with E_UNAV
   assert.throws(() => new WorkerProcess({ config: { ...config, TEMPORAL_ADDRESS: undefined }, nice: 0, name: 'w', log: () => undefined }), /TEMPORAL_ADDRESS/);
 });
 
-test('a worker process stops when the process that started it dies (no worker left behind)', async () => {
+test('a worker process stops when the process that started it dies, before or after it is ready (no worker left behind)', async (t) => {
   const dir = tmpDir();
   const dev = await devServer(dir);
-  // A parent that starts a worker process, prints its pid, and is then killed with SIGKILL.
-  const script = `
-    import { loadConfig } from './lib/config.ts';
-    import { WorkerProcess } from './temporal/workerProcess.ts';
-    const config = loadConfig({ VIGIL_DATA: ${JSON.stringify(dir)}, TEMPORAL_ADDRESS: ${JSON.stringify(dev.address)}, TEMPORAL_TASK_QUEUE: '${QUEUE}-orphan', VIGIL_THREADS: '1' });
-    const wp = new WorkerProcess({ config, nice: 0, name: 'worker 1', log: console.log });
-    await wp.start();
-    console.log('worker pid ' + wp.pid);
-    setInterval(() => undefined, 1000);
-  `;
-  const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(async () => parent.kill('SIGKILL'));
-  let out = '';
-  parent.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  const pid = await waitFor('worker pid', () => Number(/worker pid (\d+)/.exec(out)?.[1]) || null, { timeoutMs: 120_000, intervalMs: 100 });
-  cleanups.push(async () => alive(pid) && process.kill(pid, 'SIGKILL'));
-  assert.ok(alive(pid));
-  parent.kill('SIGKILL');
-  await waitFor('the orphaned worker gone', () => !alive(pid), { timeoutMs: 30_000, intervalMs: 100 });
+  // A parent that starts a worker process, prints its pid (at once, or once it is ready), and is then killed with SIGKILL.
+  for (const when of ['spawned', 'ready'] as const) {
+    const script = `
+      import { loadConfig } from './lib/config.ts';
+      import { WorkerProcess } from './temporal/workerProcess.ts';
+      const config = loadConfig({ VIGIL_DATA: ${JSON.stringify(dir)}, TEMPORAL_ADDRESS: ${JSON.stringify(dev.address)}, TEMPORAL_TASK_QUEUE: '${QUEUE}-orphan', VIGIL_THREADS: '1' });
+      const wp = new WorkerProcess({ config, nice: 0, name: 'worker 1', log: console.log });
+      const ready = wp.start();
+      if (${JSON.stringify(when)} === 'ready') await ready;
+      console.log('worker pid ' + wp.pid);
+      setInterval(() => undefined, 1000);
+    `;
+    const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(async () => parent.kill('SIGKILL'));
+    let out = '';
+    parent.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const pid = await waitFor('worker pid', () => Number(/worker pid (\d+)/.exec(out)?.[1]) || null, { timeoutMs: 120_000, intervalMs: 20 });
+    cleanups.push(async () => alive(pid) && process.kill(pid, 'SIGKILL'));
+    assert.ok(alive(pid));
+    parent.kill('SIGKILL');
+    const t0 = Date.now();
+    await waitFor(`the worker orphaned once ${when} gone`, () => !alive(pid), { timeoutMs: 30_000, intervalMs: 50 });
+    t.diagnostic(`${when}: gone ${Date.now() - t0} ms after its parent`);
+  }
 });
