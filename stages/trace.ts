@@ -41,8 +41,8 @@ async function findReplacedAlerts(store: RepoStore, id: string): Promise<FoundAl
   const found = new Map<string, FoundAlert>();
   const seen = new Set<string>();
   const args = gitArgs(store, 'alerts');
-  for await (const f of replacedFiles(store, 'alerts')) {
-    if (f.path.startsWith('cooldowns/') || seen.has(f.oid)) continue;
+  for await (const f of replacedFiles(store, 'alerts', 'main', { skipFolder: 'cooldowns' })) {
+    if (seen.has(f.oid)) continue;
     seen.add(f.oid);
     let doc: AlertDoc;
     try {
@@ -82,7 +82,9 @@ async function findAlert(store: RepoStore, alertId: string): Promise<FoundAlert>
     }
     if (doc.alert.alertId.startsWith(id)) found.push({ path: f.path, oid: f.oid, doc, commit: null });
   }
-  if (found.length === 0) found = await findReplacedAlerts(store, id);
+  // History only when every document at main could be read: a damaged one may be the alert asked
+  // for, and an older version of it must not stand in for it.
+  if (found.length === 0 && unreadable.length === 0) found = await findReplacedAlerts(store, id);
   if (found.length > 1) throw new VigilError('E_BAD_INPUT', `${found.length} alerts start with ${id}: ${found.map((f) => f.doc.alert.alertId).join(', ')}; give more digits`);
   if (found[0]) return found[0];
   if (unreadable.length) {

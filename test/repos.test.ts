@@ -141,8 +141,18 @@ test('replacedFiles: every version a later commit replaced or removed, newest fi
   await commit([{ path: 'gone.json', delete: true }]);
   const v2 = await oidsAt(c2);
   await commit([{ path: 'u1-d1/20261127T210000000Z-100.json', content: '{"v":3}' }]);
-  assert.deepEqual(await all(), [
-    { path: 'u1-d1/20261127T210000000Z-100.json', oid: v2.get('u1-d1/20261127T210000000Z-100.json'), commit: (await log(store, 'alerts'))[1]!.commit },
+  const cool1 = (await oidsAt('main')).get('cooldowns/u1-d1-100.json');
+  assert.equal(cool1, undefined);
+  await commit([{ path: 'cooldowns/u1-d1-100.json', content: '1' }]);
+  const before = (await oidsAt('main')).get('cooldowns/u1-d1-100.json');
+  await commit([{ path: 'cooldowns/u1-d1-100.json', content: '2' }]);
+  const found = await all();
+  assert.deepEqual(found[0], { path: 'cooldowns/u1-d1-100.json', oid: before, commit: (await log(store, 'alerts'))[1]!.commit });
+  const skipped: ReplacedFile[] = [];
+  for await (const f of replacedFiles(store, 'alerts', 'main', { skipFolder: 'cooldowns' })) skipped.push(f);
+  assert.deepEqual(skipped, found.slice(1), 'a folder left out is not read');
+  assert.deepEqual(found.slice(1), [
+    { path: 'u1-d1/20261127T210000000Z-100.json', oid: v2.get('u1-d1/20261127T210000000Z-100.json'), commit: (await log(store, 'alerts'))[3]!.commit },
     { path: 'gone.json', oid: v1.get('gone.json'), commit: c2 },
     { path: 'u1-d1/20261127T210000000Z-100.json', oid: v1.get('u1-d1/20261127T210000000Z-100.json'), commit: c1 },
   ]);
