@@ -28,6 +28,11 @@ export interface HealthParts {
   framesJournalCheckpointError: string | null;
   /** Pipeline activities failing on try after try (see temporal/stuck.ts); absent when not checked. */
   stuckActivities?: readonly StuckActivity[];
+  /**
+   * With no worker on this host (`worker` is `NONE`): workers elsewhere seen polling the task
+   * queue lately (temporal/pollers.ts); absent or null when not checked yet.
+   */
+  remotePollers?: number | null;
 }
 
 /**
@@ -37,7 +42,8 @@ export interface HealthParts {
 export const START_WAIT_LIMIT_MS = 30_000;
 
 /**
- * @returns ok, and one line per problem: the worker not running, a batch waiting
+ * @returns ok, and one line per problem: the worker not running (or, with none on this host, none
+ *   polling elsewhere), a batch waiting
  *   {@link START_WAIT_LIMIT_MS} or more to start (accepted frames are safe but nothing is
  *   processed), the frames journal failing to checkpoint (the disk), or pipeline activities
  *   failing on every try (a batch held).
@@ -45,6 +51,7 @@ export const START_WAIT_LIMIT_MS = 30_000;
 export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
   if (parts.worker !== 'RUNNING' && parts.worker !== 'NONE') problems.push(`worker is ${parts.worker}: no batch is processed`);
+  if (parts.worker === 'NONE' && parts.remotePollers === 0) problems.push('no worker polls the task queue (VIGIL_WORKERS=0 here: run `vigil worker` elsewhere): no batch is processed');
   const c = parts.collector;
   if (c.waitingSince && now - Date.parse(c.waitingSince) >= START_WAIT_LIMIT_MS) {
     const why = c.startError ? `last failure: ${c.startError.message}` : 'Temporal does not answer';

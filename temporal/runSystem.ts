@@ -14,6 +14,7 @@ import { connectClient } from './connection.js';
 import { startDevServer, type DevServer } from './devServer.js';
 import { ensureReprocessSchedule } from './schedule.js';
 import { makeBatchStarter } from './starter.js';
+import { countPollers } from './pollers.js';
 import { findStuckActivities, type StuckActivity } from './stuck.js';
 import { installTemporalRuntime } from './worker.js';
 import { WorkerProcess, workersState } from './workerProcess.js';
@@ -93,9 +94,14 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     packer.start();
     stops.push(() => packer.stop());
     // Activities failing on try after try hold their batch without any other sign: looked for
-    // every 30 s, for the health endpoint.
+    // every 30 s, for the health endpoint; so are workers elsewhere when none runs here.
     let stuck: StuckActivity[] = [];
-    const lookForStuck = () => void findStuckActivities(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, minAttempts: STUCK_ATTEMPTS }).then((s) => (stuck = s), () => undefined);
+    // With no worker here, whether workers elsewhere poll (null: not known yet).
+    let remotePollers: number | null = null;
+    const lookForStuck = () => {
+      void findStuckActivities(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, minAttempts: STUCK_ATTEMPTS }).then((s) => (stuck = s), () => undefined);
+      if (workers.length === 0) void countPollers(client, config.TEMPORAL_TASK_QUEUE).then((n) => (remotePollers = n), () => undefined);
+    };
     const stuckTimer = setInterval(lookForStuck, 30_000);
     stuckTimer.unref();
     stops.push(() => clearInterval(stuckTimer));
@@ -104,7 +110,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
       health: () => {
-        const parts = { worker: workersState(workers), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck };
+        const parts = { worker: workersState(workers), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck, ...(workers.length === 0 ? { remotePollers } : {}) };
         return { ...healthStatus(parts), temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, ...parts, autoPack: packer.status() };
       },
     });

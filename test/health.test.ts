@@ -12,6 +12,9 @@ test('healthStatus: healthy parts are ok with no problem', () => {
   assert.deepEqual(healthStatus({ ...fine, collector: { unstarted: 2, waitingSince: ago(START_WAIT_LIMIT_MS - 1), startError: null } }, NOW), { ok: true, problems: [] });
   // An API host that runs no worker (VIGIL_WORKERS=0; workers run elsewhere).
   assert.deepEqual(healthStatus({ ...fine, worker: 'NONE' }, NOW), { ok: true, problems: [] });
+  assert.deepEqual(healthStatus({ ...fine, worker: 'NONE', remotePollers: null }, NOW), { ok: true, problems: [] }, 'not looked yet');
+  assert.deepEqual(healthStatus({ ...fine, worker: 'NONE', remotePollers: 2 }, NOW), { ok: true, problems: [] });
+  assert.deepEqual(healthStatus({ ...fine, worker: 'NONE', remotePollers: 0 }, NOW).problems, ['no worker polls the task queue (VIGIL_WORKERS=0 here: run `vigil worker` elsewhere): no batch is processed']);
 });
 
 test('healthStatus: each broken part is one problem line', () => {

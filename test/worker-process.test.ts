@@ -13,6 +13,7 @@ import { isVigilError } from '../lib/errors.js';
 import { startDevServer, type DevServer } from '../temporal/devServer.js';
 import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import { configEnv, WorkerProcess, workersState } from '../temporal/workerProcess.js';
+import { countPollers } from '../temporal/pollers.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { BatchSummary } from '../workflows/index.js';
 import { freePort, waitFor, withTimeout } from './helpers/faults.js';
@@ -69,6 +70,8 @@ test('a worker process polls at its nice value; killed, it is started again and 
   const connection = await Connection.connect({ address: dev.address });
   cleanups.push(() => connection.close());
   const client = new Client({ connection });
+  assert.ok((await countPollers(client, QUEUE)) >= 1, 'the server sees the worker process poll');
+  assert.equal(await countPollers(client, `${QUEUE}-nobody`), 0);
   const batch = await ingestFixtures(store, device, ['chelsea.png', 'home.jpg']);
   await makeBatchStarter(client, config)(batch);
   const summary = (await withTimeout('batch', client.workflow.result(batchWorkflowId(batch.batchId)), 180_000)) as BatchSummary;
