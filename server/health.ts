@@ -29,10 +29,11 @@ export interface HealthParts {
   /** Pipeline activities failing on try after try (see temporal/stuck.ts); absent when not checked. */
   stuckActivities?: readonly StuckActivity[];
   /**
-   * With no worker on this host (`worker` is `NONE`): workers elsewhere seen polling the task
-   * queue lately (temporal/pollers.ts); absent or null when not checked yet.
+   * Workers (here or elsewhere) seen polling the task queue lately (temporal/pollers.ts): none
+   * means no batch is picked up, whatever the processes' state (a hung worker still runs); absent
+   * or null when not checked yet.
    */
-  remotePollers?: number | null;
+  pollers?: number | null;
 }
 
 /**
@@ -50,8 +51,16 @@ export const START_WAIT_LIMIT_MS = 30_000;
  */
 export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
-  if (parts.worker !== 'RUNNING' && parts.worker !== 'NONE') problems.push(`worker is ${parts.worker}: no batch is processed`);
-  if (parts.worker === 'NONE' && parts.remotePollers === 0) problems.push('no worker polls the task queue (VIGIL_WORKERS=0 here: run `vigil worker` elsewhere): no batch is processed');
+  const someRun = /^[1-9]\d* of \d+ running/.test(parts.worker);
+  if (someRun) problems.push(`worker processes: ${parts.worker} (the running ones process batches)`);
+  else if (parts.worker !== 'RUNNING' && parts.worker !== 'NONE') problems.push(`worker is ${parts.worker}: no batch is processed`);
+  if (parts.pollers === 0) {
+    problems.push(
+      parts.worker === 'NONE'
+        ? 'no worker polls the task queue (VIGIL_WORKERS=0 here: run `vigil worker` elsewhere): no batch is processed'
+        : 'no worker has polled the task queue for 2 minutes, though worker processes run here (hung?): no batch is processed',
+    );
+  }
   const c = parts.collector;
   if (c.waitingSince && now - Date.parse(c.waitingSince) >= START_WAIT_LIMIT_MS) {
     const why = c.startError ? `last failure: ${c.startError.message}` : 'Temporal does not answer';

@@ -49,10 +49,31 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
   if (swept.removed) log(`vigil: removed ${swept.removed} temp file(s) (${formatBytes(swept.bytes)}) left by writers that stopped mid-write`);
   installTemporalRuntime();
   let dev: DevServer | null = null;
+  let workers: WorkerProcess[] = [];
   let stopping = false;
   const stops: Array<() => Promise<void> | void> = [];
   const stopAll = async () => {
     for (const s of stops.reverse()) await Promise.resolve(s()).catch((e) => log(`vigil: while stopping: ${(e as Error).message}`));
+  };
+  // SIGINT/SIGTERM from the start: the first stops everything cleanly (during the start too, once
+  // the step under way ends); a second one stops at once, killing the worker processes and the
+  // embedded server (its own process group: a terminal's Ctrl-C does not reach it) rather than
+  // leaving them behind. The journal of frames not yet checkpointed is replayed at the next start.
+  let signals = 0;
+  let ready = false;
+  let requestStop = () => undefined as void;
+  const stopRequested = new Promise<void>((r) => (requestStop = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals === 1) return requestStop();
+    log(`vigil: ${sig} again: stopping now, without waiting`);
+    for (const w of workers) w.kill();
+    if (dev?.process.pid && dev.process.exitCode === null) dev.process.kill('SIGKILL');
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const stoppedWhileStarting = () => {
+    if (signals) throw new StartInterrupted();
   };
   try {
     if (!config.TEMPORAL_ADDRESS) {
@@ -60,16 +81,18 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       const d = dev;
       stops.push(() => d.stop());
     }
+    stoppedWhileStarting();
     const address = config.TEMPORAL_ADDRESS ?? dev!.address;
     const client = await connectClient(config, address);
     stops.push(() => client.connection.close());
+    stoppedWhileStarting();
     const schedule = await ensureReprocessSchedule(client, config).catch((e: Error) => {
       log(`vigil: nightly reprocessing schedule not set: ${e.message.split('\n')[0]} (a schedule set by an earlier start, if any, is unchanged)`);
       return undefined;
     });
     // The workers run in child processes at a lower priority (see workerProcess.ts), started
     // together; each is stopped (and waited for) before the embedded server.
-    const workers = Array.from({ length: config.VIGIL_WORKERS }, (_, i) => new WorkerProcess({ config: { ...config, TEMPORAL_ADDRESS: address }, nice: config.VIGIL_WORKER_NICE, name: `worker ${i + 1}`, log }));
+    workers = Array.from({ length: config.VIGIL_WORKERS }, (_, i) => new WorkerProcess({ config: { ...config, TEMPORAL_ADDRESS: address }, nice: config.VIGIL_WORKER_NICE, name: `worker ${i + 1}`, log }));
     stops.push(() => Promise.all(workers.map((w) => w.stop())).then(() => undefined));
     // They load while the rest starts; `ready` waits for them (one that cannot start stops the start).
     const workersReady = Promise.all(workers.map((w) => w.start()));
@@ -94,13 +117,14 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     packer.start();
     stops.push(() => packer.stop());
     // Activities failing on try after try hold their batch without any other sign: looked for
-    // every 30 s, for the health endpoint; so are workers elsewhere when none runs here.
+    // every 30 s, for the health endpoint; so are the workers polling the task queue.
     let stuck: StuckActivity[] = [];
-    // With no worker here, whether workers elsewhere poll (null: not known yet).
-    let remotePollers: number | null = null;
+    // Workers seen polling lately (null: not known yet): none polls when this host runs none and
+    // none runs elsewhere, or when a worker process hangs (alive, so its state says RUNNING).
+    let pollers: number | null = null;
     const lookForStuck = () => {
       void findStuckActivities(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, minAttempts: STUCK_ATTEMPTS }).then((s) => (stuck = s), () => undefined);
-      if (workers.length === 0) void countPollers(client, config.TEMPORAL_TASK_QUEUE).then((n) => (remotePollers = n), () => undefined);
+      void countPollers(client, config.TEMPORAL_TASK_QUEUE).then((n) => (pollers = n), () => undefined);
     };
     const stuckTimer = setInterval(lookForStuck, 30_000);
     stuckTimer.unref();
@@ -110,7 +134,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
       health: () => {
-        const parts = { worker: workersState(workers), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck, ...(workers.length === 0 ? { remotePollers } : {}) };
+        const parts = { worker: workersState(workers), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck, pollers };
         return { ...healthStatus(parts), temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, ...parts, autoPack: packer.status() };
       },
     });
@@ -135,7 +159,9 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     log(`vigil: data        ${config.VIGIL_DATA}`);
     log(`vigil: API         ${apiUrl}/v1  (OpenAPI: ${apiUrl}/v1/openapi.json)`);
     log(`vigil: Temporal    ${address}${dev ? ` (embedded; Web UI ${dev.uiUrl})` : ''}`);
-    await workersReady;
+    // The workers load the model meanwhile (seconds): a stop asked for then does not wait for them.
+    await Promise.race([workersReady, stopRequested]);
+    stoppedWhileStarting();
     const pids = workers.map((w) => w.pid).join(', ');
     const where = workers.length ? `${workers.length} process(es) (pid ${pids}, nice ${config.VIGIL_WORKER_NICE}), ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s) each` : 'none here (VIGIL_WORKERS=0: run `vigil worker` elsewhere)';
     log(`vigil: workers     ${where}; task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')})`);
@@ -144,20 +170,27 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
       log(`vigil: reprocess   ${schedule ? `the last ${config.VIGIL_REPROCESS_DAYS} day(s) at "${config.VIGIL_REPROCESS_CRON}" ${config.VIGIL_REPROCESS_TZ} (schedule ${schedule})` : 'off'}`);
     }
     log('vigil: ready. Ctrl-C stops everything.');
+    ready = true;
     await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
+      void stopRequested.then(resolve);
       dev?.process.once('exit', (code) => {
         if (!stopping) log(`vigil: the embedded Temporal server exited (${code}); stopping`);
         resolve();
       });
     });
+  } catch (err) {
+    if (!(err instanceof StartInterrupted)) throw err;
+  } finally {
     stopping = true;
     // A terminal's Ctrl-C reaches the worker processes too: their exit is not a crash to restart.
     for (const w of workers) w.beginStop();
-    log(`vigil: stopping… (running activities get up to ${Math.round(config.VIGIL_SHUTDOWN_GRACE_MS / 1000)} s to finish)`);
-  } finally {
+    if (signals || ready) log(`vigil: stopping… (running activities get up to ${Math.round(config.VIGIL_SHUTDOWN_GRACE_MS / 1000)} s to finish; Ctrl-C again stops at once)`);
     await stopAll();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   log('vigil: stopped.');
 }
+
+/** A stop asked for while `vigil start` was still starting (not an error: it stops cleanly). */
+class StartInterrupted extends Error {}

@@ -91,6 +91,11 @@ export class WorkerProcess {
     if (!opts.config.TEMPORAL_ADDRESS) throw new VigilError('E_CONFIG', 'a worker process needs TEMPORAL_ADDRESS');
   }
 
+  /** Its name in log lines and health, e.g. `worker 1`. */
+  get name(): string {
+    return this.opts.name;
+  }
+
   /** The child's pid while one runs. */
   get pid(): number | null {
     return this.child?.pid ?? null;
@@ -134,6 +139,7 @@ export class WorkerProcess {
       if (m !== WORKER_READY || this.child !== child) return;
       // Ready after a stop began: it stays stopping (its exit then is no crash).
       if (this.status === 'STARTING') this.status = 'RUNNING';
+      if (this.lastExit && this.status === 'RUNNING') this.opts.log(`vigil: ${name} running again (restart ${this.restarts})`);
       this.lastExit = null;
       first?.resolve();
       first = null;
@@ -143,7 +149,7 @@ export class WorkerProcess {
         done();
         if (this.child !== child) return;
         this.child = null;
-        const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+        const how = signal ? `killed by ${signal}` : code === 0 ? 'stopped on its own (exit code 0)' : `exit code ${code}`;
         if (this.status === 'STOPPING') {
           this.status = 'STOPPED';
           first?.reject(new VigilError('E_UNAVAILABLE', `${name} stopped before it was ready`));
@@ -204,14 +210,31 @@ export class WorkerProcess {
     const child = this.child;
     if (!child) return;
     child.kill('SIGTERM');
-    const kill = setTimeout(() => child.kill('SIGKILL'), this.opts.config.VIGIL_SHUTDOWN_GRACE_MS + KILL_MARGIN_MS);
+    const waitMs = this.opts.config.VIGIL_SHUTDOWN_GRACE_MS + KILL_MARGIN_MS;
+    const kill = setTimeout(() => {
+      this.opts.log(`vigil: ${this.opts.name} did not stop within ${Math.round(waitMs / 1000)} s (hung?); killed`);
+      child.kill('SIGKILL');
+    }, waitMs);
     await this.exited;
     clearTimeout(kill);
   }
+
+  /** Stops the process at once (SIGKILL), with no restart: for a second Ctrl-C. */
+  kill(): void {
+    this.beginStop();
+    this.child?.kill('SIGKILL');
+  }
 }
 
-/** One state for several worker processes: RUNNING when all run, else the first that does not. */
+/**
+ * One state for a host's worker processes (GET /v1/health): `RUNNING` when all run, `NONE` when
+ * there are none; with one, its state; with several, e.g. `1 of 2 running; worker 2 RESTARTING (…)`.
+ */
 export function workersState(workers: readonly WorkerProcess[]): string {
   if (workers.length === 0) return 'NONE';
-  return workers.map((w) => w.state()).find((s) => s !== 'RUNNING') ?? 'RUNNING';
+  const states = workers.map((w) => w.state());
+  if (states.every((s) => s === 'RUNNING')) return 'RUNNING';
+  if (workers.length === 1) return states[0]!;
+  const down = workers.flatMap((w, i) => (states[i] === 'RUNNING' ? [] : [`${w.name} ${states[i]}`]));
+  return `${workers.length - down.length} of ${workers.length} running; ${down.join('; ')}`;
 }

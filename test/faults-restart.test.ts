@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
@@ -260,4 +260,50 @@ test('GET /v1/health answers 503 naming the problem while the embedded Temporal 
   }, { timeoutMs: 90_000, intervalMs: 1000 });
   assert.deepEqual([up.body.ok, up.body.problems, up.body.collector.unstarted], [true, [], 0], 'the batch started once the server answered');
   assert.deepEqual(await system.stop('SIGINT', { group: true, ms: 90_000 }), { code: 0, signal: null });
+});
+
+test('Ctrl-C while vigil start is still starting stops it cleanly; a second Ctrl-C stops at once; neither leaves a process behind', async (t) => {
+  const leftovers = (temporalPort: number) => {
+    try {
+      return execFileSync('pgrep', ['-f', `temporal server start-dev .*--port ${temporalPort}`]).toString().trim();
+    } catch {
+      return ''; // pgrep exits 1 when nothing matches
+    }
+  };
+  for (const how of ['starting', 'twice'] as const) {
+    const dir = tmpDir();
+    const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+    const env = {
+      VIGIL_DATA: dir, VIGIL_PORT: String(apiPort), VIGIL_TEMPORAL_PORT: String(temporalPort), VIGIL_TEMPORAL_UI_PORT: String(uiPort),
+      TEMPORAL_ADDRESS: '', TEMPORAL_TASK_QUEUE: `${QUEUE}-signals`, VIGIL_THREADS: '1', VIGIL_REPROCESS_CRON: 'off',
+    };
+    // Ctrl-C once the embedded server is up but before the worker is ready; or twice once ready.
+    const p = spawnVigil(['start'], env, { readyLine: how === 'starting' ? /^vigil: Temporal / : /^vigil: ready/, detached: true });
+    procs.push(p);
+    await withTimeout(`vigil start (${how})`, p.ready, 120_000);
+    const children = () => {
+      try {
+        return execFileSync('pgrep', ['-P', String(p.pid)]).toString().trim().split('\n');
+      } catch {
+        return [];
+      }
+    };
+    const worker = await waitFor('the worker process', () => Number(children().find((pid) => existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('worker'))) || null, { timeoutMs: 30_000, intervalMs: 50 });
+    const t0 = Date.now();
+    process.kill(-p.pid, 'SIGINT');
+    if (how === 'twice') {
+      await waitFor('stopping', () => p.lines.some((l) => /^vigil: stopping/.test(plain(l))), { timeoutMs: 10_000, intervalMs: 20 });
+      process.kill(-p.pid, 'SIGINT');
+    }
+    const exit = await withTimeout('exit', p.exited, 60_000);
+    t.diagnostic(`${how}: exited ${JSON.stringify(exit)} after ${Date.now() - t0} ms; last lines: ${p.lines.slice(-3).map(plain).join(' / ')}`);
+    if (how === 'starting') {
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(p.lines.map(plain).includes('vigil: stopped.'));
+    } else {
+      assert.deepEqual(exit, { code: 130, signal: null });
+      assert.ok(p.lines.some((l) => /^vigil: SIGINT again: stopping now/.test(plain(l))));
+    }
+    await waitFor('no process left behind', () => leftovers(temporalPort) === '' && (!worker || !existsSync(`/proc/${worker}`)), { timeoutMs: 15_000, intervalMs: 100 });
+  }
 });

@@ -65,6 +65,7 @@ test('a worker process polls at its nice value; killed, it is started again and 
   const second = wp.pid!;
   assert.notEqual(second, first);
   assert.equal(wp.restarts, 1);
+  assert.deepEqual(logs, ['vigil: worker 1 killed by SIGKILL; started again in 1 s', 'vigil: worker 1 running again (restart 1)']);
 
   // The new process does the work: a batch started now completes, its activities run by it.
   const connection = await Connection.connect({ address: dev.address });
@@ -97,7 +98,7 @@ test('a worker process polls at its nice value; killed, it is started again and 
   assert.ok(!alive(second));
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(wp.pid, null, 'not started again after a stop');
-  assert.equal(logs.length, 1);
+  assert.equal(logs.length, 2);
 
   // A terminal's Ctrl-C reaches the worker as well as vigil start, which marks its workers as
   // stopping first: the worker's own exit is then no crash, and nothing is started again.
@@ -110,7 +111,7 @@ test('a worker process polls at its nice value; killed, it is started again and 
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(wp.state(), 'STOPPED');
   assert.equal(wp.pid, null);
-  assert.equal(logs.length, 1, `no restart: ${logs.join(' / ')}`);
+  assert.equal(logs.length, 2, `no restart: ${logs.join(' / ')}`);
   await wp.stop();
 });
 
@@ -135,6 +136,10 @@ test('a worker process that exits before it is ready fails the start with E_UNAV
   assert.equal(wp.state(), 'STOPPED');
   assert.equal(wp.pid, null);
   assert.throws(() => new WorkerProcess({ config: { ...config, TEMPORAL_ADDRESS: undefined }, nice: 0, name: 'w', log: () => undefined }), /TEMPORAL_ADDRESS/);
+  // Several workers: the state names those not running.
+  const two = [wp, new WorkerProcess({ config, nice: 0, name: 'worker 2', log: () => undefined })];
+  assert.equal(workersState(two), '0 of 2 running; worker 1 STOPPED; worker 2 STOPPED');
+  assert.equal(workersState([]), 'NONE');
 });
 
 test('a worker process stops when the process that started it dies, before or after it is ready (no worker left behind)', async (t) => {
