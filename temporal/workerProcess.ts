@@ -25,6 +25,11 @@ export const WORKER_READY = 'vigil-worker-ready';
  */
 export const SUPERVISED_ENV = 'VIGIL_SUPERVISED_WORKER';
 
+/** A worker's last stderr line this recent when it exits is shown as the reason. */
+const LAST_WORDS_MS = 10_000;
+/** Terminal colour codes (Temporal's own log lines have them). */
+const ANSI = /\x1b\[[0-9;]*m/g;
+
 /** The first restart waits this long; each quick death doubles it, up to RESTART_MAX_MS. */
 const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
@@ -122,9 +127,18 @@ export class WorkerProcess {
     const [cmd, ...args] = useNice ? ['nice', '-n', String(nice), ...node] : node;
     const child = spawn(cmd!, args, {
       env: { ...configEnv(config), [SUPERVISED_ENV]: '1', ...this.opts.env },
-      // Its log lines go where the parent's go; the IPC channel says when it is ready.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Its log lines go where the parent's go (stderr through here, its last line kept for the
+      // state); the IPC channel says when it is ready.
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
+    let last = { line: '', at: 0 };
+    child.stderr?.on('data', (b: Buffer) => {
+      process.stderr.write(b);
+      const lines = b.toString().replace(ANSI, '').split('\n').map((l) => l.trim()).filter(Boolean);
+      if (lines.length) last = { line: lines.at(-1)!.slice(0, 300), at: Date.now() };
+    });
+    // What it said last, if it said it just before it exited (the reason, most likely).
+    const lastWords = () => (last.line && Date.now() - last.at < LAST_WORDS_MS ? `: ${last.line}` : '');
     this.child = child;
     this.status = 'STARTING';
     const startedAt = Date.now();
@@ -149,7 +163,7 @@ export class WorkerProcess {
         done();
         if (this.child !== child) return;
         this.child = null;
-        const how = signal ? `killed by ${signal}` : code === 0 ? 'stopped on its own (exit code 0)' : `exit code ${code}`;
+        const how = signal ? `killed by ${signal}` : code === 0 ? 'stopped on its own (exit code 0)' : `exit code ${code}${lastWords()}`;
         if (this.status === 'STOPPING') {
           this.status = 'STOPPED';
           first?.reject(new VigilError('E_UNAVAILABLE', `${name} stopped before it was ready`));

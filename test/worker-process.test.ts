@@ -132,7 +132,7 @@ test('a worker process that exits before it is ready fails the start with E_UNAV
   const config = testConfig(dir, '127.0.0.1:9', QUEUE);
   // A setting the child refuses (its own message goes to stderr).
   const wp = new WorkerProcess({ config, nice: 0, name: 'worker 1', log: () => undefined, env: { VIGIL_THREADS: '0' } });
-  await assert.rejects(wp.start(), (e: unknown) => isVigilError(e, 'E_UNAVAILABLE') && /worker 1 exited before it was ready \(exit code 1\)/.test((e as Error).message));
+  await assert.rejects(wp.start(), (e: unknown) => isVigilError(e, 'E_UNAVAILABLE') && /worker 1 exited before it was ready \(exit code 1: vigil: environment variable VIGIL_THREADS: Too small/.test((e as Error).message));
   assert.equal(wp.state(), 'STOPPED');
   assert.equal(wp.pid, null);
   assert.throws(() => new WorkerProcess({ config: { ...config, TEMPORAL_ADDRESS: undefined }, nice: 0, name: 'w', log: () => undefined }), /TEMPORAL_ADDRESS/);
