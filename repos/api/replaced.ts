@@ -1,6 +1,6 @@
 import { repoPath } from '../layout.js';
 import { gitArgs, repoLayout, type RepoStore } from '../store.js';
-import { readCommitObject, readCommitTree, readTreeEntries, type TreeEntry } from './objects.js';
+import { readCommitObject, readTreeEntries, type TreeEntry } from './objects.js';
 import type { TreeFile } from './read.js';
 import { resolveRef } from './resolve.js';
 
@@ -10,11 +10,11 @@ export interface ReplacedFile extends TreeFile {
   commit: string;
 }
 
-/** How a history walk reads trees: the repo, the trees read lately (a parent's tree is its child's next time), what to leave out. */
+/** How a history walk reads trees: the repo, the trees read lately (a parent's tree is its child's next time), the top-level folder left out. */
 interface Walk {
   args: ReturnType<typeof gitArgs>;
   trees: Map<string, TreeEntry[]>;
-  skip: (storedPath: string) => boolean;
+  skipFolder: string | null;
 }
 
 const TREES_KEPT = 256;
@@ -38,7 +38,7 @@ async function goneFrom(w: Walk, a: string, b: string | null, prefix: string): P
     const now = after.get(e.path);
     if (now?.oid === e.oid) continue;
     const p = prefix + e.path;
-    if (w.skip(e.type === 'tree' ? `${p}/` : p)) continue;
+    if (e.type === 'tree' && prefix === '' && e.path === w.skipFolder) continue;
     if (e.type === 'tree') out.push(...(await goneFrom(w, e.oid, now?.type === 'tree' ? now.oid : null, `${p}/`)));
     else out.push({ path: p, oid: e.oid });
   }
@@ -54,14 +54,14 @@ async function goneFrom(w: Walk, a: string, b: string | null, prefix: string): P
 export async function* replacedFiles(store: RepoStore, repo: string, ref = 'main', opts: { skipFolder?: string } = {}): AsyncGenerator<ReplacedFile> {
   const args = gitArgs(store, repo);
   const layout = repoLayout(store, repo);
-  const skipped = opts.skipFolder ? `${opts.skipFolder}/` : null;
-  const w: Walk = { args, trees: new Map(), skip: (p) => skipped !== null && p === skipped };
-  let oid = await resolveRef(store, repo, ref);
-  while (oid) {
-    const commit = await readCommitObject(args, oid);
-    const parent = commit.parents[0];
-    if (!parent) return;
-    for (const f of await goneFrom(w, await readCommitTree(args, parent), commit.tree, '')) yield { ...f, path: repoPath(layout, f.path), commit: parent };
-    oid = parent;
+  const w: Walk = { args, trees: new Map(), skipFolder: opts.skipFolder ?? null };
+  const head = await resolveRef(store, repo, ref);
+  // Each commit object is read once: as the parent of the one before, then as the next child.
+  for (let commit = head ? await readCommitObject(args, head) : null; commit; ) {
+    const parentId = commit.parents[0];
+    if (!parentId) return;
+    const parent = await readCommitObject(args, parentId);
+    for (const f of await goneFrom(w, parent.tree, commit.tree, '')) yield { ...f, path: repoPath(layout, f.path), commit: parentId };
+    commit = parent;
   }
 }
