@@ -22,6 +22,8 @@ export interface HealthParts {
    * host runs none, VIGIL_WORKERS=0, and workers run elsewhere).
    */
   worker: string;
+  /** How many of this host's worker processes run, when it has several (some running: batches are still processed). */
+  workersRunning?: number;
   /** The collector's batches waiting to start: how many, since when the oldest waits, and the last start failure. */
   collector: Pick<CollectorStats, 'unstarted' | 'waitingSince' | 'startError'>;
   /** The frames journal's last checkpoint failure (null once one succeeds). */
@@ -51,9 +53,9 @@ export const START_WAIT_LIMIT_MS = 30_000;
  */
 export function healthStatus(parts: HealthParts, now = Date.now()): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
-  const someRun = /^[1-9]\d* of \d+ running/.test(parts.worker);
-  if (someRun) problems.push(`worker processes: ${parts.worker} (the running ones process batches)`);
-  else if (parts.worker !== 'RUNNING' && parts.worker !== 'NONE') problems.push(`worker is ${parts.worker}: no batch is processed`);
+  if (parts.worker !== 'RUNNING' && parts.worker !== 'NONE') {
+    problems.push((parts.workersRunning ?? 0) > 0 ? `worker processes: ${parts.worker} (the running ones process batches)` : `worker is ${parts.worker}: no batch is processed`);
+  }
   if (parts.pollers === 0) {
     problems.push(
       parts.worker === 'NONE'

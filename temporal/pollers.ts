@@ -6,7 +6,8 @@ export const POLLER_RECENT_MS = 120_000;
 /**
  * How many workers poll `taskQueue` for workflow tasks: those the server saw asking for work in
  * the last {@link POLLER_RECENT_MS}. For an API host that runs no worker itself (VIGIL_WORKERS=0),
- * the only sign that batches are being picked up by workers elsewhere.
+ * the only sign that workers elsewhere pick up batches; with workers here, the sign of one that
+ * hangs (alive, so its process state says RUNNING).
  * @throws what the Temporal client throws when the server does not answer.
  */
 export async function countPollers(client: Client, taskQueue: string, now = Date.now()): Promise<number> {

@@ -122,11 +122,11 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     // Workers seen polling lately (null: not known yet): none polls when this host runs none and
     // none runs elsewhere, or when a worker process hangs (alive, so its state says RUNNING).
     let pollers: number | null = null;
-    const lookForStuck = () => {
+    const lookAtPipeline = () => {
       void findStuckActivities(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, minAttempts: STUCK_ATTEMPTS }).then((s) => (stuck = s), () => undefined);
       void countPollers(client, config.TEMPORAL_TASK_QUEUE).then((n) => (pollers = n), () => undefined);
     };
-    const stuckTimer = setInterval(lookForStuck, 30_000);
+    const stuckTimer = setInterval(lookAtPipeline, 30_000);
     stuckTimer.unref();
     stops.push(() => clearInterval(stuckTimer));
     const registry = new DeviceRegistry(config.VIGIL_DATA);
@@ -134,7 +134,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const server: Server = createApiServer({
       store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES,
       health: () => {
-        const parts = { worker: workersState(workers), collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck, pollers };
+        const parts = { worker: workersState(workers), workersRunning: workers.filter((w) => w.state() === 'RUNNING').length, collector: collector.stats(), framesJournalCheckpointError: journalOf(store, 'frames').lastError, stuckActivities: stuck, pollers };
         return { ...healthStatus(parts), temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, ...parts, autoPack: packer.status() };
       },
     });

@@ -20,10 +20,10 @@ test('healthStatus: healthy parts are ok with no problem', () => {
 test('healthStatus: each broken part is one problem line', () => {
   assert.deepEqual(healthStatus({ ...fine, worker: 'NONE', pollers: 0 }, NOW).problems, ['no worker polls the task queue (VIGIL_WORKERS=0 here: run `vigil worker` elsewhere): no batch is processed']);
   assert.deepEqual(healthStatus({ ...fine, pollers: 0 }, NOW).problems, ['no worker has polled the task queue for 2 minutes, though worker processes run here (hung?): no batch is processed']);
-  assert.deepEqual(healthStatus({ ...fine, worker: '1 of 2 running; worker 2 RESTARTING (worker 2 killed by SIGKILL; started again in 1 s)' }, NOW).problems, [
+  assert.deepEqual(healthStatus({ ...fine, worker: '1 of 2 running; worker 2 RESTARTING (worker 2 killed by SIGKILL; started again in 1 s)', workersRunning: 1 }, NOW).problems, [
     'worker processes: 1 of 2 running; worker 2 RESTARTING (worker 2 killed by SIGKILL; started again in 1 s) (the running ones process batches)',
   ]);
-  assert.deepEqual(healthStatus({ ...fine, worker: '0 of 2 running; worker 1 STARTING; worker 2 STARTING' }, NOW).problems, ['worker is 0 of 2 running; worker 1 STARTING; worker 2 STARTING: no batch is processed']);
+  assert.deepEqual(healthStatus({ ...fine, worker: '0 of 2 running; worker 1 STARTING; worker 2 STARTING', workersRunning: 0 }, NOW).problems, ['worker is 0 of 2 running; worker 1 STARTING; worker 2 STARTING: no batch is processed']);
   assert.deepEqual(healthStatus({ ...fine, worker: 'STOPPED' }, NOW).problems, ['worker is STOPPED: no batch is processed']);
   assert.deepEqual(healthStatus({ ...fine, worker: 'RESTARTING (worker 1 killed by SIGKILL; started again in 1 s)' }, NOW).problems, [
     'worker is RESTARTING (worker 1 killed by SIGKILL; started again in 1 s): no batch is processed',
