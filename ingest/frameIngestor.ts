@@ -1,6 +1,7 @@
 import { VigilError } from '../lib/errors.js';
 import type { FrameDoc } from '../lib/schemas.js';
 import { commitChanges, gitArgs, journalSupported, lookupBlobs, readBlobBytes, readBranchHead, sha256Hex, type Change, type PutResult, type RepoStore, type StagedPut } from '../repos/index.js';
+import { startWriterThread } from '../repos/writerThread.js';
 import type { Device } from './devices.js';
 import { assertTimeZone, compactTimestamp, framePath, frameTag, parseCaptureTime } from './frameTag.js';
 import { sniffImageType } from './sniff.js';
@@ -105,6 +106,14 @@ export class FrameIngestor {
     },
   ) {
     this.journaled = opts.journal ?? journalSupported();
+  }
+
+  /**
+   * Loads what the first frames would otherwise wait for: the thread that writes their files (see
+   * repos/writerThread.ts) and the frames repo's head. Call before the API listens.
+   */
+  async warmUp(): Promise<void> {
+    await Promise.all([startWriterThread(), this.recentHead()]);
   }
 
   /**

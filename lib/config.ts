@@ -99,10 +99,12 @@ export const ConfigSchema = z.object({
   VIGIL_REPROCESS_DAYS: int(1, 366).default(1),
   /**
    * `vigil start` packs a repo in the background once it has this many loose objects (0: never;
-   * `vigil repo gc` still packs by hand), checking every VIGIL_AUTOPACK_INTERVAL_MS.
+   * `vigil repo gc` still packs by hand) or VIGIL_AUTOPACK_PACKS packs (the frames repo's group
+   * commits write one small pack each), checking every VIGIL_AUTOPACK_INTERVAL_MS.
    */
   VIGIL_AUTOPACK_LOOSE: int(0, 100_000_000).default(5000),
-  VIGIL_AUTOPACK_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  VIGIL_AUTOPACK_PACKS: int(2, 1_000_000).default(50),
+  VIGIL_AUTOPACK_INTERVAL_MS: int(1000, 86_400_000).default(10_000),
   /**
    * On stop, how long a worker lets running activities finish and report before cancelling them
    * (a cancelled activity is redone after the restart).

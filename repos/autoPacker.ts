@@ -1,10 +1,15 @@
-import { countLooseObjects, packRepo, type PackResult } from './api/pack.js';
+import { countLooseObjects, countPacks, packRepo, type PackResult } from './api/pack.js';
 import { listRepoNames, type RepoStore } from './store.js';
 
 /** How the {@link AutoPacker} works. */
 export interface AutoPackOptions {
-  /** A repo is packed once it has at least this many loose objects (0: never). */
+  /** A repo is packed once it has at least this many loose objects (0: no repo is ever packed). */
   looseLimit: number;
+  /**
+   * ...or at least this many packs (default 50): the frames repo's group commits each write a small
+   * pack (see commitChanges), which this rolls up, since every pack is one more index to look in.
+   */
+  packLimit?: number;
   /** How often the repos are checked (ms). */
   intervalMs: number;
   /** Told about each repo packed and each failure. */
@@ -26,8 +31,9 @@ export interface AutoPackStatus {
 
 /**
  * Packs the repos of a data folder in the background (what `git gc --auto` does for git): every
- * `intervalMs` it counts each repo's loose objects and packs the repos that have `looseLimit` or
- * more (packRepo: incremental, geometric, no writer lock, lowest CPU priority). `vigil replay`
+ * `intervalMs` it counts each repo's loose objects and packs, and packs the repos that have
+ * `looseLimit` loose objects or `packLimit` packs or more (packRepo: incremental, geometric, no
+ * writer lock, lowest CPU priority). `vigil replay`
  * reads packed detections about twice as fast as loose ones (bench rules-replay) and packed
  * metadata takes about an eighth of the space (bench storage), so replaying history needs no
  * manual `vigil repo gc`.
@@ -58,12 +64,13 @@ export class AutoPacker {
     for (const repo of await listRepoNames(this.store)) {
       if (this.abort.signal.aborted) break;
       try {
-        if ((await countLooseObjects(this.store, repo)) < this.opts.looseLimit) continue;
+        const packLimit = this.opts.packLimit ?? 50;
+        if ((await countLooseObjects(this.store, repo)) < this.opts.looseLimit && (await countPacks(this.store, repo)) < packLimit) continue;
         const r = await packRepo(this.store, repo, { signal: this.abort.signal });
         out.push(r);
         this.state.packed++;
         this.state.last[repo] = { ...r, at: new Date().toISOString() };
-        this.opts.log?.(`vigil: packed ${repo}: ${r.looseBefore} loose object(s) -> ${r.looseAfter}, ${r.packsAfter} pack(s), ${r.ms} ms`);
+        this.opts.log?.(`vigil: packed ${repo}: ${r.looseBefore} loose object(s) -> ${r.looseAfter}, ${r.packsBefore} pack(s) -> ${r.packsAfter}, ${r.ms} ms`);
       } catch (err) {
         if (!this.abort.signal.aborted) errors.push(`${repo}: ${(err as Error).message}`);
       }

@@ -1,16 +1,17 @@
 /**
  * The ingest path's file creation, in a worker thread of its own. Per frame, the API stages the
- * frame's bytes (a sha256 and a new temp file) and its group commit writes one loose git object
- * per frame document plus three folders per camera, the root and the commit. Creating those files
- * (open, write, rename, close each) and compressing the objects on the main thread took about
- * half of its time at 300 frames/s, and every HTTP request waited behind it. In the thread, the
- * main thread only parses, hashes trees and journals; the requests are served meanwhile.
+ * frame's bytes (a sha256 and a new temp file) and its group commit writes one git object per
+ * frame document plus three folders per camera, the root and the commit (one pack, see
+ * writePackInThread). Creating those files and compressing the objects on the main thread took
+ * about half of its time at 300 frames/s, and every HTTP request waited behind it. In the thread,
+ * the main thread only parses, hashes trees and journals; the requests are served meanwhile.
  *
- * One thread per process, started on first use; it holds the process open only while a request
- * is in flight, and a thread that died is started again by the next request.
+ * One thread per process, started by startWriterThread() or on first use; it holds the process
+ * open only while a request is in flight, and a thread that died is started again by the next
+ * request.
  */
 import { Worker } from 'node:worker_threads';
-import type { LooseItem, StageRequest, StageResult, WriterReply, WriterRequest } from './writerThreadMain.js';
+import type { PackRequest, PackResult, StageRequest, StageResult, WriterReply, WriterRequest } from './writerThreadMain.js';
 
 const ENTRY = new URL('./writerThread.mjs', import.meta.url);
 
@@ -69,17 +70,17 @@ function call<T>(req: Unsent<WriterRequest>): Promise<T> {
 }
 
 /**
- * Compresses (zlib level 1) and writes each object to its file, whole or not at all (temp file
- * renamed into place; a missing fan-out folder is made). Not fsync'd: the caller makes the
- * objects durable (the frames repo: through its journal, with the returned bytes).
- * @returns each object's compressed bytes, in order.
+ * Writes one commit's git objects as one pack and its index in the repo's `objects/pack` folder
+ * (see repos/packFile.ts), each whole or not at all (a temp file renamed into place; the folder is
+ * made when missing). Not fsync'd: the caller makes them durable (the frames repo: through its
+ * journal, with the returned bytes).
+ * @returns the two files (pack, then index) and their bytes.
  * @throws WriterThreadError with the file system's `code` (ENOSPC, EACCES...) when a write fails;
- *   objects written before it stay (unreferenced loose objects, harmless).
+ *   a pack written before its index failed stays (without an index, git ignores it).
  */
-export async function writeLooseObjects(items: LooseItem[]): Promise<Buffer[]> {
-  if (items.length === 0) return [];
-  const data = await call<Uint8Array[]>({ op: 'loose', items });
-  return data.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+export async function writePackInThread(req: PackRequest): Promise<Array<{ file: string; data: Buffer }>> {
+  const { files } = await call<PackResult>({ op: 'pack', ...req });
+  return files.map((f) => ({ file: f.file, data: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength) }));
 }
 
 /**
@@ -89,4 +90,14 @@ export async function writeLooseObjects(items: LooseItem[]): Promise<Buffer[]> {
  */
 export function stageInThread(req: StageRequest): Promise<StageResult> {
   return call<StageResult>({ op: 'stage', ...req });
+}
+
+/**
+ * Starts the thread now and resolves once it answers. Loading it (its own TypeScript loader) took
+ * 170 ms on an idle machine and several hundred under load: on first use, the first frames after
+ * `vigil start` waited that long, and under a steady stream of frames the backlog it left took
+ * seconds to catch up (the API's open-loop bench). The API starts it before it listens.
+ */
+export async function startWriterThread(): Promise<void> {
+  await call<null>({ op: 'ping' });
 }

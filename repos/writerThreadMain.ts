@@ -1,20 +1,27 @@
 /**
  * Inside the writer thread (see writerThread.ts): the ingest path's file creation, off the main
- * thread. Two operations: write one commit's loose git objects (compressed, each to a temp file
- * renamed into place, as git does), and stage a frame's bytes (hash, then a new temp file in the
- * object store). Synchronous calls only: this thread does nothing else.
+ * thread. Two operations: write one commit's git objects as one pack and its index (each to a temp
+ * file renamed into place, as git does), and stage a frame's bytes (hash, then a new temp file in
+ * the object store). Synchronous calls only: this thread does nothing else.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { threadId, parentPort } from 'node:worker_threads';
-import { deflateSync } from 'node:zlib';
 import { closeQuietly, rmQuietly, writeAllSync } from '../lib/fsync.js';
+import { encodePack } from './packFile.js';
 
-/** One object to write: its final file and its uncompressed `<type> <size>\0<content>`. */
-export interface LooseItem {
-  file: string;
-  raw: Uint8Array;
+/** One commit's git objects, to write as one pack (see repos/packFile.ts). */
+export interface PackRequest {
+  /** The repo's `objects/pack` folder. */
+  dir: string;
+  /** Each object as git hashes it: `<type> <size>\0<content>`. */
+  raws: Uint8Array[];
+}
+
+/** A pack written: its two files and their bytes (the journal keeps them). */
+export interface PackResult {
+  files: Array<{ file: string; data: Uint8Array }>;
 }
 
 /** Bytes to stage in an object store (see ObjectStore.stage). */
@@ -36,10 +43,10 @@ export interface StageResult {
 }
 
 /** Sent by the main thread. */
-export type WriterRequest = { id: number; op: 'loose'; items: LooseItem[] } | ({ id: number; op: 'stage' } & StageRequest);
+export type WriterRequest = ({ id: number; op: 'pack' } & PackRequest) | ({ id: number; op: 'stage' } & StageRequest) | { id: number; op: 'ping' };
 
 /** Sent back: the result, or the first failure (its errno code kept; `sha256` when known). */
-export type WriterReply = { id: number; ok: true; value: Uint8Array[] | StageResult } | { id: number; ok: false; code?: string; message: string; sha256?: string };
+export type WriterReply = { id: number; ok: true; value: PackResult | StageResult | null } | { id: number; ok: false; code?: string; message: string; sha256?: string };
 
 let seq = 0;
 
@@ -55,23 +62,32 @@ function create(file: string, flags: string, mode?: number): number {
   }
 }
 
-/** Writes one object whole or not at all; returns its compressed bytes. */
-function writeLoose(item: LooseItem): Uint8Array {
-  const data = deflateSync(item.raw, { level: 1 });
-  const tmp = path.join(path.dirname(item.file), `tmp_obj_${process.pid}_t${threadId}_${++seq}`);
+/** Writes a file whole or not at all: a temp file in its folder (named as git names its own, so git's gc clears one left by a crash), renamed into place. */
+function writeWhole(file: string, data: Uint8Array): void {
+  const tmp = path.join(path.dirname(file), `tmp_pack_${process.pid}_t${threadId}_${++seq}`);
   let fd: number | null = null;
   try {
-    fd = create(tmp, 'w');
+    fd = create(tmp, 'w', 0o444);
     writeAllSync(fd, data);
     fs.closeSync(fd);
     fd = null;
-    fs.renameSync(tmp, item.file);
+    fs.renameSync(tmp, file);
   } catch (err) {
     closeQuietly(fd);
     rmQuietly(tmp);
     throw err;
   }
-  return data;
+}
+
+/**
+ * Writes one commit's objects as a pack and its index: the pack first, then the index, since git
+ * (and isomorphic-git) find packs by their indexes.
+ */
+function writePack(req: PackRequest): PackResult {
+  const { name, pack, idx } = encodePack(req.raws);
+  const files = [{ file: path.join(req.dir, `${name}.pack`), data: pack }, { file: path.join(req.dir, `${name}.idx`), data: idx }];
+  for (const f of files) writeWhole(f.file, f.data);
+  return { files };
 }
 
 /** Hashes the bytes and, unless the store has them, writes them to a new temp file (read-only, never an existing one). */
@@ -100,8 +116,7 @@ export function serveWriterThread(): void {
     let reply: WriterReply;
     const known: { sha256?: string } = {};
     try {
-      // Tight copies: zlib's output is a view into a 16 KiB buffer, which a message would copy whole.
-      reply = { id: req.id, ok: true, value: req.op === 'loose' ? req.items.map((item) => new Uint8Array(writeLoose(item))) : stage(req, known) };
+      reply = { id: req.id, ok: true, value: req.op === 'pack' ? writePack(req) : req.op === 'stage' ? stage(req, known) : null };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       reply = { id: req.id, ok: false, ...(e?.code ? { code: e.code } : {}), ...(known.sha256 ? { sha256: known.sha256 } : {}), message: e instanceof Error ? e.message : String(err) };

@@ -113,7 +113,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     collector.run(500);
     stops.push(() => collector.stop());
     // Loose objects packed in the background (replay reads packed repos about twice as fast).
-    const packer = new AutoPacker(store, { looseLimit: config.VIGIL_AUTOPACK_LOOSE, intervalMs: config.VIGIL_AUTOPACK_INTERVAL_MS, log });
+    const packer = new AutoPacker(store, { looseLimit: config.VIGIL_AUTOPACK_LOOSE, packLimit: config.VIGIL_AUTOPACK_PACKS, intervalMs: config.VIGIL_AUTOPACK_INTERVAL_MS, log });
     packer.start();
     stops.push(() => packer.stop());
     // Activities failing on try after try hold their batch without any other sign: looked for
@@ -138,6 +138,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
         return { ...healthStatus(parts), temporal: address, taskQueue: config.TEMPORAL_TASK_QUEUE, ...parts, autoPack: packer.status() };
       },
     });
+    await ingestor.warmUp();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.VIGIL_PORT, config.VIGIL_HOST, () => resolve());
@@ -165,7 +166,7 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const pids = workers.map((w) => w.pid).join(', ');
     const where = workers.length ? `${workers.length} process(es) (pid ${pids}, nice ${config.VIGIL_WORKER_NICE}), ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s) each` : 'none here (VIGIL_WORKERS=0: run `vigil worker` elsewhere)';
     log(`vigil: workers     ${where}; task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')})`);
-    log(`vigil: packing     ${config.VIGIL_AUTOPACK_LOOSE > 0 ? `a repo once it has ${config.VIGIL_AUTOPACK_LOOSE} loose objects (checked every ${Math.round(config.VIGIL_AUTOPACK_INTERVAL_MS / 1000)} s)` : 'off (vigil repo gc packs by hand)'}`);
+    log(`vigil: packing     ${config.VIGIL_AUTOPACK_LOOSE > 0 ? `a repo once it has ${config.VIGIL_AUTOPACK_LOOSE} loose objects or ${config.VIGIL_AUTOPACK_PACKS} packs (checked every ${Math.round(config.VIGIL_AUTOPACK_INTERVAL_MS / 1000)} s)` : 'off (vigil repo gc packs by hand)'}`);
     if (schedule !== undefined) {
       log(`vigil: reprocess   ${schedule ? `the last ${config.VIGIL_REPROCESS_DAYS} day(s) at "${config.VIGIL_REPROCESS_CRON}" ${config.VIGIL_REPROCESS_TZ} (schedule ${schedule})` : 'off'}`);
     }

@@ -122,12 +122,31 @@ test('AutoPacker: packs only the repos over the limit, reports what it did; limi
   gitFsck(store, 'alerts');
 });
 
+test('AutoPacker: rolls up a repo with packLimit packs or more (the small packs of journaled commits)', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const store = openStore(tmpDir());
+  await commitRange(store, 'frames', 0, 16, 'journal');
+  assert.equal(packFiles(store, 'frames').length, 4);
+  const packer = new AutoPacker(store, { looseLimit: 1000, packLimit: 5, intervalMs: 1000 });
+  assert.deepEqual(await packer.runOnce(), [], '4 packs, under the limit');
+  await commitRange(store, 'frames', 16, 20, 'journal');
+  const done = await packer.runOnce();
+  assert.deepEqual(done.map((r) => [r.repo, r.packsBefore]), [['frames', 5]]);
+  assert.ok(packFiles(store, 'frames').length < 5);
+  for (let i = 0; i < 20; i += 3) assert.deepEqual(await readJson(store, 'frames', pathOf(i)), doc(i));
+  gitFsck(store, 'frames');
+});
+
 test('packing a journaled repo: journal recovery afterwards restores nothing wrong, and every document reads back', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
   const store = openStore(tmpDir());
   await commitRange(store, 'frames', 0, 40, 'journal');
+  // A journaled commit writes its objects as one small pack (and no loose object).
+  assert.equal(await countLooseObjects(store, 'frames'), 0);
+  assert.equal(packFiles(store, 'frames').length, 10, 'one pack per commit');
+  gitFsck(store, 'frames');
   const r = await packRepo(store, 'frames');
-  assert.equal(r.looseAfter, 0);
-  // As after a crash: the journal still holds those commits, whose loose objects are now packed.
+  assert.equal(r.packsBefore, 10);
+  assert.ok(r.packsAfter < 4, `the small packs are rolled up (${r.packsAfter} left)`);
+  // As after a crash: the journal still holds those commits, whose small packs are now rolled up.
   await recoverJournal(store, 'frames');
   for (let i = 0; i < 40; i += 7) assert.deepEqual(await readJson(store, 'frames', pathOf(i)), doc(i));
   gitFsck(store, 'frames');

@@ -296,23 +296,25 @@ test('sweepTempFiles removes what killed writers left once it is an hour old, an
     await plant(path.join(root, 'tmp', `${sha256Hex(Buffer.from('x'))}.4242.0a1b2c3d`), 1000, old),
     await plant(path.join(gitdir, 'objects', fan, 'tmp_obj_4242_t1_7'), 20, old),
     await plant(path.join(gitdir, 'ref-4242-3.tmp'), 41, old),
+    await plant(path.join(gitdir, 'objects', 'pack', 'tmp_pack_4242_t1_8'), 100, old),
   ];
   // A live writer's temp files (fresh), and old files that are not temp files.
   const fresh = [
     await plant(path.join(root, 'tmp', `${sha256Hex(Buffer.from('y'))}.4243.0a1b2c3e`), 1000, Date.now()),
     await plant(path.join(gitdir, 'objects', fan, 'tmp_obj_4243_9'), 20, Date.now()),
+    await plant(path.join(gitdir, 'objects', 'pack', 'tmp_pack_4243_t1_9'), 100, Date.now()),
   ];
   const others = [await plant(path.join(gitdir, 'vigil-notes'), 5, old), await plant(path.join(root, 'tmp', 'README'), 5, old)];
   for (const f of [path.join(root, kept.sha256.slice(0, 2), kept.sha256.slice(2)), path.join(gitdir, 'HEAD')]) await fsp.utimes(f, old / 1000, old / 1000);
 
-  assert.deepEqual(await sweepTempFiles(store), { removed: 3, bytes: 1061 });
+  assert.deepEqual(await sweepTempFiles(store), { removed: 4, bytes: 1161 });
   for (const f of stale) assert.equal(fs.existsSync(f), false, `${f} removed`);
   for (const f of [...fresh, ...others]) assert.equal(fs.existsSync(f), true, `${f} kept`);
   assert.deepEqual(await store.objects.get(kept.sha256), Buffer.from('a frame'));
   assert.deepEqual(await readJson(store, 'frames', 'a.json'), { a: 1 });
   assert.deepEqual(await sweepTempFiles(store), { removed: 0, bytes: 0 });
   // With a shorter age, the fresh ones go too (a test of the threshold, not a setting to use).
-  assert.equal((await sweepTempFiles(store, { olderThanMs: -1000 })).removed, 2);
+  assert.equal((await sweepTempFiles(store, { olderThanMs: -1000 })).removed, 3);
 });
 
 test('the batch index leaves out a commit that never reached its branch', async () => {

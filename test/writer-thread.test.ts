@@ -4,46 +4,48 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { inflateSync } from 'node:zlib';
-import { stageInThread, writeLooseObjects, WriterThreadError } from '../repos/writerThread.js';
+import { stageInThread, writePackInThread, WriterThreadError } from '../repos/writerThread.js';
 import { commitChanges, gitdirOf, openStore } from '../repos/index.js';
 import { tmpDir } from './helpers/tmp.js';
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 const raw = (type: string, content: string) => Buffer.concat([Buffer.from(`${type} ${Buffer.byteLength(content)}\0`), Buffer.from(content)]);
 
-test('writeLooseObjects writes each object whole under its name, in folders it makes, and returns the bytes it wrote', async () => {
+test('writePackInThread writes the objects as one pack and index that git reads and verifies, and returns the bytes it wrote', async () => {
   const store = openStore(tmpDir());
   await commitChanges(store, { repo: 'frames', changes: [{ path: 'seed.txt', content: 'x' }], provenance: { batchId: 'b', stage: 't', stageVersion: '1', inputs: [] }, summary: 's' });
   const gitdir = gitdirOf(store, 'frames');
-  const objs = [raw('blob', 'hello\n'), raw('blob', 'x'.repeat(10_000))];
-  const items = objs.map((r) => ({ file: path.join(gitdir, 'objects', sha1(r).slice(0, 2), sha1(r).slice(2)), raw: r }));
-  const data = await writeLooseObjects(items);
-  assert.equal(data.length, 2);
-  for (const [i, item] of items.entries()) {
-    assert.deepEqual(fs.readFileSync(item.file), data[i], 'the returned bytes are what the file holds (what the journal records)');
-    assert.deepEqual(inflateSync(data[i]!), objs[i]);
-  }
-  // git itself reads them.
+  const dir = path.join(gitdir, 'objects', 'pack');
+  // A big object (size header of several bytes), small ones around the header's first byte (15,
+  // 16), an empty one, and one given twice (stored once).
+  const objs = [raw('blob', 'hello\n'), raw('blob', 'x'.repeat(100_000)), raw('blob', 'hello\n'), raw('blob', ''), raw('blob', 'y'.repeat(16)), raw('blob', 'z'.repeat(15))];
+  const files = await writePackInThread({ dir, raws: objs });
+  assert.equal(files.length, 2);
+  assert.match(path.basename(files[0]!.file), /^pack-[0-9a-f]{40}\.pack$/);
+  assert.equal(files[1]!.file, files[0]!.file.replace(/\.pack$/, '.idx'));
+  for (const f of files) assert.deepEqual(fs.readFileSync(f.file), f.data, 'the returned bytes are what the file holds (what the journal records)');
+  // git itself reads and checks them (every object's CRC and SHA-1, the index against the pack).
+  const verify = execFileSync('git', ['--git-dir', gitdir, 'verify-pack', '-v', files[1]!.file], { encoding: 'utf8' });
+  assert.match(verify, new RegExp(`^${sha1(objs[1]!)} blob\\s+100000 `, 'm'));
+  assert.match(verify, /non delta: 5 objects/);
   assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-p', sha1(objs[0]!)], { encoding: 'utf8' }), 'hello\n');
-  assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-s', sha1(objs[1]!)], { encoding: 'utf8' }).trim(), '10000');
-  // No temp file is left in any fan-out folder.
-  const leftovers = fs.readdirSync(path.join(gitdir, 'objects'), { recursive: true }).map(String).filter((f) => f.includes('tmp_obj_'));
-  assert.deepEqual(leftovers, []);
+  assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-s', sha1(objs[1]!)], { encoding: 'utf8' }).trim(), '100000');
+  // No temp file is left.
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('tmp_')), []);
 });
 
-test('writeLooseObjects reports a failed write with its errno code, and the thread serves the next request', async () => {
+test('writePackInThread reports a failed write with its errno code, and the thread serves the next request', async () => {
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'file'), 'not a folder');
   const r = raw('blob', 'a');
-  await assert.rejects(writeLooseObjects([{ file: path.join(dir, 'file', 'ab', 'cdef'), raw: r }]), (err: unknown) => {
+  await assert.rejects(writePackInThread({ dir: path.join(dir, 'file', 'pack'), raws: [r] }), (err: unknown) => {
     assert.ok(err instanceof WriterThreadError);
     assert.match(String(err.code), /^(ENOTDIR|EEXIST)$/);
     return true;
   });
-  const ok = path.join(dir, 'objects', 'ab', 'cdef');
-  await writeLooseObjects([{ file: ok, raw: r }]);
-  assert.deepEqual(inflateSync(fs.readFileSync(ok)), r);
+  const ok = path.join(dir, 'objects', 'pack');
+  const files = await writePackInThread({ dir: ok, raws: [r] });
+  assert.deepEqual(fs.readdirSync(ok).sort(), files.map((f) => path.basename(f.file)).sort());
 });
 
 test('stageInThread hashes the bytes and writes a read-only temp file, closed; bytes already stored are not written again', async () => {

@@ -179,7 +179,7 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
     if (o.collector ?? true) collector.run(500);
     stops.push(() => collector.stop());
 
-    const packer = new AutoPacker(store, { looseLimit: config.VIGIL_AUTOPACK_LOOSE, intervalMs: config.VIGIL_AUTOPACK_INTERVAL_MS });
+    const packer = new AutoPacker(store, { looseLimit: config.VIGIL_AUTOPACK_LOOSE, packLimit: config.VIGIL_AUTOPACK_PACKS, intervalMs: config.VIGIL_AUTOPACK_INTERVAL_MS });
     packer.start();
     stops.push(() => packer.stop());
 
@@ -193,6 +193,7 @@ export async function startSystem(o: SystemOptions): Promise<RunningSystem> {
     }
     const ingestor = new FrameIngestor(store, { maxBytes: config.VIGIL_MAX_FRAME_BYTES, onCommitted: (f, c) => collector.add(f, c) });
     const server: Server = createApiServer({ store, registry, ingestor, maxBytes: config.VIGIL_MAX_FRAME_BYTES });
+    await ingestor.warmUp();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());

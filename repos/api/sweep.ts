@@ -16,6 +16,8 @@ export interface SweepResult {
 const STAGED = /^[0-9a-f]{64}\.\d+\.[0-9a-f]+$/;
 /** A loose git object being written (`tmp_obj_<pid>_…` in objects/<aa>/, as git names its own). */
 const LOOSE_TEMP = /^tmp_obj_/;
+/** A pack or index being written (`tmp_pack_<pid>_…` in objects/pack/, as git names its own; see writerThreadMain.ts). */
+const PACK_TEMP = /^tmp_pack_/;
 /** A ref being written (`ref-<pid>-<n>.tmp` in the git folder). */
 const REF_TEMP = /^ref-\d+-\d+\.tmp$/;
 
@@ -47,7 +49,7 @@ async function sweepFolder(dir: string, pattern: RegExp, before: number, out: Sw
 /**
  * Removes the temp files that writers leave when they die mid-write (a crash, SIGKILL, power
  * loss): staged frame bytes in the (local) object store's `tmp/` folder, and in each repo the loose
- * objects (`tmp_obj_*`) and refs (`ref-*.tmp`) not yet renamed into place. Nothing reads them;
+ * objects (`tmp_obj_*`), packs (`tmp_pack_*`) and refs (`ref-*.tmp`) not yet renamed into place. Nothing reads them;
  * whatever was acknowledged was renamed first, or is in the frames journal, whose recovery
  * rewrites it. Only files older than `olderThanMs` are removed, so a running writer's (in any
  * process, or on another host sharing the data folder) are never touched, and only these names.
@@ -59,6 +61,7 @@ export async function sweepTempFiles(store: RepoStore, opts: { olderThanMs?: num
   for (const repo of await listRepoNames(store)) {
     const gitdir = gitdirOf(store, repo);
     await sweepFolder(gitdir, REF_TEMP, before, out);
+    await sweepFolder(path.join(gitdir, 'objects', 'pack'), PACK_TEMP, before, out);
     for (const fan of await namesIn(path.join(gitdir, 'objects'))) {
       if (/^[0-9a-f]{2}$/.test(fan)) await sweepFolder(path.join(gitdir, 'objects', fan), LOOSE_TEMP, before, out);
     }
