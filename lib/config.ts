@@ -98,9 +98,9 @@ export const ConfigSchema = z.object({
   }, 'an IANA time zone').default('UTC'),
   VIGIL_REPROCESS_DAYS: int(1, 366).default(1),
   /**
-   * `vigil start` packs a repo in the background once it has this many loose objects (0: never;
-   * `vigil repo gc` still packs by hand) or VIGIL_AUTOPACK_PACKS packs (the frames repo's group
-   * commits write one small pack each), checking every VIGIL_AUTOPACK_INTERVAL_MS.
+   * `vigil start` packs a repo in the background once it has this many loose objects (0: never for
+   * loose objects; `vigil repo gc` still packs by hand) or VIGIL_AUTOPACK_PACKS packs (the frames
+   * repo's group commits write one small pack each), checking every VIGIL_AUTOPACK_INTERVAL_MS.
    */
   VIGIL_AUTOPACK_LOOSE: int(0, 100_000_000).default(5000),
   VIGIL_AUTOPACK_PACKS: int(2, 1_000_000).default(50),

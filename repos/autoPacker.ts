@@ -1,9 +1,11 @@
 import { countLooseObjects, countPacks, packRepo, type PackResult } from './api/pack.js';
 import { listRepoNames, type RepoStore } from './store.js';
 
+const DEFAULT_PACK_LIMIT = 50;
+
 /** How the {@link AutoPacker} works. */
 export interface AutoPackOptions {
-  /** A repo is packed once it has at least this many loose objects (0: no repo is ever packed). */
+  /** A repo is packed once it has at least this many loose objects (0: never for its loose objects)... */
   looseLimit: number;
   /**
    * ...or at least this many packs (default 50): the frames repo's group commits each write a small
@@ -19,6 +21,7 @@ export interface AutoPackOptions {
 /** What the packer did last (GET /v1/health shows it). */
 export interface AutoPackStatus {
   looseLimit: number;
+  packLimit: number;
   /** When the last check ended (ISO), null before the first. */
   lastCheckAt: string | null;
   /** Repos packed since the packer started. */
@@ -46,7 +49,7 @@ export class AutoPacker {
   private readonly state: AutoPackStatus;
 
   constructor(private readonly store: RepoStore, private readonly opts: AutoPackOptions) {
-    this.state = { looseLimit: opts.looseLimit, lastCheckAt: null, packed: 0, last: {}, lastError: null };
+    this.state = { looseLimit: opts.looseLimit, packLimit: opts.packLimit ?? DEFAULT_PACK_LIMIT, lastCheckAt: null, packed: 0, last: {}, lastError: null };
   }
 
   /** Checks every repo once and packs those over the limit (one at a time). Never runs twice at once. */
@@ -59,13 +62,12 @@ export class AutoPacker {
 
   private async check(): Promise<PackResult[]> {
     const out: PackResult[] = [];
-    if (this.opts.looseLimit <= 0) return out;
     const errors: string[] = [];
     for (const repo of await listRepoNames(this.store)) {
       if (this.abort.signal.aborted) break;
       try {
-        const packLimit = this.opts.packLimit ?? 50;
-        if ((await countLooseObjects(this.store, repo)) < this.opts.looseLimit && (await countPacks(this.store, repo)) < packLimit) continue;
+        const loose = this.opts.looseLimit > 0 && (await countLooseObjects(this.store, repo)) >= this.opts.looseLimit;
+        if (!loose && (await countPacks(this.store, repo)) < this.state.packLimit) continue;
         const r = await packRepo(this.store, repo, { signal: this.abort.signal });
         out.push(r);
         this.state.packed++;
@@ -83,7 +85,7 @@ export class AutoPacker {
 
   /** Checks every intervalMs until stop(). */
   start(): void {
-    if (this.opts.looseLimit <= 0 || this.timer) return;
+    if (this.timer) return;
     if (this.abort.signal.aborted) this.abort = new AbortController();
     const tick = () => {
       void this.runOnce().finally(() => {

@@ -29,7 +29,7 @@ import { assertRepoName, lockPathOf, type RepoStore } from './store.js';
 
 /** What a journal entry makes durable. Paths are relative to the data folder. */
 export type JournalRecord =
-  /** A file that must exist with exactly this content (a loose git object, a frame's bytes). */
+  /** A file that must exist with exactly this content (a commit's pack or pack index, a frame's bytes). */
   | { kind: 'file'; path: string; data: Buffer }
   /** A line appended to a file; `mark` is a string the line holds (it is not appended again if present). */
   | { kind: 'append'; path: string; data: Buffer; mark: string }

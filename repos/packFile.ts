@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
+import { crc32 } from '../lib/crc32.js';
 
 /*
  * Git pack files (version 2) and their indexes (version 2), written whole for one commit's objects.

@@ -69,18 +69,27 @@ function call<T>(req: Unsent<WriterRequest>): Promise<T> {
   });
 }
 
+/** A commit's pack as written by {@link writePackInThread}. */
+export interface WrittenPack {
+  pack: { file: string; data: Buffer };
+  idx: { file: string; data: Buffer };
+  /** The index's temp file: rename it to `idx.file` once the commit is journaled, or remove it (and the pack) when the commit fails. */
+  idxTemp: string;
+}
+
 /**
  * Writes one commit's git objects as one pack and its index in the repo's `objects/pack` folder
- * (see repos/packFile.ts), each whole or not at all (a temp file renamed into place; the folder is
- * made when missing). Not fsync'd: the caller makes them durable (the frames repo: through its
- * journal, with the returned bytes).
- * @returns the two files (pack, then index) and their bytes.
+ * (see repos/packFile.ts): the pack in place (temp file renamed), the index in a temp file, since
+ * git finds packs by their indexes (see writerThreadMain.ts). The folder is made when missing.
+ * Not fsync'd: the caller makes them durable (the frames repo: through its journal, with the
+ * returned bytes).
  * @throws WriterThreadError with the file system's `code` (ENOSPC, EACCES...) when a write fails;
- *   a pack written before its index failed stays (without an index, git ignores it).
+ *   nothing is left behind then.
  */
-export async function writePackInThread(req: PackRequest): Promise<Array<{ file: string; data: Buffer }>> {
-  const { files } = await call<PackResult>({ op: 'pack', ...req });
-  return files.map((f) => ({ file: f.file, data: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength) }));
+export async function writePackInThread(req: PackRequest): Promise<WrittenPack> {
+  const r = await call<PackResult>({ op: 'pack', ...req });
+  const buf = (d: Uint8Array) => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  return { pack: { file: r.pack.file, data: buf(r.pack.data) }, idx: { file: r.idx.file, data: buf(r.idx.data) }, idxTemp: r.idxTemp };
 }
 
 /**

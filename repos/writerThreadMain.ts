@@ -19,9 +19,15 @@ export interface PackRequest {
   raws: Uint8Array[];
 }
 
-/** A pack written: its two files and their bytes (the journal keeps them). */
+/**
+ * A pack written: the pack in place, its index in a temp file (`idxTemp`) that the caller renames
+ * to `idx.file` once the commit is journaled (see commitChanges), and their bytes, each a tight
+ * copy (a small Buffer is a view into node's shared pool, which a message would copy whole).
+ */
 export interface PackResult {
-  files: Array<{ file: string; data: Uint8Array }>;
+  pack: { file: string; data: Uint8Array };
+  idx: { file: string; data: Uint8Array };
+  idxTemp: string;
 }
 
 /** Bytes to stage in an object store (see ObjectStore.stage). */
@@ -62,16 +68,15 @@ function create(file: string, flags: string, mode?: number): number {
   }
 }
 
-/** Writes a file whole or not at all: a temp file in its folder (named as git names its own, so git's gc clears one left by a crash), renamed into place. */
-function writeWhole(file: string, data: Uint8Array): void {
-  const tmp = path.join(path.dirname(file), `tmp_pack_${process.pid}_t${threadId}_${++seq}`);
+/** Writes a new temp file in `dir`, named as git names its own (so git's gc clears one a crash left); returns its path. */
+function writeTemp(dir: string, data: Uint8Array): string {
+  const tmp = path.join(dir, `tmp_pack_${process.pid}_t${threadId}_${++seq}`);
   let fd: number | null = null;
   try {
     fd = create(tmp, 'w', 0o444);
     writeAllSync(fd, data);
     fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, file);
+    return tmp;
   } catch (err) {
     closeQuietly(fd);
     rmQuietly(tmp);
@@ -80,14 +85,28 @@ function writeWhole(file: string, data: Uint8Array): void {
 }
 
 /**
- * Writes one commit's objects as a pack and its index: the pack first, then the index, since git
- * (and isomorphic-git) find packs by their indexes.
+ * Writes one commit's objects as a pack and its index. The pack goes into place (a temp file
+ * renamed); the index stays in a temp file: git and isomorphic-git find packs by their indexes,
+ * and an index that a power loss left torn would break every read of the repo, so it takes its
+ * name only once the journal holds its bytes (whose recovery rewrites a torn one).
  */
 function writePack(req: PackRequest): PackResult {
   const { name, pack, idx } = encodePack(req.raws);
-  const files = [{ file: path.join(req.dir, `${name}.pack`), data: pack }, { file: path.join(req.dir, `${name}.idx`), data: idx }];
-  for (const f of files) writeWhole(f.file, f.data);
-  return { files };
+  const packFile = path.join(req.dir, `${name}.pack`);
+  const packTemp = writeTemp(req.dir, pack);
+  try {
+    fs.renameSync(packTemp, packFile);
+  } catch (err) {
+    rmQuietly(packTemp);
+    throw err;
+  }
+  try {
+    const idxTemp = writeTemp(req.dir, idx);
+    return { pack: { file: packFile, data: new Uint8Array(pack) }, idx: { file: path.join(req.dir, `${name}.idx`), data: new Uint8Array(idx) }, idxTemp };
+  } catch (err) {
+    rmQuietly(packFile);
+    throw err;
+  }
 }
 
 /** Hashes the bytes and, unless the store has them, writes them to a new temp file (read-only, never an existing one). */

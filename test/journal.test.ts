@@ -174,6 +174,26 @@ test('journal checkpoint: segments are dropped; later commits start a new one; w
   assert.deepEqual((await fsck(plain.store)).problems, []);
 });
 
+test('a journaled commit that fails before its entry is durable leaves no pack behind, and the branch where it was', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const store = openStore(tmpDir());
+  const prov = (batchId: string) => ({ batchId, stage: 'ingest', stageVersion: '1', inputs: [] });
+  const first = await commitChanges(store, { repo: 'frames', changes: [{ path: 'a/1.json', content: '{"n":1}' }], provenance: prov('b1'), summary: 'one', durable: 'journal' });
+  const packDir = path.join(gitdirOf(store, 'frames'), 'objects', 'pack');
+  const packsBefore = readdirSync(packDir).sort();
+  assert.equal(packsBefore.length, 2, 'a pack and its index');
+  // The journal cannot be written: its folder is a file now.
+  await journalOf(store, 'frames').checkpoint();
+  rmSync(journalDirOf(store, 'frames'), { recursive: true });
+  writeFileSync(journalDirOf(store, 'frames'), 'in the way');
+  await assert.rejects(commitChanges(store, { repo: 'frames', changes: [{ path: 'a/2.json', content: '{"n":2}' }], provenance: prov('b2'), summary: 'two', durable: 'journal' }), /ENOTDIR|not a directory/);
+  assert.deepEqual(readdirSync(packDir).sort(), packsBefore, 'neither the pack nor the index (nor a temp file) is left');
+  assert.equal(await readBranchHead(store, 'frames'), first.commit);
+  rmSync(journalDirOf(store, 'frames'));
+  await commitChanges(store, { repo: 'frames', changes: [{ path: 'a/2.json', content: '{"n":2}' }], provenance: prov('b2'), summary: 'two', durable: 'journal' });
+  assert.deepEqual(await readJson(store, 'frames', 'a/2.json'), { n: 2 });
+  assert.deepEqual((await fsck(store)).problems, []);
+});
+
 test('a failed checkpoint is tried again on its own, with no commit to trigger it', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)', timeout: 30_000 }, async () => {
   const { store } = await ingestThree(true);
   const journal = journalOf(store, 'frames');

@@ -89,7 +89,7 @@ test('packRepo: small packs are rolled up (geometric), so the pack count stays s
   gitFsck(store, 'threats');
 });
 
-test('AutoPacker: packs only the repos over the limit, reports what it did; limit 0 never packs', async () => {
+test('AutoPacker: packs only the repos over the limit, reports what it did; limit 0 never packs loose objects', async () => {
   const store = openStore(tmpDir());
   await commitRange(store, 'detections', 0, 80);
   await commitRange(store, 'alerts', 0, 4);

@@ -297,6 +297,7 @@ test('sweepTempFiles removes what killed writers left once it is an hour old, an
     await plant(path.join(gitdir, 'objects', fan, 'tmp_obj_4242_t1_7'), 20, old),
     await plant(path.join(gitdir, 'ref-4242-3.tmp'), 41, old),
     await plant(path.join(gitdir, 'objects', 'pack', 'tmp_pack_4242_t1_8'), 100, old),
+    await plant(path.join(gitdir, 'objects', 'pack', `pack-${'a'.repeat(40)}.pack`), 200, old), // its index never took its name
   ];
   // A live writer's temp files (fresh), and old files that are not temp files.
   const fresh = [
@@ -304,10 +305,16 @@ test('sweepTempFiles removes what killed writers left once it is an hour old, an
     await plant(path.join(gitdir, 'objects', fan, 'tmp_obj_4243_9'), 20, Date.now()),
     await plant(path.join(gitdir, 'objects', 'pack', 'tmp_pack_4243_t1_9'), 100, Date.now()),
   ];
-  const others = [await plant(path.join(gitdir, 'vigil-notes'), 5, old), await plant(path.join(root, 'tmp', 'README'), 5, old)];
+  const others = [
+    await plant(path.join(gitdir, 'vigil-notes'), 5, old),
+    await plant(path.join(root, 'tmp', 'README'), 5, old),
+    // An old pack with its index.
+    await plant(path.join(gitdir, 'objects', 'pack', `pack-${'b'.repeat(40)}.pack`), 200, old),
+    await plant(path.join(gitdir, 'objects', 'pack', `pack-${'b'.repeat(40)}.idx`), 200, old),
+  ];
   for (const f of [path.join(root, kept.sha256.slice(0, 2), kept.sha256.slice(2)), path.join(gitdir, 'HEAD')]) await fsp.utimes(f, old / 1000, old / 1000);
 
-  assert.deepEqual(await sweepTempFiles(store), { removed: 4, bytes: 1161 });
+  assert.deepEqual(await sweepTempFiles(store), { removed: 5, bytes: 1361 });
   for (const f of stale) assert.equal(fs.existsSync(f), false, `${f} removed`);
   for (const f of [...fresh, ...others]) assert.equal(fs.existsSync(f), true, `${f} kept`);
   assert.deepEqual(await store.objects.get(kept.sha256), Buffer.from('a frame'));

@@ -19,13 +19,17 @@ test('writePackInThread writes the objects as one pack and index that git reads 
   // A big object (size header of several bytes), small ones around the header's first byte (15,
   // 16), an empty one, and one given twice (stored once).
   const objs = [raw('blob', 'hello\n'), raw('blob', 'x'.repeat(100_000)), raw('blob', 'hello\n'), raw('blob', ''), raw('blob', 'y'.repeat(16)), raw('blob', 'z'.repeat(15))];
-  const files = await writePackInThread({ dir, raws: objs });
-  assert.equal(files.length, 2);
-  assert.match(path.basename(files[0]!.file), /^pack-[0-9a-f]{40}\.pack$/);
-  assert.equal(files[1]!.file, files[0]!.file.replace(/\.pack$/, '.idx'));
-  for (const f of files) assert.deepEqual(fs.readFileSync(f.file), f.data, 'the returned bytes are what the file holds (what the journal records)');
+  const written = await writePackInThread({ dir, raws: objs });
+  assert.match(path.basename(written.pack.file), /^pack-[0-9a-f]{40}\.pack$/);
+  assert.equal(written.idx.file, written.pack.file.replace(/\.pack$/, '.idx'));
+  assert.deepEqual(fs.readFileSync(written.pack.file), written.pack.data, 'the returned bytes are what the file holds (what the journal records)');
+  // The index waits in a temp file, for the caller to name it once the commit is journaled.
+  assert.equal(fs.existsSync(written.idx.file), false);
+  assert.match(path.basename(written.idxTemp), /^tmp_pack_/);
+  assert.deepEqual(fs.readFileSync(written.idxTemp), written.idx.data);
+  fs.renameSync(written.idxTemp, written.idx.file);
   // git itself reads and checks them (every object's CRC and SHA-1, the index against the pack).
-  const verify = execFileSync('git', ['--git-dir', gitdir, 'verify-pack', '-v', files[1]!.file], { encoding: 'utf8' });
+  const verify = execFileSync('git', ['--git-dir', gitdir, 'verify-pack', '-v', written.idx.file], { encoding: 'utf8' });
   assert.match(verify, new RegExp(`^${sha1(objs[1]!)} blob\\s+100000 `, 'm'));
   assert.match(verify, /non delta: 5 objects/);
   assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-p', sha1(objs[0]!)], { encoding: 'utf8' }), 'hello\n');
@@ -44,8 +48,8 @@ test('writePackInThread reports a failed write with its errno code, and the thre
     return true;
   });
   const ok = path.join(dir, 'objects', 'pack');
-  const files = await writePackInThread({ dir: ok, raws: [r] });
-  assert.deepEqual(fs.readdirSync(ok).sort(), files.map((f) => path.basename(f.file)).sort());
+  const written = await writePackInThread({ dir: ok, raws: [r] });
+  assert.deepEqual(fs.readdirSync(ok).sort(), [path.basename(written.pack.file), path.basename(written.idxTemp)].sort());
 });
 
 test('stageInThread hashes the bytes and writes a read-only temp file, closed; bytes already stored are not written again', async () => {

@@ -438,29 +438,43 @@ export async function commitChanges(
           // (about 20 for a group of frames from a few cameras), so less for the file system to
           // create, for each checkpoint to flush and for the packer to remove once it rolls them up.
           const pack = await writePackInThread({ dir: path.join(args.gitdir, 'objects', 'pack'), raws: written.pending!.splice(0) });
-          const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
-          // Every file the entry holds: the commit's pack, then the caller's.
-          const files = [...pack, ...stepFiles.flat()];
-          const index = await indexBatchCommit(store, provenance.batchId, row, false);
-          // The new ref is written before the entry, so that once the entry is durable only
-          // renames are left (a commit the journal holds was not refused for a full disk): into
-          // the branch's spare ref file when it has a loose ref (see swapInSpareRef), else into a
-          // new temp file.
-          const spare = head !== null ? writeSpareRef(args.gitdir, branch, commit) : null;
-          const ref = spare ? null : await writeRefTemp(args.gitdir, commit, false);
           const journal = journalOf(store, opts.repo);
+          let files: Array<{ file: string; data: Buffer }>;
+          let appended = false;
           try {
-            await journal.append([
-              ...files.map((f): JournalRecord => ({ kind: 'file', path: rel(f.file), data: f.data })),
-              { kind: 'append', path: rel(index.file), data: index.line, mark: commit },
-              { kind: 'ref', path: rel(refFile(args.gitdir, branch)), commit, parent: head },
-            ]);
+            const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
+            // Every file the entry holds: the commit's pack and index, then the caller's.
+            files = [pack.pack, pack.idx, ...stepFiles.flat()];
+            const index = await indexBatchCommit(store, provenance.batchId, row, false);
+            // The new ref is written before the entry, so that once the entry is durable only
+            // renames are left (a commit the journal holds was not refused for a full disk): into
+            // the branch's spare ref file when it has a loose ref (see swapInSpareRef), else into a
+            // new temp file.
+            const spare = head !== null ? writeSpareRef(args.gitdir, branch, commit) : null;
+            const ref = spare ? null : await writeRefTemp(args.gitdir, commit, false);
+            try {
+              await journal.append([
+                ...files.map((f): JournalRecord => ({ kind: 'file', path: rel(f.file), data: f.data })),
+                { kind: 'append', path: rel(index.file), data: index.line, mark: commit },
+                { kind: 'ref', path: rel(refFile(args.gitdir, branch)), commit, parent: head },
+              ]);
+            } catch (err) {
+              if (ref) rmQuietly(ref);
+              throw err;
+            }
+            appended = true;
+            // Journaled: the index takes its name (a reader can now find the objects), then the branch moves.
+            fs.renameSync(pack.idxTemp, pack.idx.file);
+            if (!spare) await moveRef(args.gitdir, branch, ref!, false);
+            else if (!swapInSpareRef(args.gitdir, branch, spare)) await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
           } catch (err) {
-            if (ref) rmQuietly(ref);
+            // Not journaled: its pack goes (nothing names it; git would keep it forever), with the
+            // index's temp file. Journaled (a later step failed): the pack stays for the journal's
+            // recovery, which also writes the index and moves the branch at the next start.
+            rmQuietly(pack.idxTemp);
+            if (!appended) rmQuietly(pack.pack.file);
             throw err;
           }
-          if (!spare) await moveRef(args.gitdir, branch, ref!, false);
-          else if (!swapInSpareRef(args.gitdir, branch, spare)) await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
           journal.writeBack(files.filter((f) => f.data.length >= WRITE_BACK_MIN_BYTES).map((f) => f.file));
           journal.maybeCheckpoint();
         } else {

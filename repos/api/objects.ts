@@ -29,9 +29,10 @@ export interface TreeEntry {
 const OID = /^[0-9a-f]{40}$/;
 
 /**
- * Reads one git object by id. A loose object (what every commit of this project writes) is read
- * with one file read, inflated by node's zlib off the main thread and checked against its SHA-1;
- * anything else (an object `vigil repo gc` packed) is read through isomorphic-git.
+ * Reads one git object by id. A loose object (what the stages' commits write) is read with one
+ * file read, inflated by node's zlib off the main thread and checked against its SHA-1; a packed
+ * one (the frames repo's commits, and whatever the packer or `vigil repo gc` packed) is read
+ * through isomorphic-git and checked here.
  * @throws VigilError E_CORRUPT when a loose object is damaged or does not hash to its id,
  *   E_NOT_FOUND when the object does not exist.
  */

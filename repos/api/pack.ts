@@ -27,10 +27,10 @@ export async function countLooseObjects(store: RepoStore, repo: string): Promise
   return n;
 }
 
-/** Pack files in a repo. */
+/** Packs in a repo: their indexes (git ignores a pack without one, e.g. one a crash left). */
 export async function countPacks(store: RepoStore, repo: string): Promise<number> {
   const dir = path.join(gitdirOf(store, repo), 'objects', 'pack');
-  return (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.pack')).length;
+  return (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.idx')).length;
 }
 
 /** What one packRepo call did. */

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import git from 'isomorphic-git';
-import { VigilError } from '../../lib/errors.js';
+import { isVigilError, VigilError } from '../../lib/errors.js';
+import { readObject } from './objects.js';
 import { gitArgs, repoExists, type RepoStore } from '../store.js';
 
 /**
@@ -12,9 +11,18 @@ import { gitArgs, repoExists, type RepoStore } from '../store.js';
 export async function resolveRef(store: RepoStore, repo: string, ref = 'main'): Promise<string | null> {
   if (!repoExists(store, repo)) throw new VigilError('E_NOT_FOUND', `no repo named ${repo}`);
   const args = gitArgs(store, repo);
-  // A full id of a loose commit (what stage outputs and provenance name) needs no object scan.
-  if (/^[0-9a-f]{40}$/.test(ref) && existsSync(path.join(args.gitdir, 'objects', ref.slice(0, 2), ref.slice(2)))) return ref;
-  if (/^[0-9a-f]{4,40}$/.test(ref)) {
+  // A full id (what stage outputs and provenance name) needs no scan of every object id, which
+  // expandOid does for one that is not loose (the frames repo's commits are in packs, see
+  // commitChanges): reading the object looks it up loose, then in each pack's index.
+  if (/^[0-9a-f]{40}$/.test(ref)) {
+    try {
+      await readObject(args, ref);
+      return ref;
+    } catch (err) {
+      if (!isVigilError(err, 'E_NOT_FOUND')) throw err;
+    }
+  }
+  if (/^[0-9a-f]{4,39}$/.test(ref)) {
     try {
       return await git.expandOid({ ...args, oid: ref });
     } catch {

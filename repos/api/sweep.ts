@@ -30,7 +30,7 @@ async function namesIn(dir: string): Promise<string[]> {
 }
 
 /** Removes the files of `dir` whose names match and that are older than `before` (ms since epoch). */
-async function sweepFolder(dir: string, pattern: RegExp, before: number, out: SweepResult): Promise<void> {
+async function sweepFolder(dir: string, pattern: { test(name: string): boolean }, before: number, out: SweepResult): Promise<void> {
   for (const name of await namesIn(dir)) {
     if (!pattern.test(name)) continue;
     const file = path.join(dir, name);
@@ -49,7 +49,8 @@ async function sweepFolder(dir: string, pattern: RegExp, before: number, out: Sw
 /**
  * Removes the temp files that writers leave when they die mid-write (a crash, SIGKILL, power
  * loss): staged frame bytes in the (local) object store's `tmp/` folder, and in each repo the loose
- * objects (`tmp_obj_*`), packs (`tmp_pack_*`) and refs (`ref-*.tmp`) not yet renamed into place. Nothing reads them;
+ * objects (`tmp_obj_*`), packs (`tmp_pack_*`) and refs (`ref-*.tmp`) not yet renamed into place,
+ * and packs whose index never took its name (see writePackInThread). Nothing reads them;
  * whatever was acknowledged was renamed first, or is in the frames journal, whose recovery
  * rewrites it. Only files older than `olderThanMs` are removed, so a running writer's (in any
  * process, or on another host sharing the data folder) are never touched, and only these names.
@@ -61,7 +62,11 @@ export async function sweepTempFiles(store: RepoStore, opts: { olderThanMs?: num
   for (const repo of await listRepoNames(store)) {
     const gitdir = gitdirOf(store, repo);
     await sweepFolder(gitdir, REF_TEMP, before, out);
-    await sweepFolder(path.join(gitdir, 'objects', 'pack'), PACK_TEMP, before, out);
+    const packDir = path.join(gitdir, 'objects', 'pack');
+    await sweepFolder(packDir, PACK_TEMP, before, out);
+    // A pack whose index never took its name (a writer killed before its commit was journaled): nothing names its objects.
+    const names = new Set(await namesIn(packDir));
+    await sweepFolder(packDir, { test: (n) => /^pack-[0-9a-f]{40}\.pack$/.test(n) && !names.has(n.replace(/\.pack$/, '.idx')) }, before, out);
     for (const fan of await namesIn(path.join(gitdir, 'objects'))) {
       if (/^[0-9a-f]{2}$/.test(fan)) await sweepFolder(path.join(gitdir, 'objects', fan), LOOSE_TEMP, before, out);
     }

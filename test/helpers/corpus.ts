@@ -21,6 +21,7 @@ import sharp, { type Sharp } from 'sharp';
 import { checkRules } from '../../rules/index.js';
 import type { InvalidReason } from '../../validate/index.js';
 import { seededRandom } from '../../lib/seededRandom.js';
+import { crc32 } from '../../lib/crc32.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Deterministic randomness
@@ -76,16 +77,6 @@ const standardized = (warning?: string, size?: readonly [number, number]): Image
   ...(size !== undefined ? { size } : {}),
 });
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = (CRC_TABLE[(c ^ b) & 0xff] as number) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);
   len.writeUInt32BE(data.length);
