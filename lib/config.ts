@@ -100,10 +100,11 @@ export const ConfigSchema = z.object({
   /**
    * `vigil start` packs a repo in the background once it has this many loose objects (0: never for
    * loose objects; `vigil repo gc` still packs by hand) or VIGIL_AUTOPACK_PACKS packs (the frames
-   * repo's group commits write one small pack each), checking every VIGIL_AUTOPACK_INTERVAL_MS.
+   * repo's group commits write one small pack each; 0: never for packs), checking every
+   * VIGIL_AUTOPACK_INTERVAL_MS. Both 0: no background packing.
    */
   VIGIL_AUTOPACK_LOOSE: int(0, 100_000_000).default(5000),
-  VIGIL_AUTOPACK_PACKS: int(2, 1_000_000).default(50),
+  VIGIL_AUTOPACK_PACKS: int(0, 1_000_000).default(50),
   VIGIL_AUTOPACK_INTERVAL_MS: int(1000, 86_400_000).default(10_000),
   /**
    * On stop, how long a worker lets running activities finish and report before cancelling them

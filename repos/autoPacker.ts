@@ -8,8 +8,9 @@ export interface AutoPackOptions {
   /** A repo is packed once it has at least this many loose objects (0: never for its loose objects)... */
   looseLimit: number;
   /**
-   * ...or at least this many packs (default 50): the frames repo's group commits each write a small
-   * pack (see commitChanges), which this rolls up, since every pack is one more index to look in.
+   * ...or at least this many packs (default 50; 0: never for packs): the frames repo's group
+   * commits each write a small pack (see commitChanges), which this rolls up, since every pack is
+   * one more index to look in. With both limits 0 the packer does nothing.
    */
   packLimit?: number;
   /** How often the repos are checked (ms). */
@@ -62,12 +63,13 @@ export class AutoPacker {
 
   private async check(): Promise<PackResult[]> {
     const out: PackResult[] = [];
+    if (this.opts.looseLimit <= 0 && this.state.packLimit <= 0) return out;
     const errors: string[] = [];
     for (const repo of await listRepoNames(this.store)) {
       if (this.abort.signal.aborted) break;
       try {
         const loose = this.opts.looseLimit > 0 && (await countLooseObjects(this.store, repo)) >= this.opts.looseLimit;
-        if (!loose && (await countPacks(this.store, repo)) < this.state.packLimit) continue;
+        if (!loose && (this.state.packLimit <= 0 || (await countPacks(this.store, repo)) < this.state.packLimit)) continue;
         const r = await packRepo(this.store, repo, { signal: this.abort.signal });
         out.push(r);
         this.state.packed++;
@@ -78,14 +80,16 @@ export class AutoPacker {
       }
     }
     this.state.lastCheckAt = new Date().toISOString();
-    this.state.lastError = errors.length ? errors.join('; ') : null;
-    if (errors.length) this.opts.log?.(`vigil: packing failed: ${this.state.lastError}`);
+    const error = errors.length ? errors.join('; ') : null;
+    // Said once, not at every check while it lasts (e.g. git not installed).
+    if (error && error !== this.state.lastError) this.opts.log?.(`vigil: packing failed: ${error}`);
+    this.state.lastError = error;
     return out;
   }
 
   /** Checks every intervalMs until stop(). */
   start(): void {
-    if (this.timer) return;
+    if (this.timer || (this.opts.looseLimit <= 0 && this.state.packLimit <= 0)) return;
     if (this.abort.signal.aborted) this.abort = new AbortController();
     const tick = () => {
       void this.runOnce().finally(() => {

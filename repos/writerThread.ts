@@ -72,6 +72,8 @@ function call<T>(req: Unsent<WriterRequest>): Promise<T> {
 /** A commit's pack as written by {@link writePackInThread}. */
 export interface WrittenPack {
   pack: { file: string; data: Buffer };
+  /** False when the same pack was there already (an identical commit's): not this call's to remove. */
+  created: boolean;
   idx: { file: string; data: Buffer };
   /** The index's temp file: rename it to `idx.file` once the commit is journaled, or remove it (and the pack) when the commit fails. */
   idxTemp: string;
@@ -89,7 +91,7 @@ export interface WrittenPack {
 export async function writePackInThread(req: PackRequest): Promise<WrittenPack> {
   const r = await call<PackResult>({ op: 'pack', ...req });
   const buf = (d: Uint8Array) => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  return { pack: { file: r.pack.file, data: buf(r.pack.data) }, idx: { file: r.idx.file, data: buf(r.idx.data) }, idxTemp: r.idxTemp };
+  return { pack: { file: r.pack.file, data: buf(r.pack.data) }, created: r.created, idx: { file: r.idx.file, data: buf(r.idx.data) }, idxTemp: r.idxTemp };
 }
 
 /**

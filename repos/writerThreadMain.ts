@@ -26,6 +26,8 @@ export interface PackRequest {
  */
 export interface PackResult {
   pack: { file: string; data: Uint8Array };
+  /** False when a pack of that name (the same objects: the name is its checksum) was there already. */
+  created: boolean;
   idx: { file: string; data: Uint8Array };
   idxTemp: string;
 }
@@ -93,18 +95,22 @@ function writeTemp(dir: string, data: Uint8Array): string {
 function writePack(req: PackRequest): PackResult {
   const { name, pack, idx } = encodePack(req.raws);
   const packFile = path.join(req.dir, `${name}.pack`);
-  const packTemp = writeTemp(req.dir, pack);
-  try {
-    fs.renameSync(packTemp, packFile);
-  } catch (err) {
-    rmQuietly(packTemp);
-    throw err;
+  // The same name is the same bytes: an identical commit's pack (same parent, tree, second) is kept.
+  const created = !fs.existsSync(packFile);
+  if (created) {
+    const packTemp = writeTemp(req.dir, pack);
+    try {
+      fs.renameSync(packTemp, packFile);
+    } catch (err) {
+      rmQuietly(packTemp);
+      throw err;
+    }
   }
   try {
     const idxTemp = writeTemp(req.dir, idx);
-    return { pack: { file: packFile, data: new Uint8Array(pack) }, idx: { file: path.join(req.dir, `${name}.idx`), data: new Uint8Array(idx) }, idxTemp };
+    return { pack: { file: packFile, data: new Uint8Array(pack) }, created, idx: { file: path.join(req.dir, `${name}.idx`), data: new Uint8Array(idx) }, idxTemp };
   } catch (err) {
-    rmQuietly(packFile);
+    if (created) rmQuietly(packFile);
     throw err;
   }
 }

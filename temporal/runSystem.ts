@@ -166,8 +166,8 @@ export async function runSystem(config: Config, log: (msg: string) => void = con
     const pids = workers.map((w) => w.pid).join(', ');
     const where = workers.length ? `${workers.length} process(es) (pid ${pids}, nice ${config.VIGIL_WORKER_NICE}), ${config.VIGIL_THREADS} inference thread(s) in ${config.VIGIL_INFERENCE_SESSIONS} session(s) each` : 'none here (VIGIL_WORKERS=0: run `vigil worker` elsewhere)';
     log(`vigil: workers     ${where}; task queue ${config.TEMPORAL_TASK_QUEUE} (lanes ${laneQueues(config.TEMPORAL_TASK_QUEUE).join(', ')})`);
-    const looseRule = config.VIGIL_AUTOPACK_LOOSE > 0 ? `${config.VIGIL_AUTOPACK_LOOSE} loose objects or ` : '';
-    log(`vigil: packing     a repo once it has ${looseRule}${config.VIGIL_AUTOPACK_PACKS} packs (checked every ${Math.round(config.VIGIL_AUTOPACK_INTERVAL_MS / 1000)} s)${looseRule ? '' : '; loose objects: vigil repo gc packs them'}`);
+    const packRules = [config.VIGIL_AUTOPACK_LOOSE > 0 ? `${config.VIGIL_AUTOPACK_LOOSE} loose objects` : '', config.VIGIL_AUTOPACK_PACKS > 0 ? `${config.VIGIL_AUTOPACK_PACKS} packs` : ''].filter(Boolean);
+    log(`vigil: packing     ${packRules.length ? `a repo once it has ${packRules.join(' or ')} (checked every ${Math.round(config.VIGIL_AUTOPACK_INTERVAL_MS / 1000)} s)` : 'off (vigil repo gc packs by hand)'}`);
     if (schedule !== undefined) {
       log(`vigil: reprocess   ${schedule ? `the last ${config.VIGIL_REPROCESS_DAYS} day(s) at "${config.VIGIL_REPROCESS_CRON}" ${config.VIGIL_REPROCESS_TZ} (schedule ${schedule})` : 'off'}`);
     }

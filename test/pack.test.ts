@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Provenance } from '../lib/schemas.js';
@@ -129,11 +129,31 @@ test('AutoPacker: rolls up a repo with packLimit packs or more (the small packs 
   const packer = new AutoPacker(store, { looseLimit: 1000, packLimit: 5, intervalMs: 1000 });
   assert.deepEqual(await packer.runOnce(), [], '4 packs, under the limit');
   await commitRange(store, 'frames', 16, 20, 'journal');
+  assert.deepEqual(await new AutoPacker(store, { looseLimit: 0, packLimit: 0, intervalMs: 1000 }).runOnce(), [], 'both limits 0: off');
   const done = await packer.runOnce();
   assert.deepEqual(done.map((r) => [r.repo, r.packsBefore]), [['frames', 5]]);
   assert.ok(packFiles(store, 'frames').length < 5);
   for (let i = 0; i < 20; i += 3) assert.deepEqual(await readJson(store, 'frames', pathOf(i)), doc(i));
   gitFsck(store, 'frames');
+});
+
+test('AutoPacker: a failure that lasts is logged once, not at every check', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {
+  const store = openStore(tmpDir());
+  await commitRange(store, 'frames', 0, 8, 'journal');
+  // A damaged pack that git refuses to repack around.
+  const junk = path.join(gitdirOf(store, 'frames'), 'objects', 'pack', `pack-${'e'.repeat(40)}`);
+  writeFileSync(`${junk}.pack`, 'not a pack');
+  writeFileSync(`${junk}.idx`, 'not an index');
+  const logs: string[] = [];
+  const packer = new AutoPacker(store, { looseLimit: 0, packLimit: 3, intervalMs: 1000, log: (m) => logs.push(m) });
+  for (let i = 0; i < 3; i++) await packer.runOnce();
+  assert.equal(logs.filter((l) => l.startsWith('vigil: packing failed: frames:')).length, 1, logs.join('\n'));
+  assert.match(String(packer.status().lastError), /^frames: /);
+  rmSync(`${junk}.pack`);
+  rmSync(`${junk}.idx`);
+  await commitRange(store, 'frames', 8, 12, 'journal');
+  assert.equal((await packer.runOnce()).length, 1);
+  assert.equal(packer.status().lastError, null);
 });
 
 test('packing a journaled repo: journal recovery afterwards restores nothing wrong, and every document reads back', { skip: !journalSupported() && 'needs sync -f (Linux coreutils)' }, async () => {

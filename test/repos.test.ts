@@ -298,6 +298,7 @@ test('sweepTempFiles removes what killed writers left once it is an hour old, an
     await plant(path.join(gitdir, 'ref-4242-3.tmp'), 41, old),
     await plant(path.join(gitdir, 'objects', 'pack', 'tmp_pack_4242_t1_8'), 100, old),
     await plant(path.join(gitdir, 'objects', 'pack', `pack-${'a'.repeat(40)}.pack`), 200, old), // its index never took its name
+    await plant(path.join(gitdir, 'objects', 'pack', `pack-${'c'.repeat(40)}.idx.tmp-4242-0a1b2c3d`), 10, old), // a recovery's rewrite, cut off
   ];
   // A live writer's temp files (fresh), and old files that are not temp files.
   const fresh = [
@@ -314,7 +315,7 @@ test('sweepTempFiles removes what killed writers left once it is an hour old, an
   ];
   for (const f of [path.join(root, kept.sha256.slice(0, 2), kept.sha256.slice(2)), path.join(gitdir, 'HEAD')]) await fsp.utimes(f, old / 1000, old / 1000);
 
-  assert.deepEqual(await sweepTempFiles(store), { removed: 5, bytes: 1361 });
+  assert.deepEqual(await sweepTempFiles(store), { removed: 6, bytes: 1371 });
   for (const f of stale) assert.equal(fs.existsSync(f), false, `${f} removed`);
   for (const f of [...fresh, ...others]) assert.equal(fs.existsSync(f), true, `${f} kept`);
   assert.deepEqual(await store.objects.get(kept.sha256), Buffer.from('a frame'));

@@ -34,6 +34,12 @@ test('writePackInThread writes the objects as one pack and index that git reads 
   assert.match(verify, /non delta: 5 objects/);
   assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-p', sha1(objs[0]!)], { encoding: 'utf8' }), 'hello\n');
   assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-s', sha1(objs[1]!)], { encoding: 'utf8' }).trim(), '100000');
+  // The same objects again (an identical commit): the pack is there already, and left as it is.
+  const again = await writePackInThread({ dir, raws: objs });
+  assert.equal(written.created, true);
+  assert.equal(again.created, false);
+  assert.equal(again.pack.file, written.pack.file);
+  fs.rmSync(again.idxTemp);
   // No temp file is left.
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('tmp_')), []);
 });

@@ -440,7 +440,7 @@ export async function commitChanges(
           const pack = await writePackInThread({ dir: path.join(args.gitdir, 'objects', 'pack'), raws: written.pending!.splice(0) });
           const journal = journalOf(store, opts.repo);
           let files: Array<{ file: string; data: Buffer }>;
-          let appended = false;
+          let named = false;
           try {
             const stepFiles = await Promise.all((opts.journalWith?.(changes) ?? []).map((step) => step()));
             // Every file the entry holds: the commit's pack and index, then the caller's.
@@ -462,17 +462,20 @@ export async function commitChanges(
               if (ref) rmQuietly(ref);
               throw err;
             }
-            appended = true;
             // Journaled: the index takes its name (a reader can now find the objects), then the branch moves.
             fs.renameSync(pack.idxTemp, pack.idx.file);
+            named = true;
             if (!spare) await moveRef(args.gitdir, branch, ref!, false);
             else if (!swapInSpareRef(args.gitdir, branch, spare)) await moveRef(args.gitdir, branch, await writeRefTemp(args.gitdir, commit, false), false);
           } catch (err) {
-            // Not journaled: its pack goes (nothing names it; git would keep it forever), with the
-            // index's temp file. Journaled (a later step failed): the pack stays for the journal's
-            // recovery, which also writes the index and moves the branch at the next start.
+            // The index's temp file goes, and the pack with it (nothing names it; git would keep it
+            // forever) unless its index took its name (an index without its pack breaks every read
+            // of the repo) or the same pack was there before this commit (an identical commit's,
+            // see writePackInThread). A commit whose later step failed after its journal entry
+            // comes back only if the process dies before the next checkpoint drops the entry: then
+            // recovery rewrites both files from the journal, as it moves the branch.
             rmQuietly(pack.idxTemp);
-            if (!appended) rmQuietly(pack.pack.file);
+            if (!named && pack.created) rmQuietly(pack.pack.file);
             throw err;
           }
           journal.writeBack(files.filter((f) => f.data.length >= WRITE_BACK_MIN_BYTES).map((f) => f.file));

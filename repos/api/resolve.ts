@@ -19,7 +19,8 @@ export async function resolveRef(store: RepoStore, repo: string, ref = 'main'): 
       await readObject(args, ref);
       return ref;
     } catch (err) {
-      if (!isVigilError(err, 'E_NOT_FOUND')) throw err;
+      // Damaged: said now. Missing (or unreadable for another reason): maybe a branch of that name.
+      if (isVigilError(err, 'E_CORRUPT')) throw err;
     }
   }
   if (/^[0-9a-f]{4,39}$/.test(ref)) {

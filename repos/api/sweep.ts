@@ -16,8 +16,12 @@ export interface SweepResult {
 const STAGED = /^[0-9a-f]{64}\.\d+\.[0-9a-f]+$/;
 /** A loose git object being written (`tmp_obj_<pid>_…` in objects/<aa>/, as git names its own). */
 const LOOSE_TEMP = /^tmp_obj_/;
-/** A pack or index being written (`tmp_pack_<pid>_…` in objects/pack/, as git names its own; see writerThreadMain.ts). */
-const PACK_TEMP = /^tmp_pack_/;
+/**
+ * A pack or index being written (`tmp_pack_<pid>_…` in objects/pack/, as git names its own; see
+ * writerThreadMain.ts), or being rewritten by the journal's recovery (writeFileDurably's
+ * `<name>.tmp-<pid>-<hex>`).
+ */
+const PACK_TEMP = /^(tmp_pack_|pack-[0-9a-f]{40}\.(pack|idx)\.tmp-\d+-[0-9a-f]+$)/;
 /** A ref being written (`ref-<pid>-<n>.tmp` in the git folder). */
 const REF_TEMP = /^ref-\d+-\d+\.tmp$/;
 
