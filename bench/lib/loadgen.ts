@@ -55,6 +55,11 @@ export interface LoadResult {
   sendLag: ReturnType<typeof stats> | null;
   /** CPU the load generator itself used (ms, whole run including warm-up). */
   cpuMs: number;
+  /**
+   * Every answer, warm-up included: when it was sent (closed loop) or due (open loop), in ms from
+   * the window's start, and its latency. For finding when a run stalled (e.g. its first seconds).
+   */
+  series: Array<[number, number]>;
 }
 
 async function runLoad(req: LoadRequest): Promise<LoadResult> {
@@ -65,7 +70,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const t0 = now();
   const measureFrom = t0 + req.warmupMs;
   const stopAt = measureFrom + req.durationMs;
-  const out: LoadResult = { accepted: 0, statuses: {}, latencies: [], timeline: [], measuredMs: req.durationMs, meanBytes: 0, errors: [], resetRetries: 0, sendLag: null, cpuMs: 0 };
+  const out: LoadResult = { accepted: 0, statuses: {}, latencies: [], timeline: [], measuredMs: req.durationMs, meanBytes: 0, errors: [], resetRetries: 0, sendLag: null, cpuMs: 0, series: [] };
   const lags: number[] = [];
   let sentBytes = 0;
   let sent = 0;
@@ -73,6 +78,7 @@ async function runLoad(req: LoadRequest): Promise<LoadResult> {
   const record = (from: number, end: number, latencyMs: number, r: PostResult, bodyBytes: number) => {
     // Closed loop: requests sent and answered in the window. Open loop: every frame due in the
     // window, however late its answer (a slow server must not drop its slowest answers).
+    out.series.push([Math.round(from - measureFrom), Math.round(latencyMs)]);
     if (from < measureFrom || (req.ratePerSec ? from >= stopAt : end > stopAt)) return;
     out.statuses[r.status] = (out.statuses[r.status] ?? 0) + 1;
     out.latencies.push(latencyMs);
