@@ -1,8 +1,9 @@
 /**
  * Inside the writer thread (see writerThread.ts): the ingest path's file creation, off the main
- * thread. Two operations: write one commit's git objects as one pack and its index (each to a temp
- * file renamed into place, as git does), and stage a frame's bytes (hash, then a new temp file in
- * the object store). Synchronous calls only: this thread does nothing else.
+ * thread. Two operations: write one commit's git objects as one pack (a temp file renamed into
+ * place, as git does) and its index (left in a temp file, for the caller to name), and stage a
+ * frame's bytes (hash, then a new temp file in the object store). Synchronous calls only: this
+ * thread does nothing else.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -21,8 +22,7 @@ export interface PackRequest {
 
 /**
  * A pack written: the pack in place, its index in a temp file (`idxTemp`) that the caller renames
- * to `idx.file` once the commit is journaled (see commitChanges), and their bytes, each a tight
- * copy (a small Buffer is a view into node's shared pool, which a message would copy whole).
+ * to `idx.file` once the commit is journaled (see commitChanges), and their bytes.
  */
 export interface PackResult {
   pack: { file: string; data: Uint8Array };
@@ -86,6 +86,11 @@ function writeTemp(dir: string, data: Uint8Array): string {
   }
 }
 
+/** The bytes alone: a small Buffer is a view into node's shared pool, which a message would copy whole. */
+function tight(b: Buffer): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
+}
+
 /**
  * Writes one commit's objects as a pack and its index. The pack goes into place (a temp file
  * renamed); the index stays in a temp file: git and isomorphic-git find packs by their indexes,
@@ -108,7 +113,7 @@ function writePack(req: PackRequest): PackResult {
   }
   try {
     const idxTemp = writeTemp(req.dir, idx);
-    return { pack: { file: packFile, data: new Uint8Array(pack) }, created, idx: { file: path.join(req.dir, `${name}.idx`), data: new Uint8Array(idx) }, idxTemp };
+    return { pack: { file: packFile, data: tight(pack) }, created, idx: { file: path.join(req.dir, `${name}.idx`), data: tight(idx) }, idxTemp };
   } catch (err) {
     if (created) rmQuietly(packFile);
     throw err;
