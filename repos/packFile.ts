@@ -18,8 +18,13 @@ export interface EncodedPack {
   name: string;
   pack: Buffer;
   idx: Buffer;
-  /** Objects in it (an object given twice is stored once). */
-  count: number;
+}
+
+/** One object to pack: its id (the caller hashed it already) and its bytes as git hashes them. */
+export interface PackObject {
+  oid: string;
+  /** `<type> <size>\0<content>`, type commit, tree or blob. */
+  raw: Uint8Array;
 }
 
 /** The header of a packed object: type and size, 4 bits of size, then 7 bits per byte. */
@@ -37,21 +42,20 @@ function objectHeader(type: number, size: number): Buffer {
 }
 
 /**
- * Encodes git objects as one pack and its index.
- * @param raws each object as git hashes it: `<type> <size>\0<content>` (type commit, tree or blob).
+ * Encodes git objects as one pack and its index; an object given twice is stored once.
  * @throws Error for an object that is not in that form (a bug in the caller).
  */
-export function encodePack(raws: readonly Uint8Array[]): EncodedPack {
+export function encodePack(objects: readonly PackObject[]): EncodedPack {
   const entries: Array<{ oid: Buffer; offset: number; crc: number }> = [];
   const seen = new Set<string>();
   const parts: Buffer[] = [];
   let offset = 12;
-  for (const r of raws) {
-    const raw = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
-    const oid = createHash('sha1').update(raw).digest();
-    const key = oid.toString('hex');
+  for (const { oid: key, raw: r } of objects) {
     if (seen.has(key)) continue;
     seen.add(key);
+    const raw = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
+    const oid = Buffer.from(key, 'hex');
+    if (oid.length !== 20) throw new Error(`encodePack: ${JSON.stringify(key)} is not an object id`);
     const nul = raw.indexOf(0);
     const m = /^(commit|tree|blob) (\d+)$/.exec(nul > 0 ? raw.toString('latin1', 0, nul) : '');
     if (!m || Number(m[2]) !== raw.length - nul - 1) throw new Error(`encodePack: object ${key} has no valid git header`);
@@ -84,5 +88,5 @@ export function encodePack(raws: readonly Uint8Array[]): EncodedPack {
   });
   const idxBody = Buffer.concat([Buffer.from([0xff, 0x74, 0x4f, 0x63, 0, 0, 0, 2]), fanout, ...entries.map((e) => e.oid), crcs, offsets, checksum]);
   const idx = Buffer.concat([idxBody, createHash('sha1').update(idxBody).digest()]);
-  return { name: `pack-${checksum.toString('hex')}`, pack, idx, count: entries.length };
+  return { name: `pack-${checksum.toString('hex')}`, pack, idx };
 }

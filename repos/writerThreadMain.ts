@@ -10,14 +10,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { threadId, parentPort } from 'node:worker_threads';
 import { closeQuietly, rmQuietly, writeAllSync } from '../lib/fsync.js';
-import { encodePack } from './packFile.js';
+import { encodePack, type PackObject } from './packFile.js';
 
 /** One commit's git objects, to write as one pack (see repos/packFile.ts). */
 export interface PackRequest {
   /** The repo's `objects/pack` folder. */
   dir: string;
-  /** Each object as git hashes it: `<type> <size>\0<content>`. */
-  raws: Uint8Array[];
+  objects: PackObject[];
 }
 
 /**
@@ -98,7 +97,7 @@ function tight(b: Buffer): Uint8Array {
  * name only once the journal holds its bytes (whose recovery rewrites a torn one).
  */
 function writePack(req: PackRequest): PackResult {
-  const { name, pack, idx } = encodePack(req.raws);
+  const { name, pack, idx } = encodePack(req.objects);
   const packFile = path.join(req.dir, `${name}.pack`);
   // The same name is the same bytes: an identical commit's pack (same parent, tree, second) is kept.
   const created = !fs.existsSync(packFile);

@@ -19,7 +19,7 @@ test('writePackInThread writes the objects as one pack and index that git reads 
   // A big object (size header of several bytes), small ones around the header's first byte (15,
   // 16), an empty one, and one given twice (stored once).
   const objs = [raw('blob', 'hello\n'), raw('blob', 'x'.repeat(100_000)), raw('blob', 'hello\n'), raw('blob', ''), raw('blob', 'y'.repeat(16)), raw('blob', 'z'.repeat(15))];
-  const written = await writePackInThread({ dir, raws: objs });
+  const written = await writePackInThread({ dir, objects: objs.map((o) => ({ oid: sha1(o), raw: o })) });
   assert.match(path.basename(written.pack.file), /^pack-[0-9a-f]{40}\.pack$/);
   assert.equal(written.idx.file, written.pack.file.replace(/\.pack$/, '.idx'));
   assert.deepEqual(fs.readFileSync(written.pack.file), written.pack.data, 'the returned bytes are what the file holds (what the journal records)');
@@ -35,7 +35,7 @@ test('writePackInThread writes the objects as one pack and index that git reads 
   assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-p', sha1(objs[0]!)], { encoding: 'utf8' }), 'hello\n');
   assert.equal(execFileSync('git', ['--git-dir', gitdir, 'cat-file', '-s', sha1(objs[1]!)], { encoding: 'utf8' }).trim(), '100000');
   // The same objects again (an identical commit): the pack is there already, and left as it is.
-  const again = await writePackInThread({ dir, raws: objs });
+  const again = await writePackInThread({ dir, objects: objs.map((o) => ({ oid: sha1(o), raw: o })) });
   assert.equal(written.created, true);
   assert.equal(again.created, false);
   assert.equal(again.pack.file, written.pack.file);
@@ -48,13 +48,13 @@ test('writePackInThread reports a failed write with its errno code, and the thre
   const dir = tmpDir();
   fs.writeFileSync(path.join(dir, 'file'), 'not a folder');
   const r = raw('blob', 'a');
-  await assert.rejects(writePackInThread({ dir: path.join(dir, 'file', 'pack'), raws: [r] }), (err: unknown) => {
+  await assert.rejects(writePackInThread({ dir: path.join(dir, 'file', 'pack'), objects: [{ oid: sha1(r), raw: r }] }), (err: unknown) => {
     assert.ok(err instanceof WriterThreadError);
     assert.match(String(err.code), /^(ENOTDIR|EEXIST)$/);
     return true;
   });
   const ok = path.join(dir, 'objects', 'pack');
-  const written = await writePackInThread({ dir: ok, raws: [r] });
+  const written = await writePackInThread({ dir: ok, objects: [{ oid: sha1(r), raw: r }] });
   assert.deepEqual(fs.readdirSync(ok).sort(), [path.basename(written.pack.file), path.basename(written.idxTemp)].sort());
 });
 

@@ -14,6 +14,7 @@ import { closeQuietly, fdatasyncFd, fsyncPath as syncDir, rmQuietly, writeAllSyn
 import { readCommitTree, readTreeEntries } from './objects.js';
 import { journalOf, WRITE_BACK_MIN_BYTES, type JournalRecord } from '../journal.js';
 import { writePackInThread } from '../writerThread.js';
+import type { PackObject } from '../packFile.js';
 
 /** One change to a repo's tree: write a file, or delete one. */
 export type Change = { path: string; content: Buffer | string } | { path: string; delete: true };
@@ -98,10 +99,10 @@ async function commitTree(args: GitArgs, commit: string): Promise<string> {
 interface Written {
   durable: boolean;
   /**
-   * With a journal: the objects to write (`<type> <size>\0<content>`), handed to the writer thread
-   * at once as one pack (see repos/writerThread.ts) before the journal entry, which takes its bytes.
+   * With a journal: the objects to write, with their ids, handed to the writer thread at once as
+   * one pack (see repos/writerThread.ts) before the journal entry, which takes its bytes.
    */
-  pending: Buffer[] | null;
+  pending: PackObject[] | null;
   /** Folders (objects/xx) that received a new name. */
   dirs: Set<string>;
   /** With `durable`: the new files' descriptors, still open, to be fdatasync'd together (see commitChanges). */
@@ -122,7 +123,7 @@ function writeObject(gitdir: string, type: 'blob' | 'tree' | 'commit', content: 
   const raw = Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
   const oid = createHash('sha1').update(raw).digest('hex');
   if (written.pending) {
-    written.pending.push(raw);
+    written.pending.push({ oid, raw });
     return oid;
   }
   const dir = path.join(gitdir, 'objects', oid.slice(0, 2));
@@ -437,7 +438,7 @@ export async function commitChanges(
           // The commit's objects as one pack: two new files per commit instead of one per object
           // (about 20 for a group of frames from a few cameras), so less for the file system to
           // create, for each checkpoint to flush and for the packer to remove once it rolls them up.
-          const pack = await writePackInThread({ dir: path.join(args.gitdir, 'objects', 'pack'), raws: written.pending!.splice(0) });
+          const pack = await writePackInThread({ dir: path.join(args.gitdir, 'objects', 'pack'), objects: written.pending!.splice(0) });
           const journal = journalOf(store, opts.repo);
           let files: Array<{ file: string; data: Buffer }>;
           let named = false;
