@@ -67,10 +67,11 @@ export async function sweepTempFiles(store: RepoStore, opts: { olderThanMs?: num
     const gitdir = gitdirOf(store, repo);
     await sweepFolder(gitdir, REF_TEMP, before, out);
     const packDir = path.join(gitdir, 'objects', 'pack');
-    await sweepFolder(packDir, PACK_TEMP, before, out);
-    // A pack whose index never took its name (a writer killed before its commit was journaled): nothing names its objects.
+    // Temp files, and a pack whose index never took its name (a writer killed before its commit
+    // was journaled): nothing names its objects.
     const names = new Set(await namesIn(packDir));
-    await sweepFolder(packDir, { test: (n) => /^pack-[0-9a-f]{40}\.pack$/.test(n) && !names.has(n.replace(/\.pack$/, '.idx')) }, before, out);
+    const unindexed = (n: string) => /^pack-[0-9a-f]{40}\.pack$/.test(n) && !names.has(n.replace(/\.pack$/, '.idx'));
+    await sweepFolder(packDir, { test: (n) => PACK_TEMP.test(n) || unindexed(n) }, before, out);
     for (const fan of await namesIn(path.join(gitdir, 'objects'))) {
       if (/^[0-9a-f]{2}$/.test(fan)) await sweepFolder(path.join(gitdir, 'objects', fan), LOOSE_TEMP, before, out);
     }
