@@ -20,15 +20,8 @@ export const ConfigSchema = z.object({
   VIGIL_PORT: int(0, 65535).default(8080),
   /** Largest accepted frame in bytes. */
   VIGIL_MAX_FRAME_BYTES: int(1, 100 * 1024 * 1024).default(15 * 1024 * 1024),
-  /**
-   * A site's batch is cut at this many frames… A site sending faster than this per
-   * VIGIL_BATCH_MAX_WAIT_MS gets batches of this size, fanned out into chunks (VIGIL_CHUNK_SIZE)
-   * of which each batch runs 4 at a time: under a flood, Temporal holds a few big batches and
-   * starts their chunks as the pipeline gets to them, not one workflow per 32 frames at the
-   * ingest rate (at 300 frames/s next to the pipeline, 32 kept Temporal at 0.3 cores and the
-   * ingest API's p99 at 150-190 ms; 256 gave 0.15 cores and 90-150 ms, bench/RESULTS.md).
-   */
-  VIGIL_BATCH_MAX_FRAMES: int(1, 5000).default(256),
+  /** A site's batch is cut at this many frames… */
+  VIGIL_BATCH_MAX_FRAMES: int(1, 5000).default(32),
   /** …or when its oldest frame waited this long. */
   VIGIL_BATCH_MAX_WAIT_MS: int(10, 3_600_000).default(2000),
   /** Frames per child workflow in a big batch. */

@@ -62,11 +62,11 @@ export function repoExists(store: RepoStore, repo: string): boolean {
 const LAYOUT_FILE = 'vigil-layout';
 const layouts = new Map<string, RepoLayout>();
 /** The layout every repo made now gets (see repos/layout.ts). */
-const NEW_REPO_LAYOUT: RepoLayout = 'minute-folders';
+const NEW_REPO_LAYOUT: RepoLayout = 'hour-folders';
 
 /**
  * How a repo lays its documents out in git (see repos/layout.ts): what its layout file says,
- * `flat` for a repo made before layouts existed, `minute-folders` for a repo not made yet (what
+ * `flat` for a repo made before layouts existed, `hour-folders` for a repo not made yet (what
  * ensureRepo will make). Read once per repo and process.
  */
 export function repoLayout(store: RepoStore, repo: string): RepoLayout {
@@ -94,7 +94,7 @@ const INIT_CONFIG = '[core]\n\trepositoryformatversion = 0\n\tfilemode = false\n
 const creating = new Map<string, Promise<void>>();
 
 /**
- * Creates the repo (bare, default branch `main`, minute-folders layout) if it does not exist.
+ * Creates the repo (bare, default branch `main`, hour-folders layout) if it does not exist.
  * Idempotent, and safe to call concurrently, from one process (one creation per repo at a time)
  * or several, and after a crash part-way (each file is written whole or not at all, and one a
  * crash left behind is written again). Every name is durable before HEAD, which is written last:

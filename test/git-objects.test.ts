@@ -49,8 +49,8 @@ async function compareAll(args: ReturnType<typeof gitArgs>, head: string): Promi
 
 test('git objects: loose blobs, trees and commits read as isomorphic-git reads them', async () => {
   const { args, head } = await sample();
-  // Trees: the root, u1-d1 with its day, hour and minute folders (minute-folders layout), u2-d9, deep, er.
-  assert.equal(await compareAll(args, head), 8 + 3, 'every tree (8) and blob (3) compared');
+  // Trees: the root, u1-d1 with its day and hour folders (hour-folders layout), u2-d9, deep, er.
+  assert.equal(await compareAll(args, head), 7 + 3, 'every tree (7) and blob (3) compared');
 });
 
 test('git objects: packed objects (after git gc) are read too', async () => {
@@ -58,7 +58,7 @@ test('git objects: packed objects (after git gc) are read too', async () => {
   execFileSync('git', ['--git-dir', gitdirOf(store, 'detections'), 'gc', '--quiet', '--prune=now']);
   const loose = (await fsp.readdir(path.join(args.gitdir, 'objects'))).filter((d) => /^[0-9a-f]{2}$/.test(d));
   assert.deepEqual(loose, [], 'nothing loose is left');
-  assert.equal(await compareAll(args, head), 8 + 3);
+  assert.equal(await compareAll(args, head), 7 + 3);
 });
 
 test('git objects: a damaged, mistyped, missing or misnamed object is refused', async () => {
@@ -111,21 +111,21 @@ test('trees a camera only adds to are written by appending to the last body: sam
   // Every tree of every commit is what git itself accepts (sorted, no duplicates), and the last
   // tree holds exactly the documents written.
   execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
-  // git sees the stored paths: timestamped documents in their day, hour and minute folders.
+  // git sees the stored paths: timestamped documents in their day and hour folders.
   const listed = execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'ls-tree', '-r', '--name-only', 'main'], { encoding: 'utf8' }).trim().split('\n');
-  assert.deepEqual(listed, [...expected.keys()].map((p) => storedPath('minute-folders', p)).sort());
-  assert.ok(listed.includes('cam-a/20261120/00/00/20261120T000044000Z.json') && listed.includes('cam-a/zz.json'));
+  assert.deepEqual(listed, [...expected.keys()].map((p) => storedPath('hour-folders', p)).sort());
+  assert.ok(listed.includes('cam-a/20261120/00/20261120T000044000Z.json') && listed.includes('cam-a/zz.json'));
   for (const [p, content] of expected) {
-    assert.equal(execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'show', `main:${storedPath('minute-folders', p)}`], { encoding: 'utf8' }), content);
+    assert.equal(execFileSync('git', ['--git-dir', gitdirOf(store, 'frames'), 'show', `main:${storedPath('hour-folders', p)}`], { encoding: 'utf8' }), content);
   }
   assert.deepEqual((await listFiles(store, 'frames')).map((f) => f.path), [...expected.keys()].sort(), 'the repo API gives back the paths written');
   // The same tree ids as isomorphic-git computes for the same entries.
   const args = gitArgs(store, 'frames');
   const head = await git.resolveRef({ ...args, ref: 'main' });
   const rootOid = await readCommitTree(args, head);
-  // The minute folder the in-order frames were appended to.
+  // The hour folder the in-order frames were appended to.
   let folder = rootOid;
-  for (const name of ['cam-a', '20261120', '00', '00']) folder = (await readTreeEntries(args, folder)).find((e) => e.path === name)!.oid;
+  for (const name of ['cam-a', '20261120', '00']) folder = (await readTreeEntries(args, folder)).find((e) => e.path === name)!.oid;
   const entries = await readTreeEntries(args, folder);
   assert.ok(entries.length > 20);
   const again = await git.writeTree({ ...args, tree: entries.map((e) => ({ mode: e.mode, path: e.path, oid: e.oid, type: e.type })) });

@@ -17,29 +17,26 @@ const prov = (batchId: string): Provenance => ({ batchId, stage: 'test', stageVe
 const lsTree = (store: RepoStore, repo: string) =>
   execFileSync('git', ['--git-dir', gitdirOf(store, repo), 'ls-tree', '-r', '--name-only', 'main'], { encoding: 'utf8' }).trim().split('\n');
 
-test('storedPath / repoPath: timestamped documents go into day (hour, minute) folders and come back; everything else is left alone', () => {
-  // [repo path, day-folders, hour-folders, minute-folders]
-  const cases: Array<[string, string, string, string]> = [
-    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/20261127T224233120Z.json', 'alice-cam1/20261127/22/20261127T224233120Z.json', 'alice-cam1/20261127/22/42/20261127T224233120Z.json'],
-    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/20261127T224233120Z-r100.json', 'alice-cam1/20261127/22/20261127T224233120Z-r100.json', 'alice-cam1/20261127/22/42/20261127T224233120Z-r100.json'],
-    ['a/b/20260101T000000000Z.json', 'a/b/20260101/20260101T000000000Z.json', 'a/b/20260101/00/20260101T000000000Z.json', 'a/b/20260101/00/00/20260101T000000000Z.json'],
-    ['20261127T224233120Z.json', '20261127T224233120Z.json', '20261127T224233120Z.json', '20261127T224233120Z.json'],
-    ['cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json'],
-    ['ruleset.json', 'ruleset.json', 'ruleset.json', 'ruleset.json'],
-    ['u-d/2026112.json', 'u-d/2026112.json', 'u-d/2026112.json', 'u-d/2026112.json'],
-    ['u-d/20261127T22.json', 'u-d/20261127T22.json', 'u-d/20261127T22.json', 'u-d/20261127T22.json'],
-    ['u-d/20261127T2242.json', 'u-d/20261127T2242.json', 'u-d/20261127T2242.json', 'u-d/20261127T2242.json'],
+test('storedPath / repoPath: timestamped documents go into day (and hour) folders and come back; everything else is left alone', () => {
+  // [repo path, day-folders, hour-folders]
+  const cases: Array<[string, string, string]> = [
+    ['alice-cam1/20261127T224233120Z.json', 'alice-cam1/20261127/20261127T224233120Z.json', 'alice-cam1/20261127/22/20261127T224233120Z.json'],
+    ['alice-cam1/20261127T224233120Z-r100.json', 'alice-cam1/20261127/20261127T224233120Z-r100.json', 'alice-cam1/20261127/22/20261127T224233120Z-r100.json'],
+    ['a/b/20260101T000000000Z.json', 'a/b/20260101/20260101T000000000Z.json', 'a/b/20260101/00/20260101T000000000Z.json'],
+    ['20261127T224233120Z.json', '20261127T224233120Z.json', '20261127T224233120Z.json'],
+    ['cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json', 'cooldowns/alice-cam1-r100.json'],
+    ['ruleset.json', 'ruleset.json', 'ruleset.json'],
+    ['u-d/2026112.json', 'u-d/2026112.json', 'u-d/2026112.json'],
+    ['u-d/20261127T22.json', 'u-d/20261127T22.json', 'u-d/20261127T22.json'],
     // A folder that looks like a day (or an hour) is kept; the document still gets its own folders.
-    ['x/20261127/20261127T224233120Z.json', 'x/20261127/20261127/20261127T224233120Z.json', 'x/20261127/20261127/22/20261127T224233120Z.json', 'x/20261127/20261127/22/42/20261127T224233120Z.json'],
-    ['x/20261127/22/20261127T224233120Z.json', 'x/20261127/22/20261127/20261127T224233120Z.json', 'x/20261127/22/20261127/22/20261127T224233120Z.json', 'x/20261127/22/20261127/22/42/20261127T224233120Z.json'],
+    ['x/20261127/20261127T224233120Z.json', 'x/20261127/20261127/20261127T224233120Z.json', 'x/20261127/20261127/22/20261127T224233120Z.json'],
+    ['x/20261127/22/20261127T224233120Z.json', 'x/20261127/22/20261127/20261127T224233120Z.json', 'x/20261127/22/20261127/22/20261127T224233120Z.json'],
   ];
-  for (const [p, day, hour, minute] of cases) {
+  for (const [p, day, hour] of cases) {
     assert.equal(storedPath('day-folders', p), day, p);
     assert.equal(repoPath('day-folders', day), p, day);
     assert.equal(storedPath('hour-folders', p), hour, p);
     assert.equal(repoPath('hour-folders', hour), p, hour);
-    assert.equal(storedPath('minute-folders', p), minute, p);
-    assert.equal(repoPath('minute-folders', minute), p, minute);
     assert.equal(storedPath('flat', p), p);
     assert.equal(repoPath('flat', day), day);
   }
@@ -50,21 +47,18 @@ test('storedPath / repoPath: timestamped documents go into day (hour, minute) fo
   for (const p of ['x/20261127/21/20261127T224233120Z.json', 'x/20261128/22/20261127T224233120Z.json', '20261127/22/20261127T224233120Z.json', 'x/20261127/2/20261127T224233120Z.json', 'x/20261127/20261127T224233120Z.json']) {
     assert.equal(repoPath('hour-folders', p), p);
   }
-  for (const p of ['x/20261127/22/41/20261127T224233120Z.json', 'x/20261127/21/42/20261127T224233120Z.json', 'x/20261128/22/42/20261127T224233120Z.json', '20261127/22/42/20261127T224233120Z.json', 'x/20261127/22/20261127T224233120Z.json', 'x/20261127/22/4/20261127T224233120Z.json']) {
-    assert.equal(repoPath('minute-folders', p), p);
-  }
 });
 
-test('a new repo keeps minute folders: git holds them, every repo function speaks the stages\' paths', async () => {
+test('a new repo keeps hour folders: git holds them, every repo function speaks the stages\' paths', async () => {
   const store = openStore(tmpDir());
   const at = (h: number, s: number) => `alice-cam1/20261127T${String(h).padStart(2, '0')}00${String(s).padStart(2, '0')}000Z.json`;
   const paths = [at(21, 0), at(21, 1), at(22, 0), at(22, 5), 'alice-cam2/20261128T000000000Z.json', 'cooldowns/alice-cam1-r100.json'];
   const c1 = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b1'), summary: 'one' });
-  assert.equal(repoLayout(store, 'detections'), 'minute-folders');
-  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'minute-folders\n');
+  assert.equal(repoLayout(store, 'detections'), 'hour-folders');
+  assert.equal(readFileSync(path.join(gitdirOf(store, 'detections'), 'vigil-layout'), 'utf8'), 'hour-folders\n');
   assert.deepEqual(c1.changed, [...paths].sort(), 'a commit reports the paths it was given');
-  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('minute-folders', p)).sort());
-  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/22/00/20261127T220005000Z.json'));
+  assert.deepEqual(lsTree(store, 'detections'), paths.map((p) => storedPath('hour-folders', p)).sort());
+  assert.ok(lsTree(store, 'detections').includes('alice-cam1/20261127/22/20261127T220005000Z.json'));
 
   assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), [...paths].sort());
   assert.deepEqual(await readJson(store, 'detections', at(22, 5)), { i: 3 });
@@ -86,7 +80,7 @@ test('a new repo keeps minute folders: git holds them, every repo function speak
   execFileSync('git', ['--git-dir', gitdirOf(store, 'detections'), 'fsck', '--strict', '--no-dangling'], { stdio: 'pipe' });
 });
 
-test('a commit rewrites the minute, hour, day and camera folders, not the camera\'s whole history', async () => {
+test('a commit rewrites the hour, day and camera folders, not the camera\'s whole history', async () => {
   const store = openStore(tmpDir());
   // Three days of a camera, one frame every 20 minutes.
   const changes = [];
@@ -103,41 +97,32 @@ test('a commit rewrites the minute, hour, day and camera folders, not the camera
   assert.deepEqual(days.map((e) => e.path), ['20261125', '20261126', '20261127']);
   const hours = await tree(days[2]!.oid);
   assert.equal(hours.length, 24, 'a day folder holds that day\'s hours');
-  const minutes = await tree(hours[23]!.oid);
-  assert.deepEqual(minutes.map((e) => e.path), ['00', '20', '40'], 'an hour folder holds that hour\'s minutes');
-  assert.deepEqual((await tree(minutes[2]!.oid)).map((e) => e.path), ['20261127T234000000Z.json'], 'a minute folder holds that minute\'s frames');
-  const next = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-cam/20261127T234059000Z.json', content: '{}' }], provenance: prov('one'), summary: 'one more' });
+  assert.deepEqual((await tree(hours[23]!.oid)).map((e) => e.path), ['20261127T230000000Z.json', '20261127T232000000Z.json', '20261127T234000000Z.json'], 'an hour folder holds that hour\'s frames');
+  const next = await commitChanges(store, { repo: 'frames', changes: [{ path: 'u-cam/20261127T235959000Z.json', content: '{}' }], provenance: prov('one'), summary: 'one more' });
   const after = await camOf(next.commit!);
   assert.equal(after[0]!.oid, days[0]!.oid, 'an earlier day\'s folder is not rewritten');
   assert.notEqual(after[2]!.oid, days[2]!.oid);
   const hoursAfter = await tree(after[2]!.oid);
   assert.deepEqual(hoursAfter.slice(0, 23), hours.slice(0, 23), 'the day\'s earlier hours are not rewritten');
-  const minutesAfter = await tree(hoursAfter[23]!.oid);
-  assert.deepEqual(minutesAfter.slice(0, 2), minutes.slice(0, 2), 'the hour\'s earlier minutes are not rewritten');
-  assert.deepEqual((await tree(minutesAfter[2]!.oid)).map((e) => e.path), ['20261127T234000000Z.json', '20261127T234059000Z.json']);
+  assert.equal((await tree(hoursAfter[23]!.oid)).length, 4);
 });
 
-for (const [layout, stored] of [
-  ['day-folders', ['u-cam/20261127/20261127T220005000Z.json', 'u-cam/20261127/20261127T230000000Z.json', 'u-cam/20261128/20261128T000000000Z.json']],
-  ['hour-folders', ['u-cam/20261127/22/20261127T220005000Z.json', 'u-cam/20261127/23/20261127T230000000Z.json', 'u-cam/20261128/00/20261128T000000000Z.json']],
-] as const) {
-  test(`a repo made with ${layout} (by an earlier version) keeps them`, async () => {
-    const store = openStore(tmpDir());
-    const gitdir = gitdirOf(store, 'detections');
-    mkdirSync(gitdir, { recursive: true });
-    writeFileSync(path.join(gitdir, 'vigil-layout'), `${layout}\n`);
-    const paths = ['u-cam/20261127T220005000Z.json', 'u-cam/20261127T230000000Z.json', 'u-cam/20261128T000000000Z.json'];
-    const c = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b'), summary: 'day' });
-    assert.equal(repoLayout(store, 'detections'), layout);
-    assert.deepEqual(lsTree(store, 'detections'), stored);
-    assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), paths);
-    assert.deepEqual(await readJson(store, 'detections', paths[1]!), { i: 1 });
-    assert.match((await lookupBlobs(store, 'detections', c.commit, [paths[2]!])).get(paths[2]!) ?? '', /^[0-9a-f]{40}$/);
-    const walked: string[] = [];
-    for await (const b of walkBlobs(store, 'detections')) walked.push(b.path);
-    assert.deepEqual(walked, paths);
-  });
-}
+test('a repo made with day folders (before hour folders) keeps them', async () => {
+  const store = openStore(tmpDir());
+  const gitdir = gitdirOf(store, 'detections');
+  mkdirSync(gitdir, { recursive: true });
+  writeFileSync(path.join(gitdir, 'vigil-layout'), 'day-folders\n');
+  const paths = ['u-cam/20261127T220005000Z.json', 'u-cam/20261127T230000000Z.json', 'u-cam/20261128T000000000Z.json'];
+  const c = await commitChanges(store, { repo: 'detections', changes: paths.map((p, i) => ({ path: p, content: `{"i":${i}}` })), provenance: prov('b'), summary: 'day' });
+  assert.equal(repoLayout(store, 'detections'), 'day-folders');
+  assert.deepEqual(lsTree(store, 'detections'), ['u-cam/20261127/20261127T220005000Z.json', 'u-cam/20261127/20261127T230000000Z.json', 'u-cam/20261128/20261128T000000000Z.json']);
+  assert.deepEqual((await listFiles(store, 'detections')).map((f) => f.path), paths);
+  assert.deepEqual(await readJson(store, 'detections', paths[1]!), { i: 1 });
+  assert.match((await lookupBlobs(store, 'detections', c.commit, [paths[2]!])).get(paths[2]!) ?? '', /^[0-9a-f]{40}$/);
+  const walked: string[] = [];
+  for await (const b of walkBlobs(store, 'detections')) walked.push(b.path);
+  assert.deepEqual(walked, paths);
+});
 
 test('a repo made before layouts (no layout file) stays flat; a damaged layout file is refused', async () => {
   const dir = tmpDir();
@@ -168,7 +153,7 @@ test('a new repo made by many concurrent commits is made once: every commit land
   assert.ok(results.every((r) => r.created));
   const gitdir = gitdirOf(store, 'invalid');
   assert.equal(readFileSync(path.join(gitdir, 'HEAD'), 'utf8'), 'ref: refs/heads/main\n');
-  assert.equal(readFileSync(path.join(gitdir, 'vigil-layout'), 'utf8'), 'minute-folders\n');
+  assert.equal(readFileSync(path.join(gitdir, 'vigil-layout'), 'utf8'), 'hour-folders\n');
   assert.deepEqual(fs.readdirSync(gitdir).filter((f) => f.includes('.tmp-')), [], 'no temporary file left');
   assert.equal((await listFiles(store, 'invalid')).length, 12);
   execFileSync('git', ['--git-dir', gitdir, 'fsck', '--strict'], { stdio: 'pipe' });
@@ -183,7 +168,7 @@ test('a repo whose creation was cut off before HEAD (no HEAD yet) is finished by
   await assert.rejects(resolveRef(store, 'invalid'), (e) => isVigilError(e, 'E_NOT_FOUND'));
   await commitChanges(store, { repo: 'invalid', changes: [{ path: 'u-d/20261127T224233120Z.json', content: '{}' }], provenance: prov('b'), summary: 'after' });
   assert.ok(await resolveRef(store, 'invalid'), 'the repo exists once the commit is made');
-  assert.equal(repoLayout(store, 'invalid'), 'minute-folders');
+  assert.equal(repoLayout(store, 'invalid'), 'hour-folders');
   assert.equal(readFileSync(path.join(gitdir, 'config'), 'utf8'), '[core]\n\tbare = true\n', 'an existing config is kept');
 
   // An older Vigil cut off the same way went on committing flat documents into it: they stay readable.

@@ -93,7 +93,7 @@ test('walkBlobs streams every file in path order and refuses a damaged object', 
   assert.deepEqual(walked, [...paths].sort());
   // Rewrite one loose object with other (validly compressed) content under the same id.
   const gitdir = gitdirOf(store, 'detections');
-  // git knows the document by its stored path (its day, hour and minute folders, see repos/layout.ts).
+  // git knows the document by its stored path (its day and hour folders, see repos/layout.ts).
   const oid = spawnSync('git', ['--git-dir', gitdir, 'rev-parse', `main:${storedPath(repoLayout(store, 'detections'), paths[0]!)}`], { encoding: 'utf8' }).stdout.trim();
   assert.match(oid, /^[0-9a-f]{40}$/);
   const file = path.join(gitdir, 'objects', oid.slice(0, 2), oid.slice(2));
