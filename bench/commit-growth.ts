@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { commitChanges, gitdirOf, openStore, type RepoLayout, type RepoStore } from '../repos/index.js';
-import { bytes, fmt, now, percentile, round, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
+import { apparentSize, bytes, fmt, now, percentile, round, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
 
 const DAY = Date.UTC(2026, 10, 26);
 /** A frame document about the size the ingest API writes; each one differs, as frame documents do. */
@@ -27,12 +27,6 @@ interface Measured {
   endOfDayBytesPerCommit: number;
 }
 
-/** Bytes of the files under `dir`, recursively. */
-function treeBytes(dir: string): number {
-  let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? treeBytes(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).size;
-  return n;
-}
 
 /** A frames repo made with `layout`, holding `seconds` frames of one camera at 1 frame/s from midnight. */
 async function filledRepo(dir: string, layout: RepoLayout, seconds: number) {
@@ -57,7 +51,7 @@ async function measure(layouts: readonly RepoLayout[], seconds: number, commits:
   try {
     const stores: RepoStore[] = [];
     for (const [i, layout] of layouts.entries()) stores.push(await filledRepo(tmps[i]!.dir, layout, seconds));
-    const objectBytes = () => stores.map((store) => treeBytes(path.join(gitdirOf(store, 'frames'), 'objects')));
+    const objectBytes = () => Promise.all(stores.map(async (store) => (await apparentSize(path.join(gitdirOf(store, 'frames'), 'objects'))).bytes));
     const timed = async (at: (i: number) => number) => {
       const ms: number[][] = layouts.map(() => []);
       for (let i = 0; i < commits; i++) {
@@ -71,9 +65,9 @@ async function measure(layouts: readonly RepoLayout[], seconds: number, commits:
     };
     // Still inside the last second of the filled history (milliseconds apart), then the next day.
     const last = DAY + (seconds - 1) * 1000;
-    const before = objectBytes();
+    const before = await objectBytes();
     const endOfDay = await timed((i) => last + 1 + i);
-    const added = objectBytes().map((b, k) => Math.round((b - before[k]!) / commits));
+    const added = (await objectBytes()).map((b, k) => Math.round((b - before[k]!) / commits));
     const nextDay = await timed((i) => DAY + 86_400_000 + i * 1000);
     return layouts.map((layout, k) => ({ layout, history: seconds, endOfDayMs: endOfDay[k]!, nextDayMs: nextDay[k]!, endOfDayBytesPerCommit: added[k]! }));
   } finally {

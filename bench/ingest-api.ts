@@ -9,11 +9,11 @@ import { fork } from 'node:child_process';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { loadConfig } from '../lib/config.js';
 import { commitChanges, diskUsage, gitdirOf, listFiles, lookupBlobs, readBranchHead, readJson } from '../repos/index.js';
 import { bytes, fmt, now, procCpuMs, round, selfCpuMs, stats, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
 import type { LoadRequest, LoadResult } from './lib/loadgen.js';
 import { startSystem, writeBenchRules } from './lib/system.js';
-import { loadConfig } from '../lib/config.js';
 
 /** The embedded defaults (no environment). */
 const DEFAULTS = loadConfig({});

@@ -4,39 +4,15 @@
  * and what re-ingesting the same frames adds (same capture times: duplicates; new capture times:
  * new frame documents over the same bytes).
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { commitChanges, diskUsage, gcAll, gcRepo, gitdirOf, listFiles, listRepoNames, openStore, readJson, type RepoStore } from '../repos/index.js';
-import { bytes, fmt, round, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
+import { apparentSize, bytes, fmt, round, target, tempDir, type Benchmark, type BenchOptions, type BenchOutcome } from './lib/common.js';
 import { benchFrames, blankJpeg, truncatedJpeg } from './lib/frames.js';
 import { CaptureClock, FrameClient, mapLimit } from './lib/http.js';
 import { startSystem, writeBenchRules, type RunningSystem } from './lib/system.js';
 
 const STAGES = ['frames', 'standardized', 'invalid', 'detections', 'threats', 'alerts'] as const;
 
-/** Apparent bytes and file count of a folder (recursive). */
-async function apparent(dir: string): Promise<{ bytes: number; files: number }> {
-  let total = 0;
-  let files = 0;
-  let entries;
-  try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
-  } catch {
-    return { bytes: 0, files: 0 };
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      const sub = await apparent(p);
-      total += sub.bytes;
-      files += sub.files;
-    } else if (e.isFile()) {
-      total += (await fsp.stat(p)).size;
-      files++;
-    }
-  }
-  return { bytes: total, files };
-}
 
 interface RepoSize {
   repo: string;
@@ -50,7 +26,7 @@ async function repoSizes(store: RepoStore): Promise<Record<string, RepoSize>> {
   const out: Record<string, RepoSize> = {};
   for (const repo of await listRepoNames(store)) {
     const dir = gitdirOf(store, repo);
-    const a = await apparent(dir);
+    const a = await apparentSize(dir);
     const docs = (await listFiles(store, repo)).filter((f) => !f.path.startsWith('cooldowns/')).length;
     out[repo] = { repo, docs, diskBytes: await diskUsage(dir), apparentBytes: a.bytes, files: a.files };
   }
@@ -59,7 +35,7 @@ async function repoSizes(store: RepoStore): Promise<Record<string, RepoSize>> {
 
 async function objectSizes(store: RepoStore) {
   const dir = path.join(store.dataDir, 'objects');
-  const a = await apparent(dir);
+  const a = await apparentSize(dir);
   return { diskBytes: await diskUsage(dir), apparentBytes: a.bytes, files: a.files };
 }
 

@@ -3,7 +3,7 @@
  * load-average sampling and machine facts. Benchmarks measure; they never assert like tests do.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, promises as fsp, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -260,4 +260,28 @@ export function procCpuMs(pid: number): number | null {
 export function selfCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
+}
+
+/** Apparent bytes and file count of a folder (recursive). */
+export async function apparentSize(dir: string): Promise<{ bytes: number; files: number }> {
+  let total = 0;
+  let files = 0;
+  let entries;
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return { bytes: 0, files: 0 };
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      const sub = await apparentSize(p);
+      total += sub.bytes;
+      files += sub.files;
+    } else if (e.isFile()) {
+      total += (await fsp.stat(p)).size;
+      files++;
+    }
+  }
+  return { bytes: total, files };
 }
