@@ -159,7 +159,7 @@ async function alertStatus(alertId: string): Promise<string> {
 
 const requestsFor = (alertId: string) => sendgrid.received.filter((r) => JSON.stringify(r.json ?? '').includes(alertId));
 
-test('500, 500, then accepted: retried with backoff, delivered once, every attempt recorded', async () => {
+test('500, 500, then accepted: retried with backoff, delivered once, every attempt recorded', { timeout: 5 * 60_000 }, async () => {
   sendgrid.reset();
   sendgrid.failNext(2, 500);
   const { summary, alertId } = await catBatch();
@@ -171,7 +171,7 @@ test('500, 500, then accepted: retried with backoff, delivered once, every attem
   assert.equal(await alertStatus(alertId), 'delivered');
 });
 
-test('a provider that never answers: e-mail has no idempotency key, so the timeout is recorded unknown and never resent', async () => {
+test('a provider that never answers: e-mail has no idempotency key, so the timeout is recorded unknown and never resent', { timeout: 5 * 60_000 }, async () => {
   sendgrid.reset();
   sendgrid.hangNext(1);
   const { summary, alertId } = await catBatch();
@@ -185,7 +185,7 @@ test('a provider that never answers: e-mail has no idempotency key, so the timeo
   assert.ok(first!.latencyMs >= TIMEOUT_MS * 0.9 && first!.latencyMs < TIMEOUT_MS + 5_000, `timed out after ${first!.latencyMs} ms (ALERT_TIMEOUT_MS ${TIMEOUT_MS})`);
 });
 
-test('a 400 is not retried: one request, recorded failed, the batch still completes', async () => {
+test('a 400 is not retried: one request, recorded failed, the batch still completes', { timeout: 5 * 60_000 }, async () => {
   sendgrid.reset();
   sendgrid.failNext(1, 400);
   const { summary, alertId } = await catBatch();
@@ -196,7 +196,7 @@ test('a 400 is not retried: one request, recorded failed, the batch still comple
   assert.equal(await alertStatus(alertId), 'failed');
 });
 
-test('an outage longer than the attempts (500, 502, 429, 503): recorded failed after VIGIL_ALERT_MAX_ATTEMPTS, never delivered', async () => {
+test('an outage longer than the attempts (500, 502, 429, 503): recorded failed after VIGIL_ALERT_MAX_ATTEMPTS, never delivered', { timeout: 5 * 60_000 }, async () => {
   sendgrid.reset();
   sendgrid.failNext(1, 500);
   sendgrid.failNext(1, 502);
@@ -210,7 +210,7 @@ test('an outage longer than the attempts (500, 502, 429, 503): recorded failed a
   assert.equal(await alertStatus(alertId), 'failed');
 });
 
-test('a 500 then a 400: the rejection ends the retries', async () => {
+test('a 500 then a 400: the rejection ends the retries', { timeout: 5 * 60_000 }, async () => {
   sendgrid.reset();
   sendgrid.failNext(1, 500);
   sendgrid.failNext(1, 400);
@@ -220,7 +220,7 @@ test('a 500 then a 400: the rejection ends the retries', async () => {
   assert.deepEqual(await attemptsOf(alertId), [[1, 500, 'retry'], [2, 400, 'failed']]);
 });
 
-test('a provider that accepts but answers after the timeout', async (t) => {
+test('a provider that accepts but answers after the timeout', { timeout: 5 * 60_000 }, async (t) => {
   sendgrid.reset();
   process.env.SENDGRID_BASE_URL = slow.url;
   slow.delayMs = TIMEOUT_MS * 3;
@@ -244,7 +244,7 @@ test('a provider that accepts but answers after the timeout', async (t) => {
   });
 });
 
-test('one chunk, two alerts, one 500: one delivery activity for the chunk; its retry resends only the failed e-mail', async () => {
+test('one chunk, two alerts, one 500: one delivery activity for the chunk; its retry resends only the failed e-mail', { timeout: 5 * 60_000 }, async () => {
   sendgrid.reset();
   sendgrid.failNext(1, 500);
   const before = new Set((await listFiles(store, 'alerts').catch(() => [])).map((f) => f.path));

@@ -21,8 +21,8 @@ import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import { createVigilWorker } from '../temporal/worker.js';
 import type { BatchSummary } from '../workflows/index.js';
 import {
-  acceptedPerAlert, catEmailRules, checkRepos, describePending, freePort, postFrame, runningActivities, shortenActivityTimeout,
-  liveCount, sleep, spawnVigil, waitFor, withTimeout, type RunningActivity, type VigilProcess,
+  acceptedPerAlert, catEmailRules, checkRepos, describePending, freePort, postFrame, runningActivities,
+  liveCount, sleep, spawnVigil, waitFor, withTimeout, type VigilProcess,
 } from './helpers/faults.js';
 import { ingestFixtures, setupDevice, testConfig } from './helpers/pipeline.js';
 import { startSendGrid, type SendGridServer } from './helpers/providers.js';
@@ -47,7 +47,7 @@ after(async () => {
   await sendgrid?.close();
 });
 
-test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame processed once, no alert sent twice', async (t) => {
+test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame processed once, no alert sent twice', { timeout: 10 * 60_000 }, async (t) => {
   const started = Date.now();
   const dir = tmpDir();
   const store = openStore(dir);
@@ -119,15 +119,13 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   // alert) are accepted and processed too.
   system = await startSystem();
   for (const [i, f] of ['chelsea.png', 'home.jpg', 'rocket.jpg'].entries()) paths.push(await post(f, T0 + 2 * 3_600_000 + i * 1000));
-  const stranded = new Map<string, RunningActivity>();
+  // Nothing is rescued by hand: every activity heartbeats, so one the stopped worker still held is
+  // retried within 30 s; one the server would wait minutes for fails the test at once.
   const batchIds = await waitFor(
     'every frame processed and every batch completed',
     async () => {
-      for (const a of await runningActivities(client, QUEUE)) {
-        if (!a.worker.startsWith(firstIdentity) || a.giveUpAfterS <= 60 || stranded.has(`${a.workflowId}/${a.activityId}`)) continue;
-        stranded.set(`${a.workflowId}/${a.activityId}`, a);
-        await shortenActivityTimeout(client, a, 20);
-      }
+      const stranded = (await runningActivities(client, QUEUE)).filter((a) => a.worker.startsWith(firstIdentity) && a.giveUpAfterS > 60);
+      assert.deepEqual(stranded.map((a) => `${a.activityType} in ${a.workflowId} (server waits ${a.giveUpAfterS} s)`), [], 'nothing waits minutes for the worker that was stopped');
       const done = (await liveCount(store, 'standardized')) + (await liveCount(store, 'invalid'));
       if (done < paths.length) return null;
       const ids: string[] = [];
@@ -142,11 +140,6 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
     throw new Error(`${err.message}; pending: ${(await describePending(client, QUEUE)).join(' | ')}; output: ${plain(system.lines.slice(-8).join(' / '))}`);
   });
   t.diagnostic(`all ${paths.length} frames processed in ${batchIds.length} batches, +${((Date.now() - started) / 1000).toFixed(1)} s`);
-  await t.test('nothing waits minutes for the worker that was stopped', {
-    todo: stranded.size ? 'product bug: activities without a heartbeat timeout wait out their whole start-to-close timeout (minutes) after a stop' : undefined,
-  }, () => {
-    assert.deepEqual([...stranded.values()].map((a) => `${a.activityType} in ${a.workflowId}`), []);
-  });
   const health = await fetch(`http://127.0.0.1:${apiPort}/v1/health`).then((r) => r.json() as Promise<{ autoPack: AutoPackStatus }>);
   const stop2 = await system.stop('SIGINT', { group: true, ms: 90_000 });
   assert.deepEqual(stop2, { code: 0, signal: null });
@@ -164,7 +157,7 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   for (const a of pending) assert.deepEqual((await readAttempts(store, a.alert.alertId)).map((x) => x.outcome), ['delivered']);
 });
 
-test('the embedded Temporal server stops and starts again under a running worker: the batch completes, nothing lost or doubled', async (t) => {
+test('the embedded Temporal server stops and starts again under a running worker: the batch completes, nothing lost or doubled', { timeout: 10 * 60_000 }, async (t) => {
   const dir = tmpDir();
   const { store, device } = await setupDevice(dir);
   const files = ['astronaut.png', 'camera.png', 'messi5.jpg', 'coffee.png', 'rocket.jpg', 'truncated.jpg'];
@@ -217,7 +210,7 @@ test('the embedded Temporal server stops and starts again under a running worker
   assert.equal(check.invalid.length, 1);
 });
 
-test('GET /v1/health answers 503 naming the problem while the embedded Temporal server does not answer, and 200 again once it does', async (t) => {
+test('GET /v1/health answers 503 naming the problem while the embedded Temporal server does not answer, and 200 again once it does', { timeout: 10 * 60_000 }, async (t) => {
   const dir = tmpDir();
   const { key } = await new DeviceRegistry(dir).add({ user: 'alice', device: 'cam1', site: 'hq', tz: 'Europe/Paris' });
   const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
@@ -262,7 +255,7 @@ test('GET /v1/health answers 503 naming the problem while the embedded Temporal 
   assert.deepEqual(await system.stop('SIGINT', { group: true, ms: 90_000 }), { code: 0, signal: null });
 });
 
-test('Ctrl-C while vigil start is still starting stops it cleanly; a second Ctrl-C stops at once; neither leaves a process behind', async (t) => {
+test('Ctrl-C while vigil start is still starting stops it cleanly; a second Ctrl-C stops at once; neither leaves a process behind', { timeout: 10 * 60_000 }, async (t) => {
   const leftovers = (temporalPort: number) => {
     try {
       return execFileSync('pgrep', ['-f', `temporal server start-dev .*--port ${temporalPort}`]).toString().trim();

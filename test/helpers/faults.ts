@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time.js';
 import git from 'isomorphic-git';
 import { batchIndexFile, fsck, gitArgs, listFiles, readJson, repoExists, type RepoStore } from '../../repos/index.js';
 import type { RecordedRequest } from './providers.js';
@@ -243,17 +242,6 @@ export async function pendingActivities(client: Client, taskQueue: string): Prom
 /** One line per pending activity (state, attempt, worker, last failure): for failure messages. */
 export async function describePending(client: Client, taskQueue: string): Promise<string[]> {
   return (await pendingActivities(client, taskQueue)).map((a) => `${a.workflowId}: ${a.activityType} state=${a.state} attempt=${a.attempt} worker=${a.worker} failure=${a.failure || '-'}`);
-}
-
-/**
- * Operator rescue of an activity stranded on a dead worker: shortens its start-to-close timeout
- * (what `temporal activity update-options --start-to-close-timeout` does), so the server retries it.
- */
-export async function shortenActivityTimeout(client: Client, a: RunningActivity, startToCloseS: number): Promise<void> {
-  await client.workflowService.updateActivityOptions({
-    namespace: 'default', execution: { workflowId: a.workflowId, runId: a.runId }, identity: 'vigil-faults-test', id: a.activityId,
-    activityOptions: { startToCloseTimeout: msToTs(startToCloseS * 1000) }, updateMask: { paths: ['start_to_close_timeout'] },
-  });
 }
 
 // -----------------------------------------------------------------------------------------------
