@@ -2,10 +2,7 @@
  * Bad-input corpus (test/helpers/corpus.ts) run against the real components: the ingest API on a real
  * socket, real repos in a temp folder, real sharp validation through the `validateFrames` stage, the
  * real rules checker (in child processes, so a crash or a hang is observed, not suffered) and the
- * real device registry. No mocks.
- *
- * Cases whose expectation fails because of a known product bug carry `knownBug` and run as todos:
- * they are reported, they do not fail the file.
+ * real device registry. No mocks. Every case's expected outcome is asserted (none is a todo).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -56,7 +53,6 @@ const tally = (category: string, outcome: string) => {
   const c = (summary[category] ??= {});
   c[outcome] = (c[outcome] ?? 0) + 1;
 };
-const knownBugs: string[] = [];
 
 // ---------------------------------------------------------------------------------------------------
 // HTTP plumbing
@@ -303,7 +299,6 @@ interface Exchange {
   headBefore: string | null;
   headAfter: string | null;
   expectStatus: number;
-  knownBug?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -324,7 +319,7 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
 
   // Exchanges run one at a time, so the store's state after one is the state before the next.
   let state = { objects: await objectCount(env.store), head: await framesHead(env.store) };
-  const around = async (id: string, kind: Exchange['kind'], expectStatus: number, body: Buffer | undefined, knownBug: string | undefined, send: () => Promise<Reply>) => {
+  const around = async (id: string, kind: Exchange['kind'], expectStatus: number, body: Buffer | undefined, send: () => Promise<Reply>) => {
     const before = state;
     const reply = await send();
     state = { objects: await objectCount(env.store), head: await framesHead(env.store) };
@@ -338,7 +333,6 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
       headBefore: before.head,
       headAfter: state.head,
       expectStatus,
-      ...(knownBug ? { knownBug } : {}),
     };
     exchanges.push(ex);
     byId.set(id, ex);
@@ -348,7 +342,7 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
   for (const c of images) {
     const time = new Date(base + seq++ * 1000).toISOString();
     const expectStatus = c.expect.kind === 'reject' ? c.expect.status : 202;
-    await around(c.id, 'image', expectStatus, c.bytes, c.knownBug, () =>
+    await around(c.id, 'image', expectStatus, c.bytes, () =>
       httpRequest(env.port, {
         method: 'POST',
         path: '/v1/frames',
@@ -361,7 +355,7 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
   for (const c of requests) {
     const time = c.via === 'http' && c.fixedTime ? c.fixedTime : new Date(base + seq++ * 1000).toISOString();
     const body = bodyOf(c.body ?? 'none');
-    await around(c.id, 'request', c.expect.status, body, c.knownBug, () => {
+    await around(c.id, 'request', c.expect.status, body, () => {
       const fill = filler(env, time, body?.length ?? 0);
       if (c.via === 'http') {
         const headers = Object.fromEntries(Object.entries(c.headers).map(([k, v]) => [k, typeof v === 'string' ? fill(v) : v.map(fill)]));
@@ -382,7 +376,7 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
 
   // The server stayed up: a good request at the end is accepted.
   const finalTime = new Date(base + seq++ * 1000).toISOString();
-  const final = await around('final-good-request', 'final', 202, GOOD, undefined, () =>
+  const final = await around('final-good-request', 'final', 202, GOOD, () =>
     httpRequest(env.port, { method: 'POST', path: '/v1/frames', headers: { Authorization: `Bearer ${env.keys.alice}`, 'Content-Type': 'image/jpeg', 'X-Capture-Time': finalTime }, body: GOOD }),
   );
 
@@ -448,8 +442,7 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
       const e = c.expect;
       const outcome = e.kind === 'reject' ? String(e.status) : e.kind === 'standardized' ? 'standardized' : `invalid:${e.reason}`;
       tally('image', e.kind === 'reject' ? String(e.status) : e.kind === 'standardized' ? 'standardized' : 'invalid');
-      if (c.knownBug) knownBugs.push(c.id);
-      await t2.test(`${c.id} -> ${outcome}`, c.knownBug ? { todo: c.knownBug } : {}, () => {
+      await t2.test(`${c.id} -> ${outcome}`, () => {
         if (e.kind === 'reject') {
           checkHttp(ex, { status: e.status, code: e.code });
           return;
@@ -475,8 +468,7 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
     for (const c of requests) {
       const ex = byId.get(c.id)!;
       tally('request', c.expect.status === 0 ? 'reset' : String(c.expect.status));
-      if (c.knownBug) knownBugs.push(c.id);
-      await t2.test(`${c.id} -> ${c.expect.status || 'no answer'}`, c.knownBug ? { todo: c.knownBug } : {}, () => {
+      await t2.test(`${c.id} -> ${c.expect.status || 'no answer'}`, () => {
         checkHttp(ex, c.expect);
         if (c.via === 'http' && c.waitContinue) assert.equal(ex.reply.continued, false, 'refused before any body byte was asked for');
         if (c.expect.status === 202) {
@@ -500,10 +492,14 @@ test('API corpus: bad images and bad requests get a 4xx or end in exactly one of
     const resets = exchanges.filter((e) => e.reply.status === 0 && e.expectStatus === 0);
     const other = exchanges.filter((e) => !accepted.includes(e) && !rejected.includes(e) && !resets.includes(e));
     assert.deepEqual(other.map((e) => `${e.id}: ${e.reply.status}`), [], 'no 5xx, no unexpected silence');
-    assert.equal(exchanges.length, accepted.length + rejected.length + resets.length, 'sent = accepted + rejected (+ client resets, which nobody can answer)');
+    // Sent: every case of the corpus, counted from the corpus itself, once each, and the final good request.
+    const sent = images.length + requests.length + 1;
+    assert.equal(new Set(exchanges.map((e) => e.id)).size, sent, 'each case sent once');
+    assert.equal(accepted.length + rejected.length + resets.length, sent, 'sent = accepted + rejected (+ client resets, which nobody can answer)');
+    assert.equal(accepted.length, images.filter((c) => c.expect.kind !== 'reject').length + requests.filter((c) => c.expect.status === 202).length + 1, 'accepted: the cases expected to be');
     assert.equal(resets.length, requests.filter((r) => r.expect.status === 0).length);
-    // Every rejected request has a clear 4xx and a one-line JSON message (known non-JSON answers are todos above).
-    for (const e of rejected.filter((x) => !x.knownBug)) assertError(e.reply, e.reply.status, undefined);
+    // Every rejected request has a clear 4xx and a one-line JSON message.
+    for (const e of rejected) assertError(e.reply, e.reply.status, undefined);
 
     const distinct = new Set(accepted.filter((e) => e.reply.json.duplicate === false).map((e) => String(e.reply.json.path)));
     assert.equal(distinct.size, accepted.filter((e) => e.reply.json.duplicate === false).length, 'each accepted frame has its own path');
@@ -641,8 +637,7 @@ test('rules corpus: checkRules answers ok:false with an error naming the bad fil
   });
   for (const c of cases) {
     tally('rules', 'ok:false');
-    if (c.knownBug) knownBugs.push(c.id);
-    await t.test(`${c.id} -> ok:false naming ${c.badFile}`, c.knownBug ? { todo: c.knownBug } : {}, () => {
+    await t.test(`${c.id} -> ok:false naming ${c.badFile}`, () => {
       const dir = dirOf.get(c.id)!;
       const r = results.get(dir);
       assert.ok(r, 'a result');
@@ -676,6 +671,6 @@ test('corpus summary', (t: TestContext) => {
     return { cat, n, text: `${cat} ${n} (${detail})` };
   });
   const total = parts.reduce((a, p) => a + p.n, 0);
-  t.diagnostic(`bad-input corpus: ${total} cases — ${parts.map((p) => p.text).join('; ')}; known product bugs (todo): ${knownBugs.length}`);
+  t.diagnostic(`bad-input corpus: ${total} cases — ${parts.map((p) => p.text).join('; ')}`);
   assert.ok(total >= 200, `at least 200 cases (got ${total})`);
 });
