@@ -23,17 +23,21 @@ export class FrameClient {
 
   constructor(apiUrl: string, maxSockets: number) {
     this.url = new URL('/v1/frames', apiUrl);
-    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+    // Idle sockets are closed by the client after 3 s, before the server's keep-alive timeout
+    // (5 s, which Node 20 enforces at 6 s). Without an agent timeout of its own, node:http's Agent
+    // keeps idle sockets forever and does not heed the server's `Keep-Alive: timeout=5` hint.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: 3_000 });
   }
 
   /**
    * Requests sent again because the server had closed their kept-alive connection as they were
-   * sent. node:http's Agent reuses an idle socket without heeding the server's `Keep-Alive:
-   * timeout=5` (it has no timeout of its own here), so a socket idle for about 5 s can be picked
-   * just as the server closes it: the request fails with ECONNRESET ("socket hang up") before the
-   * server read it. Node's documentation answers that race by retrying when `req.reusedSocket`;
-   * so does this client (once, on a new socket; latency still counts from the first try). Seen in
-   * the open-loop runs, where a slow spell leaves many extra sockets idle afterwards.
+   * sent: the request fails with ECONNRESET ("socket hang up") or EPIPE before the server read it.
+   * The agent's idle timeout (above) makes this rare; Node's documentation answers what is left of
+   * the race by retrying when `req.reusedSocket`, and so does this client: once, on a connection
+   * of its own (`agent: false`; another pooled socket may have been closed in the same pass).
+   * Latency still counts from the first try. Seen in the open-loop runs, where a slow spell left
+   * many extra sockets idle afterwards. A resend is safe: the server answers a frame it already
+   * stored (same device, capture time and bytes) with `202 duplicate`.
    */
   resetRetries = 0;
 
@@ -41,13 +45,13 @@ export class FrameClient {
   post(key: string, bytes: Buffer, capturedAt: string, contentType = 'image/jpeg'): Promise<PostResult> {
     const sentAt = Date.now();
     const t0 = now();
-    const once = (): Promise<PostResult> =>
+    const once = (fresh: boolean): Promise<PostResult> =>
       new Promise<PostResult>((resolve, reject) => {
         const req = http.request(
           this.url,
           {
             method: 'POST',
-            agent: this.agent,
+            agent: fresh ? false : this.agent,
             headers: { Authorization: `Bearer ${key}`, 'Content-Type': contentType, 'Content-Length': bytes.length, 'X-Capture-Time': capturedAt },
           },
           (res) => {
@@ -68,10 +72,10 @@ export class FrameClient {
         req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
         req.end(bytes);
       });
-    return once().catch((err: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
-      if (!err.reusedSocket || err.code !== 'ECONNRESET') throw err;
+    return once(false).catch((err: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+      if (!err.reusedSocket || (err.code !== 'ECONNRESET' && err.code !== 'EPIPE')) throw err;
       this.resetRetries++;
-      return once();
+      return once(true);
     });
   }
 
