@@ -157,7 +157,8 @@ test('Ctrl-C of `vigil start` mid-batch, then `vigil start` again: every frame p
   for (const a of pending) assert.deepEqual((await readAttempts(store, a.alert.alertId)).map((x) => x.outcome), ['delivered']);
 });
 
-test('the embedded Temporal server stops and starts again under a running worker: the batch completes, nothing lost or doubled', { timeout: 10 * 60_000 }, async (t) => {
+// Stopped (SIGTERM, as vigil start stops it) or crashed (SIGKILL: no chance to flush or say goodbye).
+for (const how of ['stops', 'crashes'] as const) test(`the embedded Temporal server ${how} and starts again under a running worker: the batch completes, nothing lost or doubled`, { timeout: 10 * 60_000 }, async (t) => {
   const dir = tmpDir();
   const { store, device } = await setupDevice(dir);
   const files = ['astronaut.png', 'camera.png', 'messi5.jpg', 'coffee.png', 'rocket.jpg', 'truncated.jpg'];
@@ -169,7 +170,7 @@ test('the embedded Temporal server stops and starts again under a running worker
     await stopWorker();
     await dev.stop();
   });
-  const queue = 'faults-devserver';
+  const queue = `faults-devserver-${how}`;
   const config = { ...testConfig(dir, dev.address, queue), VIGIL_CHUNK_SIZE: 3 };
   // The outage makes the SDK log every retried call: keep that out of the test output.
   try {
@@ -195,7 +196,12 @@ test('the embedded Temporal server stops and starts again under a running worker
 
   // Stop the server while validate or detect runs; it is down for 2 s, then back on the same SQLite file and port.
   await waitFor('a stage running', async () => (await runningActivities(client, queue)).some((a) => a.activityType === 'detectStage' || a.activityType === 'validateStage'), { timeoutMs: 60_000, intervalMs: 100 });
-  await dev.stop();
+  if (how === 'stops') await dev.stop();
+  else {
+    const gone = new Promise((r) => dev.process.once('exit', r));
+    dev.process.kill('SIGKILL');
+    await withTimeout('the killed Temporal server to exit', gone, 10_000);
+  }
   const stoppedAt = Date.now();
   await sleep(2000);
   dev = await startDevServer({ dataDir: dir, port, uiPort });
