@@ -226,8 +226,12 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
     const stagePerSec = Math.round((stagePaths.length * 1000) / (now() - t));
     o.log(`  threats stage (read, evaluate, commit to threats; chunks of 16): ${fmt(stagePerSec, 0)} frames/s`);
 
+    // At scale (not with --quick): the repo grown to SCALE_DOCS documents, packed as vigil start
+    // packs it, then replayed once cold and once warm: whether the rate holds past a few thousand.
+    const scale = o.quick ? null : await replayAtScale(store, rules, docs.length, o.log);
+
     return {
-      summary: `replay (read + evaluate, vigil replay) ${fmt(packedBulk.perSec, 0)}/s packed as vigil start packs (${fmt(looseBulk.perSec, 0)}/s loose, ${fmt(gcBulk.perSec, 0)}/s after vigil repo gc); evaluate only ${fmt(evalOnly.perSec, 0)}/s; read by path ${fmt(loose.perSec, 0)}/s loose, ${fmt(packed.perSec, 0)}/s packed; tree walk ${fmt(packedTree.perSec, 0)}/s packed; threats stage ${fmt(stagePerSec, 0)} frames/s (target >= 20,000/s)`,
+      summary: `replay (read + evaluate, vigil replay) ${fmt(packedBulk.perSec, 0)}/s packed as vigil start packs (${fmt(looseBulk.perSec, 0)}/s loose, ${fmt(gcBulk.perSec, 0)}/s after vigil repo gc)${scale ? `; over ${fmt(scale.docs, 0)} docs ${fmt(scale.coldPerSec, 0)}/s cold, ${fmt(scale.warmPerSec, 0)}/s warm` : ''}; evaluate only ${fmt(evalOnly.perSec, 0)}/s; read by path ${fmt(loose.perSec, 0)}/s loose, ${fmt(packed.perSec, 0)}/s packed; tree walk ${fmt(packedTree.perSec, 0)}/s packed; threats stage ${fmt(stagePerSec, 0)} frames/s (target >= 20,000/s)`,
       figures: {
         docs: n, objectsPerDoc: round(objects / n, 2), unsafe, users: USERS, devices: USERS * DEVICES_PER_USER,
         commitDocsPerSec: commitPerSec, repoBytes: { loose: looseBytes, packed: packedBytes, gc: gcBytes }, packMs, autoPack, gcMs,
@@ -235,9 +239,11 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
         readEvaluateByPath: { loose, packed }, readEvaluateTreeWalk: { loose: looseTree.perSec, packed: packedTree.perSec },
         replay: { loose: looseBulk, packed: packedBulk, gc: gcBulk },
         threatsStageFramesPerSec: stagePerSec,
+        atScale: scale,
       },
       targets: [
         target('detections read back from storage and re-evaluated (vigil replay; repo packed as vigil start packs it)', '>=', 20_000, packedBulk.perSec, '/s'),
+        ...(scale ? [target(`same over ${fmt(scale.docs, 0)} docs, one cold pass`, '>=', 20_000, scale.coldPerSec, '/s')] : []),
         target('evaluate only', '>=', 20_000, evalOnly.perSec, '/s'),
       ],
       markdown: [
@@ -253,6 +259,12 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
         `| tree walk + readBlob by id + evaluate, loose | ${fmt(looseTree.perSec, 0)} | |`,
         `| same, packed | ${fmt(packedTree.perSec, 0)} | |`,
         `| threats stage, chunks of 16 (with commits) | ${fmt(stagePerSec, 0)} | ${stagePaths.length} frames |`,
+        ...(scale
+          ? [
+              `| **replay over ${fmt(scale.docs, 0)} docs, one cold pass** (packed as \`vigil start\` packs) | **${fmt(scale.coldPerSec, 0)}** | ${fmt(scale.coldMs, 0)} ms; a million at this rate: ${round(1_000_000 / scale.coldPerSec, 1)} s; repo grown in commits of ${SCALE_COMMIT} docs (${fmt(scale.commitDocsPerSec, 0)} docs/s), packed in ${fmt(scale.packMs, 0)} ms to ${bytes(scale.packedBytes)} |`,
+              `| same, a second (warm) pass | ${fmt(scale.warmPerSec, 0)} | ${fmt(scale.warmMs, 0)} ms |`,
+            ]
+          : []),
         `| commit detection docs, batches of 32 | ${fmt(commitPerSec, 0)} | repo ${bytes(looseBytes)} loose, ${bytes(packedBytes)} packed by packRepo, ${bytes(gcBytes)} after gc |`,
       ],
       notes: [
@@ -265,6 +277,44 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   } finally {
     tmp.cleanup();
   }
+}
+
+/** Documents in the repo for the at-scale replay, and documents per commit while growing it. */
+const SCALE_DOCS = 100_000;
+const SCALE_COMMIT = 500;
+
+/**
+ * Grows the detections repo to SCALE_DOCS documents (the same generator, continued), packs it as
+ * `vigil start` does, and replays it once cold (fresh store cache, first read of the new pack) and
+ * once warm. @returns the rates, or null when the repo already holds that many
+ */
+async function replayAtScale(store: RepoStore, rules: RuleSet, have: number, log: (s: string) => void) {
+  if (have >= SCALE_DOCS) return null;
+  const more = makeDocs(SCALE_DOCS).slice(have);
+  let t = now();
+  for (let i = 0; i < more.length; i += SCALE_COMMIT) {
+    const changes: Change[] = more.slice(i, i + SCALE_COMMIT).map((d) => ({ path: d.path, content: JSON.stringify(d.doc, null, 1) + '\n' }));
+    await commitChanges(store, { repo: 'detections', changes, provenance: { batchId: `bench-scale-${i / SCALE_COMMIT}`, stage: 'detect', stageVersion: '1', inputs: [] }, summary: 'bench detections at scale' });
+  }
+  const commitDocsPerSec = Math.round((more.length * 1000) / (now() - t));
+  t = now();
+  await packRepo(store, 'detections');
+  const packMs = round(now() - t, 0);
+  const packedBytes = await diskUsage(gitdirOf(store, 'detections'));
+  store.cache = {};
+  t = now();
+  const cold = await replayRules(store, rules, { limit: 0 });
+  const coldMs = now() - t;
+  t = now();
+  const warm = await replayRules(store, rules, { limit: 0 });
+  const warmMs = now() - t;
+  if (cold.frames !== SCALE_DOCS || warm.frames !== SCALE_DOCS) throw new Error(`replay at scale read ${cold.frames} and ${warm.frames} docs, not ${SCALE_DOCS}`);
+  const out = {
+    docs: SCALE_DOCS, commitDocsPerSec, packMs, packedBytes,
+    coldMs: round(coldMs, 0), coldPerSec: Math.round((SCALE_DOCS * 1000) / coldMs), warmMs: round(warmMs, 0), warmPerSec: Math.round((SCALE_DOCS * 1000) / warmMs),
+  };
+  log(`  at scale: ${fmt(SCALE_DOCS, 0)} docs (grown at ${fmt(commitDocsPerSec, 0)} docs/s, packed in ${fmt(packMs, 0)} ms, ${bytes(packedBytes)}): replay ${fmt(out.coldPerSec, 0)}/s cold, ${fmt(out.warmPerSec, 0)}/s warm`);
+  return out;
 }
 
 /**

@@ -74,7 +74,7 @@ export function writeResultsMd(file: string, run: RunRecord): void {
     'and under which load it was measured. Full results of each run: `bench/out/results-<timestamp>.json` (git-ignored).',
     '',
     '```sh',
-    'npm run bench                       # everything (about 12 minutes; the first run also builds cached data)',
+    'npm run bench                       # everything (about 14 minutes; the first run also builds cached data)',
     'npm run bench -- --quick            # smaller variant, about 2 minutes',
     'npm run bench -- --only rules-replay,storage --json /tmp/bench.json',
     '```',
