@@ -75,7 +75,7 @@ export function writeResultsMd(file: string, run: RunRecord): void {
     '',
     '```sh',
     'npm run bench                       # everything (about 14 minutes; the first run also builds cached data)',
-    'npm run bench -- --quick            # smaller variant, about 2 minutes',
+    'npm run bench -- --quick            # smoke run, about 2 minutes: figures not judged, this file left as is',
     'npm run bench -- --only rules-replay,storage --json /tmp/bench.json',
     '```',
     '',
