@@ -26,7 +26,7 @@ import { compactTimestamp, framePath } from '../ingest/frameTag.js';
 import type { FrameDoc } from '../lib/schemas.js';
 import { fsck, listFiles, openStore, readJson, type RepoStore } from '../repos/index.js';
 import { createApiServer } from '../server/index.js';
-import { danglingFrames, emptyRefs, followIngest, orphanLocks, postFrame } from './helpers/faults.js';
+import { danglingFrames, emptyRefs, followIngest, orphanLocks, postFrame, seenTwice } from './helpers/faults.js';
 import { FIXTURES } from './helpers/tmp.js';
 
 const SIZE_MB = 8;
@@ -155,12 +155,7 @@ test('a full disk: 503 E_STORAGE, never a 2xx for a frame not stored, nothing ha
       filler.leave(pages);
       await send(i++, pages, bytes, 'image/jpeg');
       // Seen empty twice, 200 ms apart (a live holder's lock is empty only for microseconds).
-      let torn = await orphanLocks(dataDir, 0);
-      if (torn.length) {
-        await new Promise((r) => setTimeout(r, 200));
-        const again = await orphanLocks(dataDir, 0);
-        torn = torn.filter((f) => again.includes(f));
-      }
+      const torn = await seenTwice(() => orphanLocks(dataDir, 0), 200);
       assert.deepEqual(torn.map((f) => path.relative(dataDir, f)), [], `no lock file is left behind by frame ${i - 1} (${pages} free pages)`);
     }
   }

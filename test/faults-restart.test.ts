@@ -21,7 +21,7 @@ import { batchWorkflowId, makeBatchStarter } from '../temporal/starter.js';
 import { createVigilWorker } from '../temporal/worker.js';
 import type { BatchSummary } from '../workflows/index.js';
 import {
-  acceptedPerAlert, catEmailRules, checkRepos, describePending, freePort, postFrame, runningActivities,
+  acceptedPerAlert, catEmailRules, checkRepos, describePending, exited, freePort, postFrame, runningActivities,
   liveCount, sleep, spawnVigil, waitFor, withTimeout, type VigilProcess,
 } from './helpers/faults.js';
 import { ingestFixtures, setupDevice, testConfig } from './helpers/pipeline.js';
@@ -197,10 +197,9 @@ for (const how of ['stops', 'crashes'] as const) test(`the embedded Temporal ser
   // Stop the server while validate or detect runs; it is down for 2 s, then back on the same SQLite file and port.
   await waitFor('a stage running', async () => (await runningActivities(client, queue)).some((a) => a.activityType === 'detectStage' || a.activityType === 'validateStage'), { timeoutMs: 60_000, intervalMs: 100 });
   if (how === 'stops') await dev.stop();
-  else if (dev.process.exitCode === null && dev.process.signalCode === null) {
-    const gone = new Promise((r) => dev.process.once('exit', r));
+  else {
     dev.process.kill('SIGKILL');
-    await withTimeout('the killed Temporal server to exit', gone, 10_000);
+    await exited(dev.process, 10_000);
   }
   const stoppedAt = Date.now();
   await sleep(2000);

@@ -49,6 +49,24 @@ export async function withTimeout<T>(what: string, p: Promise<T>, ms: number): P
   }
 }
 
+/** Resolves when `child` has exited (at once if it already has); rejects after `ms`. */
+export function exited(child: ChildProcess, ms = 60_000): Promise<unknown> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return withTimeout(`process ${child.pid} to exit`, new Promise((r) => child.once('exit', r)), ms);
+}
+
+/**
+ * What `find` reports twice, `ms` apart: a file a live writer holds in a passing state (an empty
+ * lock or ref for microseconds) is not reported; one a dead or failed writer left is.
+ */
+export async function seenTwice(find: () => Promise<string[]>, ms: number): Promise<string[]> {
+  const first = await find();
+  if (!first.length) return first;
+  await sleep(ms);
+  const still = new Set(await find());
+  return first.filter((f) => still.has(f));
+}
+
 /** A TCP port free on 127.0.0.1 right now. */
 export async function freePort(): Promise<number> {
   const s = net.createServer();
