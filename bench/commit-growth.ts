@@ -27,7 +27,6 @@ interface Measured {
   endOfDayBytesPerCommit: number;
 }
 
-
 /** A frames repo made with `layout`, holding `seconds` frames of one camera at 1 frame/s from midnight. */
 async function filledRepo(dir: string, layout: RepoLayout, seconds: number) {
   const store = openStore(dir);

@@ -42,13 +42,13 @@ interface Args {
   only: string[] | null;
   json: string | null;
   threads: number;
-  md: boolean;
+  /** null until set: --no-md, --md, else true except with --quick. */
+  md: boolean | null;
   maxLoad: number | null;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, only: null, json: null, threads: Number(process.env.VIGIL_THREADS) || os.availableParallelism(), md: true, maxLoad: null };
-  let mdAsked = false;
+  const args: Args = { quick: false, only: null, json: null, threads: Number(process.env.VIGIL_THREADS) || os.availableParallelism(), md: null, maxLoad: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -58,7 +58,7 @@ function parseArgs(argv: string[]): Args {
     };
     const flag = a.split('=')[0];
     if (flag === '--quick') args.quick = true;
-    else if (flag === '--md') mdAsked = true;
+    else if (flag === '--md') args.md = true;
     else if (flag === '--only') args.only = value().split(',').map((s) => s.trim()).filter(Boolean);
     else if (flag === '--json') args.json = value();
     else if (flag === '--threads') args.threads = Number(value());
@@ -70,7 +70,7 @@ function parseArgs(argv: string[]): Args {
     } else throw new Error(`unknown option ${a}`);
   }
   // RESULTS.md holds the latest full figures: a smoke run leaves it alone unless --md asks.
-  if (args.quick && !mdAsked) args.md = false;
+  args.md ??= !args.quick;
   if (!Number.isInteger(args.threads) || args.threads < 1) throw new Error('--threads must be a positive integer');
   if (args.maxLoad !== null && !(args.maxLoad > 0)) throw new Error('--max-load must be a positive number');
   const names = new Set(BENCHMARKS.map((b) => b.name));

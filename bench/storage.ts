@@ -13,7 +13,6 @@ import { startSystem, writeBenchRules, type RunningSystem } from './lib/system.j
 
 const STAGES = ['frames', 'standardized', 'invalid', 'detections', 'threats', 'alerts'] as const;
 
-
 interface RepoSize {
   repo: string;
   docs: number;
